@@ -1,0 +1,169 @@
+/**
+ * The contract between nsview's filesystem logic and whatever speaks FUSE to the kernel.
+ *
+ * It is deliberately the *low-level* (inode-based) FUSE model: the kernel names files by node
+ * ids we hand out in `lookup`, never by path strings, which is what lets the virtual tree keep
+ * its own identity and containment rules. Nothing outside src/fuse/ may import the engine's
+ * internals; the rest of nsview sees only these types and `mountFuse()`.
+ */
+
+/** File attributes as the kernel wants them (struct fuse_attr), with full 64-bit inode and ns times. */
+export interface Attr {
+  ino: bigint;
+  size: bigint;
+  blocks: bigint;
+  atimeSec: bigint;
+  atimeNsec: number;
+  mtimeSec: bigint;
+  mtimeNsec: number;
+  ctimeSec: bigint;
+  ctimeNsec: number;
+  /** File type and permission bits (S_IFMT | 07777). */
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** Device number in the kernel's new_encode_dev() form, as the kernel expects it in fuse_attr. */
+  rdev: number;
+  blksize: number;
+}
+
+/** Answer to LOOKUP (and an entry of READDIRPLUS). */
+export interface Entry {
+  nodeid: bigint;
+  generation: bigint;
+  attr: Attr;
+  /** How long the kernel may cache the name -> node binding. */
+  entryTimeoutMs: number;
+  /** How long the kernel may cache the attributes. */
+  attrTimeoutMs: number;
+}
+
+export interface AttrReply {
+  attr: Attr;
+  attrTimeoutMs: number;
+}
+
+/** One directory entry. `off` is the cookie the kernel hands back to continue *after* this entry. */
+export interface DirEntry {
+  name: Buffer;
+  /** st_ino shown by readdir (d_ino). */
+  ino: bigint;
+  /** d_type: DT_DIR, DT_REG, ... (see `DT` below). */
+  type: number;
+  off: bigint;
+  /** For READDIRPLUS: the entry to instantiate; omit to let the kernel look the name up itself. */
+  entry?: Entry;
+}
+
+export interface OpenReply {
+  fh: bigint;
+  /** Keep the page cache from earlier opens (FOPEN_KEEP_CACHE). */
+  keepCache?: boolean;
+  /** Bypass the page cache (FOPEN_DIRECT_IO): for files whose size lies (procfs-like). */
+  directIo?: boolean;
+  /** For directories: cache readdir results (FOPEN_CACHE_DIR). */
+  cacheDir?: boolean;
+}
+
+export interface StatFs {
+  blocks: bigint;
+  bfree: bigint;
+  bavail: bigint;
+  files: bigint;
+  ffree: bigint;
+  bsize: number;
+  namelen: number;
+  frsize: number;
+}
+
+/** Who asked: from the FUSE request header. */
+export interface RequestContext {
+  unique: bigint;
+  uid: number;
+  gid: number;
+  pid: number;
+  /** Aborted when the kernel interrupts the request (FUSE_INTERRUPT) or the session ends. */
+  signal: AbortSignal;
+}
+
+/**
+ * Handlers for the operations nsview serves. A handler rejects with an error carrying a positive
+ * `errno` (NsviewError); anything else is answered EIO and logged. Operations not listed here, and
+ * every modifying operation when the session is read-only, are answered by the engine itself
+ * (ENOSYS / EROFS) without reaching these handlers.
+ */
+export interface FuseOperations {
+  lookup(ctx: RequestContext, parent: bigint, name: Buffer): Promise<Entry>;
+  /** The kernel dropped `nlookup` references to `nodeid`. No reply is sent. */
+  forget(nodeid: bigint, nlookup: bigint): void;
+  getattr(ctx: RequestContext, nodeid: bigint, fh: bigint | undefined): Promise<AttrReply>;
+  readlink(ctx: RequestContext, nodeid: bigint): Promise<Buffer>;
+  open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply>;
+  read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer>;
+  release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
+  opendir(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply>;
+  /**
+   * Entries after cookie `offset` (0 = from the start). Return as many as is convenient: the
+   * engine packs what fits in the kernel's buffer and the kernel asks again from the last `off`.
+   * Return an empty array at the end of the directory.
+   */
+  readdir(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, plus: boolean): Promise<DirEntry[]>;
+  releasedir(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
+  statfs(ctx: RequestContext, nodeid: bigint): Promise<StatFs>;
+  access(ctx: RequestContext, nodeid: bigint, mask: number): Promise<void>;
+  /** Value of one extended attribute (the engine answers size probes and ERANGE itself). */
+  getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer>;
+  /** NUL-terminated names, concatenated (the engine answers size probes and ERANGE itself). */
+  listxattr(ctx: RequestContext, nodeid: bigint): Promise<Buffer>;
+  /** The kernel said goodbye (FUSE_DESTROY) or the device closed. */
+  destroy?(): void;
+}
+
+export interface MountOptions {
+  mountpoint: string;
+  /** Shown as the mount source (first field of /proc/mounts). */
+  fsname: string;
+  /** Filesystem type becomes `fuse.<subtype>`. */
+  subtype: string;
+  readOnly: boolean;
+  /** Let users other than the mounter in; always paired with default_permissions by callers. */
+  allowOther: boolean;
+  /** Kernel checks modes/owners against the caller (default_permissions). */
+  defaultPermissions: boolean;
+  /** Largest READ request in bytes (rounded to pages; capped by the kernel's max_pages). */
+  maxRead?: number;
+  /** How many requests may be read from /dev/fuse and in flight at once. */
+  maxInFlight?: number;
+  /** Called for requests the engine could not handle or answer (never throws to the kernel). */
+  onError?: (err: unknown, opcode: string) => void;
+}
+
+/** A mounted, serving FUSE filesystem. */
+export interface FuseSession {
+  readonly mountpoint: string;
+  /** st_dev of the mount as seen by stat(2), to recognise our own mount from inside namespaces. */
+  readonly dev: bigint;
+  /** Resolves when the session ends (unmounted, device closed, or destroy). */
+  readonly closed: Promise<void>;
+  /** Drop the kernel's cached dentry `name` in directory `parent` (FUSE_NOTIFY_INVAL_ENTRY). */
+  invalidateEntry(parent: bigint, name: Buffer): void;
+  /** Drop cached attributes and data of `nodeid` (FUSE_NOTIFY_INVAL_INODE). */
+  invalidateInode(nodeid: bigint): void;
+  /** Detach the mount and stop serving. Idempotent. */
+  unmount(): Promise<void>;
+}
+
+/** d_type values. */
+export const DT = {
+  UNKNOWN: 0,
+  FIFO: 1,
+  CHR: 2,
+  DIR: 4,
+  BLK: 6,
+  REG: 8,
+  LNK: 10,
+  SOCK: 12,
+} as const;
+
+export const FUSE_ROOT_ID = 1n;
