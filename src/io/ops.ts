@@ -1,0 +1,404 @@
+/**
+ * The synchronous work of one io request. Runs only inside an io worker thread: any of these may
+ * block for as long as a filesystem inside a namespace wants (a frozen FUSE server, a dead NFS
+ * peer), and the pool answers ETIMEDOUT for it meanwhile.
+ *
+ * Rules kept here: every path is resolved by resolveInRoot (kernel, RESOLVE_IN_ROOT); files are
+ * first opened O_PATH, their type checked on the fd, and only regular files and directories are
+ * ever opened for reading (never a device, FIFO or socket); identity (dev, ino) is re-checked on
+ * the fd so a swap between lookup and open is noticed.
+ */
+import {
+  AT,
+  O,
+  STATX,
+  STATX_SIZE,
+  STATFS_SIZE,
+  close,
+  cpath,
+  fstatfs,
+  getdents64,
+  getxattrat,
+  listxattrat,
+  fgetxattr,
+  flistxattr,
+  openat,
+  pread,
+  readlinkat,
+  seekTo,
+  statx,
+} from '../sys/libc.js';
+import { NsviewError, E } from '../sys/errors.js';
+import { StatxView } from '../sys/stat.js';
+import { resolveInRoot } from '../resolve/in-root.js';
+import { components, isDot, isDotDot } from '../resolve/names.js';
+import { isPseudoFs } from '../resolve/pseudo.js';
+import type { DirChunk, OpenResult, OpenTaskRootResult, RootRef, StatResult } from './protocol.js';
+
+const EMPTY = cpath('');
+const DOTDOT = cpath('..');
+const NS_MNT = cpath('ns/mnt');
+const ROOT = cpath('root');
+const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID;
+const XATTR_MAX = 65536;
+const LINK_MAX = 4096;
+/** As the kernel's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
+const linkBuf = Buffer.alloc(LINK_MAX);
+const dentsBuf = Buffer.alloc(64 * 1024);
+
+function readLinkText(dirfd: number, path: Buffer): string {
+  const n = readlinkat(dirfd, path, linkBuf);
+  return linkBuf.toString('latin1', 0, n);
+}
+
+/** The namespace link of the guard task must still read as expected, else ESRCH. */
+function checkGuard(root: RootRef): void {
+  if (root.guardFd < 0) return;
+  let link: string;
+  try {
+    link = readLinkText(root.guardFd, NS_MNT);
+  } catch {
+    throw new NsviewError(E.ESRCH, 'access task is gone');
+  }
+  if (link !== root.nsLink) throw new NsviewError(E.ESRCH, 'access task left the namespace');
+}
+
+function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE)): Uint8Array {
+  statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STAT_MASK, Buffer.from(out.buffer, out.byteOffset, STATX_SIZE));
+  return out;
+}
+
+function fsTypeIfMountRoot(fd: number, st: StatxView): number {
+  if (!st.isDir || !st.isMountRoot) return 0;
+  const sfs = Buffer.alloc(STATFS_SIZE);
+  fstatfs(fd, sfs);
+  return Number(sfs.readBigInt64LE(0));
+}
+
+/**
+ * Open the root of a task's mount namespace through /proc, refusing a task that is not in the
+ * expected namespace or whose root is not the namespace root (a chroot): from a namespace's root,
+ * `..` stays put (the root mount is its own parent); from a chroot it climbs.
+ */
+export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean): OpenTaskRootResult {
+  const base = self ? `/proc/self/task/${tid}` : tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
+  const guardFd = openat(AT.FDCWD, cpath(base), O.PATH | O.DIRECTORY | O.CLOEXEC);
+  let rootFd = -1;
+  try {
+    const nsLink = `mnt:[${nsInode}]`;
+    if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
+    rootFd = openat(guardFd, ROOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    const a = new StatxView(Buffer.from(statFd(rootFd)));
+    const upFd = openat(rootFd, DOTDOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    let b: StatxView;
+    try {
+      b = new StatxView(Buffer.from(statFd(upFd)));
+    } finally {
+      close(upFd);
+    }
+    if (a.dev !== b.dev || a.ino !== b.ino || a.mntId !== b.mntId) {
+      throw new NsviewError(E.EPERM, `${base} is chrooted below its namespace root`);
+    }
+    // Checked again after opening the root: had the task changed namespace in between, the root
+    // we hold could belong to the other one.
+    if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
+    return { rootFd, guardFd, nsLink };
+  } catch (err) {
+    if (rootFd >= 0) close(rootFd);
+    close(guardFd);
+    throw err;
+  }
+}
+
+/**
+ * Open a namespace file (an nsfs bind mount, /proc/PID/fd/N, /proc/PID/ns/mnt) for setns.
+ * `rootFd` -1 means the path is a host path; otherwise it is resolved inside that root. The
+ * result must be a mount namespace with the expected inode, or it is refused.
+ */
+export function openNsFile(rootFd: number, path: string, nsInode: number): number {
+  const p = Buffer.from(path);
+  const fd =
+    rootFd < 0
+      ? openat(AT.FDCWD, cpath(p), O.RDONLY | O.CLOEXEC)
+      : resolveInRoot(rootFd, Buffer.from(path.replace(/^\/+/, '')), { followLast: true, flags: O.RDONLY });
+  try {
+    const st = new StatxView(Buffer.from(statFd(fd)));
+    const sfs = Buffer.alloc(STATFS_SIZE);
+    fstatfs(fd, sfs);
+    if (Number(sfs.readBigInt64LE(0)) !== 0x6e736673 || st.ino !== BigInt(nsInode)) {
+      throw new NsviewError(E.ESTALE, `${path} is not mount namespace ${nsInode}`);
+    }
+    return fd;
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
+
+export function statPath(root: RootRef, path: Buffer): StatResult {
+  checkGuard(root);
+  const fd = resolveInRoot(root.rootFd, path);
+  try {
+    const stat = statFd(fd);
+    return { stat, fsType: fsTypeIfMountRoot(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
+  } finally {
+    close(fd);
+  }
+}
+
+export function readLink(root: RootRef, path: Buffer): Uint8Array {
+  checkGuard(root);
+  const fd = resolveInRoot(root.rootFd, path);
+  try {
+    const n = readlinkat(fd, EMPTY, linkBuf);
+    return Uint8Array.prototype.slice.call(linkBuf, 0, n);
+  } finally {
+    close(fd);
+  }
+}
+
+function joinComponents(parts: Buffer[]): Buffer {
+  return Buffer.from(parts.map((p) => p.toString('latin1')).join('/'), 'latin1');
+}
+
+/**
+ * The symlink at `path`, rewritten so that a host program following it from its place in the
+ * view stays inside this namespace's directory and reaches what the container would reach.
+ *
+ * The target is resolved here, component by component, the way the container's kernel would
+ * (absolute = from the namespace root, `..` clamped at the root, links followed up to 40), and
+ * emitted as `../` x depth-of-the-link's-directory + the canonical path. The result therefore
+ * contains no `..` except the leading ones, which end exactly at the namespace directory. Past a
+ * component that cannot be resolved (missing, not a directory, an opaque pseudo filesystem) the
+ * rest is appended with each `..` turned into `.`: the host's walk fails at the same place the
+ * container's would, and even if the container races to create it, nothing can climb out.
+ */
+export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: boolean): Uint8Array {
+  checkGuard(root);
+  const linkParts = components(path);
+  const depth = linkParts.length - 1;
+  let stack = linkParts.slice(0, depth);
+  const first = Buffer.from(readLink(root, path));
+  let pending = components(first);
+  if (first[0] === 0x2f) stack = [];
+  let followed = 0;
+  let unresolved = false;
+  const dot = Buffer.from('.');
+  while (pending.length > 0) {
+    const c = pending.shift()!;
+    if (unresolved) {
+      stack.push(isDotDot(c) ? dot : c);
+      continue;
+    }
+    if (isDot(c)) continue;
+    if (isDotDot(c)) {
+      stack.pop();
+      continue;
+    }
+    const candidate = [...stack, c];
+    let st: StatxView;
+    let fsType = 0;
+    try {
+      const r = statPath({ ...root, guardFd: -1 }, joinComponents(candidate));
+      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_SIZE));
+      fsType = r.fsType;
+    } catch {
+      stack.push(c);
+      unresolved = true;
+      continue;
+    }
+    if (st.isSymlink) {
+      if (++followed > MAX_SYMLINKS) throw new NsviewError(E.ELOOP, 'too many levels of symbolic links');
+      const target = Buffer.from(readLink({ ...root, guardFd: -1 }, joinComponents(candidate)));
+      if (target[0] === 0x2f) stack = [];
+      pending = [...components(target), ...pending];
+      continue;
+    }
+    stack.push(c);
+    const opaque = st.isDir && ((st.isMountRoot && !pseudo && isPseudoFs(fsType)) || st.dev === ownDev);
+    if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
+  }
+  const up = '../'.repeat(depth);
+  const rest = joinComponents(stack);
+  let out = Buffer.concat([Buffer.from(up), rest]);
+  if (out.length === 0) out = Buffer.from('.');
+  else if (rest.length === 0) out = out.subarray(0, out.length - 1);
+  return Uint8Array.prototype.slice.call(out);
+}
+
+function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, flags: number): OpenResult {
+  checkGuard(root);
+  const pathFd = resolveInRoot(root.rootFd, path);
+  try {
+    const stat = statFd(pathFd);
+    const st = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE));
+    if (st.dev !== dev || st.ino !== ino) throw new NsviewError(E.ESTALE, 'file was replaced');
+    if (wantDir ? !st.isDir : !st.isReg) throw new NsviewError(wantDir ? E.ENOTDIR : E.EACCES, 'not a regular file');
+    // Reopen the very inode we checked (the O_PATH fd cannot change identity) for reading.
+    const fd = openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${pathFd}`), flags | O.CLOEXEC | O.NOCTTY);
+    return { fd, stat };
+  } finally {
+    close(pathFd);
+  }
+}
+
+export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
+  try {
+    return reopenChecked(root, path, dev, ino, false, O.RDONLY | O.NOATIME);
+  } catch (err) {
+    // O_NOATIME is refused on some filesystems (EPERM); reading without it is still correct.
+    if (err instanceof NsviewError && err.errno === E.EPERM) return reopenChecked(root, path, dev, ino, false, O.RDONLY);
+    throw err;
+  }
+}
+
+export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
+  return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
+}
+
+/** Read exactly `size` bytes unless EOF comes first: a short FUSE read reply means EOF. */
+export function readAt(fd: number, offset: bigint, size: number): Uint8Array {
+  const out = Buffer.from(new ArrayBuffer(size));
+  let got = 0;
+  while (got < size) {
+    const n = pread(fd, out.subarray(got), size - got, offset + BigInt(got));
+    if (n === 0) break;
+    got += n;
+  }
+  return new Uint8Array(out.buffer, 0, got);
+}
+
+/**
+ * The next chunk of a directory from cookie `offset`, with a statx of every entry taken with
+ * AT_STATX_DONT_SYNC: local filesystems answer exactly, and a frozen FUSE or NFS mount on one of
+ * the entries cannot stall the whole listing (its own lookup goes through a normal, timed request).
+ */
+export function readDir(fd: number, offset: bigint): DirChunk {
+  seekTo(fd, offset);
+  const n = getdents64(fd, dentsBuf);
+  if (n === 0) {
+    return {
+      names: new Uint8Array(0),
+      nameEnds: new Uint32Array(0),
+      types: new Uint8Array(0),
+      offs: new BigInt64Array(0),
+      stats: new Uint8Array(0),
+      statOk: new Uint8Array(0),
+      end: true,
+    };
+  }
+  let count = 0;
+  for (let p = 0; p < n; p += dentsBuf.readUInt16LE(p + 16)) count++;
+  const nameEnds = new Uint32Array(count);
+  const types = new Uint8Array(count);
+  const offs = new BigInt64Array(count);
+  const stats = new Uint8Array(count * STATX_SIZE);
+  const statOk = new Uint8Array(count);
+  const nameChunks: Buffer[] = [];
+  let nameLen = 0;
+  let i = 0;
+  for (let p = 0; p < n; i++) {
+    const reclen = dentsBuf.readUInt16LE(p + 16);
+    offs[i] = dentsBuf.readBigInt64LE(p + 8);
+    types[i] = dentsBuf[p + 18]!;
+    const nameStart = p + 19;
+    const nameEnd = dentsBuf.indexOf(0, nameStart);
+    const name = Buffer.from(dentsBuf.subarray(nameStart, nameEnd));
+    nameChunks.push(name);
+    nameLen += name.length;
+    nameEnds[i] = nameLen;
+    const isDots = (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
+    if (!isDots) {
+      try {
+        statx(
+          fd,
+          cpath(name),
+          AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC | AT.NO_AUTOMOUNT,
+          STAT_MASK,
+          Buffer.from(stats.buffer, i * STATX_SIZE, STATX_SIZE),
+        );
+        statOk[i] = 1;
+      } catch {
+        // Vanished between getdents and statx, or unreadable: listed without attributes.
+      }
+    }
+    p += reclen;
+  }
+  const names = new Uint8Array(nameLen);
+  let at = 0;
+  for (const c of nameChunks) {
+    names.set(c, at);
+    at += c.length;
+  }
+  return { names, nameEnds, types, offs, stats, statOk, end: false };
+}
+
+export function statfsPath(root: RootRef, path: Buffer): Uint8Array {
+  checkGuard(root);
+  const fd = resolveInRoot(root.rootFd, path);
+  try {
+    const out = new Uint8Array(STATFS_SIZE);
+    fstatfs(fd, Buffer.from(out.buffer));
+    return out;
+  } finally {
+    close(fd);
+  }
+}
+
+let xattratMissing = false;
+
+/** Run an xattr call on the file itself (a symlink too): getxattrat where the kernel has it. */
+function onFile<T>(root: RootRef, path: Buffer, viaAt: (fd: number) => T, viaFd: (fd: number) => T): T {
+  checkGuard(root);
+  const fd = resolveInRoot(root.rootFd, path);
+  try {
+    if (!xattratMissing) {
+      try {
+        return viaAt(fd);
+      } catch (err) {
+        if (!(err instanceof NsviewError && err.errno === E.ENOSYS)) throw err;
+        xattratMissing = true;
+      }
+    }
+    // Older kernels: only regular files and directories can be reopened safely for f*xattr.
+    const st = new StatxView(Buffer.from(statFd(fd)));
+    if (!st.isReg && !st.isDir) throw new NsviewError(E.ENODATA);
+    const rfd = openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${fd}`), O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK | (st.isDir ? O.DIRECTORY : 0));
+    try {
+      return viaFd(rfd);
+    } finally {
+      close(rfd);
+    }
+  } finally {
+    close(fd);
+  }
+}
+
+const xattrBuf = Buffer.alloc(XATTR_MAX);
+
+export function getXattr(root: RootRef, path: Buffer, name: Buffer): Uint8Array {
+  const cname = cpath(name);
+  const n = onFile(
+    root,
+    path,
+    (fd) => getxattrat(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, cname, xattrBuf),
+    (fd) => fgetxattr(fd, cname, xattrBuf),
+  );
+  return Uint8Array.prototype.slice.call(xattrBuf, 0, n);
+}
+
+export function listXattr(root: RootRef, path: Buffer): Uint8Array {
+  const n = onFile(
+    root,
+    path,
+    (fd) => listxattrat(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, xattrBuf),
+    (fd) => flistxattr(fd, xattrBuf),
+  );
+  return Uint8Array.prototype.slice.call(xattrBuf, 0, n);
+}
+
+export function closeFd(fd: number): void {
+  close(fd);
+}

@@ -1,0 +1,184 @@
+/**
+ * IoPool: where the main thread sends every filesystem syscall that touches a namespace.
+ *
+ * The main thread serves all FUSE requests, so it must never block; the workers may. Each
+ * request carries a deadline (the op timeout): past it the caller gets ETIMEDOUT, the worker
+ * stuck in the kernel is written off and replaced, and the namespace it was working in is put on
+ * a short leash (one request at a time) until one of its requests succeeds again. A frozen mount
+ * in one container therefore costs at most one worker, never the whole view.
+ */
+import { Worker } from 'node:worker_threads';
+import { NsviewError, E } from '../sys/errors.js';
+import type { IoRequest, IoResponse } from './protocol.js';
+
+export interface IoPoolOptions {
+  size: number;
+  opTimeoutMs: number;
+  onEvent?: (message: string) => void;
+}
+
+interface Pending {
+  id: number;
+  req: IoRequest;
+  key: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  slot?: Slot;
+}
+
+interface Slot {
+  worker: Worker;
+  tid: number;
+  busy?: Pending;
+  ready: Promise<void>;
+}
+
+export class IoPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<number, number>();
+  private readonly suspect = new Set<number>();
+  private readonly abandoned = new Set<Worker>();
+  private nextId = 1;
+  private closed = false;
+  /** Thread ids of the workers, to recognise requests our own threads make to our own mount. */
+  readonly ownTids = new Set<number>();
+
+  constructor(private readonly opts: IoPoolOptions) {
+    for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
+  }
+
+  /** Resolves when every worker is up (their thread ids known). */
+  async ready(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(new URL('./worker.js', import.meta.url));
+    worker.unref();
+    let markReady!: () => void;
+    const slot: Slot = { worker, tid: 0, ready: new Promise((r) => (markReady = r)) };
+    worker.on('message', (msg: IoResponse | { ready: true; tid: number }) => {
+      if ('ready' in msg) {
+        slot.tid = msg.tid;
+        this.ownTids.add(msg.tid);
+        markReady();
+        return;
+      }
+      this.finish(slot, msg);
+    });
+    worker.on('error', (err) => {
+      this.opts.onEvent?.(`io worker failed: ${err.message}`);
+      this.replace(slot);
+      if (slot.busy) this.settle(slot.busy, { id: slot.busy.id, ok: false, errno: E.EIO, message: err.message });
+    });
+    return slot;
+  }
+
+  /**
+   * Run one request. `key` groups requests for fairness and hang containment (the namespace
+   * inode; 0 for work outside namespaces).
+   */
+  run<T>(req: IoRequest, key = 0): Promise<T> {
+    if (this.closed) return Promise.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = {
+        id: this.nextId++,
+        req,
+        key,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs),
+      };
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  private allowed(key: number): boolean {
+    if (key === 0 || !this.suspect.has(key)) return true;
+    return (this.running.get(key) ?? 0) === 0;
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (slot.busy || slot.tid === 0) continue;
+      const idx = this.queue.findIndex((p) => this.allowed(p.key));
+      if (idx < 0) return;
+      const p = this.queue.splice(idx, 1)[0]!;
+      slot.busy = p;
+      p.slot = slot;
+      this.running.set(p.key, (this.running.get(p.key) ?? 0) + 1);
+      slot.worker.postMessage({ id: p.id, req: p.req });
+    }
+  }
+
+  private finish(slot: Slot, msg: IoResponse): void {
+    const p = slot.busy;
+    if (!p || p.id !== msg.id) {
+      // An answer from a worker we gave up on: it is free of the kernel now, let it go.
+      if (this.abandoned.delete(slot.worker)) void slot.worker.terminate();
+      return;
+    }
+    slot.busy = undefined;
+    this.settle(p, msg);
+    if (msg.ok) this.suspect.delete(p.key);
+    this.pump();
+  }
+
+  private settle(p: Pending, msg: IoResponse): void {
+    clearTimeout(p.timer);
+    if (p.slot) {
+      const n = (this.running.get(p.key) ?? 1) - 1;
+      if (n <= 0) this.running.delete(p.key);
+      else this.running.set(p.key, n);
+    }
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(new NsviewError(msg.errno, msg.message));
+  }
+
+  private timeout(p: Pending): void {
+    const qi = this.queue.indexOf(p);
+    if (qi >= 0) {
+      this.queue.splice(qi, 1);
+      p.reject(new NsviewError(E.ETIMEDOUT, `${p.req.op} waited too long`));
+      return;
+    }
+    const slot = p.slot;
+    if (!slot || slot.busy !== p) return;
+    this.opts.onEvent?.(`io ${p.req.op} timed out (namespace ${p.key}); worker ${slot.tid} written off`);
+    this.suspect.add(p.key);
+    slot.busy = undefined;
+    this.settle(p, { id: p.id, ok: false, errno: E.ETIMEDOUT, message: `${p.req.op} timed out` });
+    this.replace(slot);
+    this.abandoned.add(slot.worker);
+    this.pump();
+  }
+
+  private replace(slot: Slot): void {
+    const i = this.slots.indexOf(slot);
+    if (i < 0) return;
+    this.ownTids.delete(slot.tid);
+    const fresh = this.spawn();
+    this.slots[i] = fresh;
+    void fresh.ready.then(() => this.pump());
+  }
+
+  /** Workers written off because they are stuck in the kernel. */
+  get stuckWorkers(): number {
+    return this.abandoned.size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.queue.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
+    }
+    // A worker blocked in the kernel cannot be joined; terminate() would wait for it, so only
+    // the idle ones are awaited. Stuck ones end with the process.
+    const idle = this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate());
+    await Promise.allSettled(idle);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Messages between the main thread and the io workers. Everything that may block in a namespace's
+ * filesystem is one of these requests; the main thread only ever waits on a Promise of the answer.
+ */
+
+/**
+ * How to reach a namespace's root from a worker. `guardFd` (an O_PATH fd on /proc/PID or
+ * /proc/PID/task/TID) is checked before every operation: if that task left the namespace (or
+ * died, or its PID now belongs to another process) the operation fails with ESRCH instead of
+ * acting on a root that might be stale, and the caller picks another way in.
+ */
+export interface RootRef {
+  rootFd: number;
+  guardFd: number;
+  /** Expected `ns/mnt` link text of the guard task, e.g. "mnt:[4026532177]". */
+  nsLink: string;
+}
+
+export type IoRequest =
+  | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
+  | { op: 'openNsFile'; rootFd: number; path: string; nsInode: number }
+  | { op: 'stat'; root: RootRef; path: Buffer; sync: boolean }
+  | { op: 'readlink'; root: RootRef; path: Buffer }
+  | { op: 'viewLink'; root: RootRef; path: Buffer; ownDev: number; pseudo: boolean }
+  | { op: 'openFile'; root: RootRef; path: Buffer; dev: number; ino: bigint }
+  | { op: 'read'; fd: number; offset: bigint; size: number }
+  | { op: 'openDir'; root: RootRef; path: Buffer; dev: number; ino: bigint }
+  | { op: 'readDir'; fd: number; offset: bigint }
+  | { op: 'close'; fd: number }
+  | { op: 'statfs'; root: RootRef; path: Buffer }
+  | { op: 'getxattr'; root: RootRef; path: Buffer; name: Buffer }
+  | { op: 'listxattr'; root: RootRef; path: Buffer };
+
+/** One stat: the raw statx record, plus the filesystem magic when it is a mount root. */
+export interface StatResult {
+  stat: Uint8Array;
+  fsType: number;
+}
+
+export interface OpenTaskRootResult {
+  rootFd: number;
+  guardFd: number;
+  nsLink: string;
+}
+
+export interface OpenResult {
+  fd: number;
+  stat: Uint8Array;
+}
+
+/** A chunk of a directory: names back to back, and per entry its end, d_type, d_off and statx. */
+export interface DirChunk {
+  names: Uint8Array;
+  nameEnds: Uint32Array;
+  types: Uint8Array;
+  offs: BigInt64Array;
+  /** statx records (256 bytes each); `statOk[i]` says whether record i is valid. */
+  stats: Uint8Array;
+  statOk: Uint8Array;
+  /** True when getdents returned 0: no more entries after this chunk. */
+  end: boolean;
+}
+
+export interface StatfsResult {
+  raw: Uint8Array;
+}
+
+export type IoResponse =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; errno: number; message: string };

@@ -1,0 +1,82 @@
+/**
+ * An io worker thread: executes IoRequests synchronously, one at a time. A request that blocks
+ * (a hung filesystem inside a namespace) blocks only this thread; the pool gives up on it after
+ * the op timeout and starts a fresh worker in its place.
+ */
+import { parentPort } from 'node:worker_threads';
+import { gettid } from '../sys/libc.js';
+import { NsviewError, errnoOf } from '../sys/errors.js';
+import * as ops from './ops.js';
+import type { IoRequest, IoResponse } from './protocol.js';
+
+if (!parentPort) throw new Error('io worker must run as a worker thread');
+const port = parentPort;
+
+function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
+  switch (req.op) {
+    case 'openTaskRoot':
+      return { value: ops.openTaskRoot(req.pid, req.tid, req.nsInode, req.self), transfer: [] };
+    case 'openNsFile':
+      return { value: ops.openNsFile(req.rootFd, req.path, req.nsInode), transfer: [] };
+    case 'stat': {
+      const r = ops.statPath(req.root, req.path);
+      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
+    }
+    case 'readlink': {
+      const r = ops.readLink(req.root, req.path);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+    case 'viewLink': {
+      const r = ops.viewLink(req.root, req.path, req.ownDev, req.pseudo);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+    case 'openFile': {
+      const r = ops.openFile(req.root, req.path, req.dev, req.ino);
+      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
+    }
+    case 'openDir': {
+      const r = ops.openDir(req.root, req.path, req.dev, req.ino);
+      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
+    }
+    case 'read': {
+      const r = ops.readAt(req.fd, req.offset, req.size);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+    case 'readDir': {
+      const r = ops.readDir(req.fd, req.offset);
+      const transfer = [r.names, r.nameEnds, r.types, r.offs, r.stats, r.statOk].map((a) => a.buffer as ArrayBuffer);
+      return { value: r, transfer };
+    }
+    case 'close':
+      ops.closeFd(req.fd);
+      return { value: undefined, transfer: [] };
+    case 'statfs': {
+      const r = ops.statfsPath(req.root, req.path);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+    case 'getxattr': {
+      const r = ops.getXattr(req.root, req.path, req.name);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+    case 'listxattr': {
+      const r = ops.listXattr(req.root, req.path);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+    }
+  }
+}
+
+port.postMessage({ ready: true, tid: gettid() });
+
+port.on('message', (msg: { id: number; req: IoRequest }) => {
+  let res: IoResponse;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    const out = execute(msg.req);
+    res = { id: msg.id, ok: true, value: out.value };
+    transfer = out.transfer;
+  } catch (err) {
+    const errno = errnoOf(err);
+    res = { id: msg.id, ok: false, errno, message: err instanceof NsviewError ? err.message : String(err) };
+  }
+  port.postMessage(res, transfer);
+});

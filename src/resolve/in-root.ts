@@ -1,0 +1,40 @@
+/**
+ * resolveInRoot: the only way nsview turns a path inside a namespace into a file descriptor.
+ *
+ * The kernel does the walk (openat2 with RESOLVE_IN_ROOT), so absolute symlinks and `..` are
+ * interpreted against the namespace's root exactly as they would be for a process inside it,
+ * and can never land on a host file. Magic links (/proc/self/root and friends) are refused
+ * outright: they are the one kind of link RESOLVE_IN_ROOT cannot scope. Runs in io workers only.
+ */
+import { openat2, cpath, O, RESOLVE } from '../sys/libc.js';
+import { NsviewError, E } from '../sys/errors.js';
+
+/** How often a walk may be retried after EAGAIN (a concurrent rename/mount); as libpathrs. */
+const EAGAIN_RETRIES = 128;
+
+export const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
+
+export interface ResolveOptions {
+  /** Follow a symlink in the last component (O_PATH opens of links themselves need false). */
+  followLast?: boolean;
+  /** Open flags besides O_CLOEXEC and O_NOFOLLOW; default O_PATH. */
+  flags?: number;
+}
+
+/**
+ * Open `path` (relative, '' or '.' = the root itself) inside the tree whose root is `rootfd`.
+ * Returns a new O_CLOEXEC fd the caller must close.
+ */
+export function resolveInRoot(rootfd: number, path: Buffer, opts: ResolveOptions = {}): number {
+  let flags = (opts.flags ?? O.PATH) | O.CLOEXEC;
+  if (!opts.followLast) flags |= O.NOFOLLOW;
+  const p = cpath(path.length === 0 ? Buffer.from('.') : path);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return openat2(rootfd, p, flags, IN_ROOT);
+    } catch (err) {
+      if (err instanceof NsviewError && err.errno === E.EAGAIN && attempt < EAGAIN_RETRIES) continue;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { NsviewError, E } from '../sys/errors.js';
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+
+/**
+ * A name handed to us by the kernel (or read from getdents) must be one path component: never
+ * empty, never containing '/' or NUL, never '.' or '..'. Anything else could make a joined path
+ * mean something other than "this entry of this directory".
+ */
+export function assertComponent(name: Buffer): void {
+  if (name.length === 0 || name.length > 255) throw new NsviewError(E.ENOENT, 'bad name length');
+  if (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT))) {
+    throw new NsviewError(E.ENOENT, 'dot name');
+  }
+  if (name.includes(SLASH) || name.includes(0)) throw new NsviewError(E.ENOENT, 'name with / or NUL');
+}
+
+/** Join an in-root relative path ('' = root) and one validated component. */
+export function childPath(parent: Buffer, name: Buffer): Buffer {
+  if (parent.length === 0) return name;
+  const out = Buffer.allocUnsafe(parent.length + 1 + name.length);
+  parent.copy(out, 0);
+  out[parent.length] = SLASH;
+  name.copy(out, parent.length + 1);
+  return out;
+}
+
+/** Number of components of an in-root relative path ('' has 0). */
+export function depthOf(path: Buffer): number {
+  if (path.length === 0) return 0;
+  let n = 1;
+  for (const b of path) if (b === SLASH) n++;
+  return n;
+}
+
+/** Split a path into its non-empty components (bytes kept exactly). */
+export function components(path: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === SLASH) {
+      if (i > start) out.push(path.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+export function isDot(c: Buffer): boolean {
+  return c.length === 1 && c[0] === DOT;
+}
+
+export function isDotDot(c: Buffer): boolean {
+  return c.length === 2 && c[0] === DOT && c[1] === DOT;
+}
