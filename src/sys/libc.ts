@@ -42,6 +42,7 @@ const c_unshare = lib.func('int unshare(int)');
 const c_setns = lib.func('int setns(int, int)');
 const c_gettid = lib.func('int gettid()');
 const c_ioctl_int = lib.func('int ioctl(int, unsigned long, int)');
+const c_lseek = lib.func('int64_t lseek(int, int64_t, int)');
 
 function check(ret: number | bigint, what: string): number {
   const n = Number(ret);
@@ -203,6 +204,11 @@ export function pidfdAlive(pidfd: number): void {
 /** ioctl with an int argument (NS_GET_* on nsfs fds return fds or types). */
 export function ioctlInt(fd: number, request: number, arg = 0): number {
   return check(c_ioctl_int(fd, request, arg), 'ioctl');
+}
+
+/** lseek(fd, offset, SEEK_SET): directories take the d_off cookies getdents64 gave. */
+export function seekTo(fd: number, offset: bigint): void {
+  check(c_lseek(fd, offset, 0), 'lseek');
 }
 
 export { koffi };

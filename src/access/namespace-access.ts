@@ -1,0 +1,224 @@
+/**
+ * NamespaceAccess: hands out a RootRef (an fd on a mount namespace's root) for each operation.
+ *
+ * A namespace with a process in it is reached through /proc/PID/root of a process whose root is
+ * the namespace root (checked, a chroot is refused); no helper is kept for it. A namespace with
+ * no usable process gets a SandboxTask (a thread of ours that joined it), held while the
+ * namespace is in use and released after `idleReleaseMs` so nsview never keeps a namespace
+ * alive by itself. Every root is tied to a guard task; when that task leaves or dies the next
+ * operation gets ESRCH and is retried once through a freshly chosen way in.
+ */
+import fs from 'node:fs';
+import { NsviewError, E, errnoOf } from '../sys/errors.js';
+import type { IoPool } from '../io/pool.js';
+import type { OpenTaskRootResult, RootRef } from '../io/protocol.js';
+import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
+import { SandboxTask } from './sandbox.js';
+
+export interface AccessEvents {
+  onEvent(message: string): void;
+}
+
+/** An acquired way into one namespace. */
+export interface RootHandle {
+  readonly nsInode: number;
+  readonly ref: RootRef;
+  readonly via: string;
+  sandbox?: SandboxTask;
+  inflight: number;
+  pins: number;
+  lastUsed: number;
+}
+
+/** How many processes to try before falling back to a sandbox. */
+const MAX_CANDIDATES = 8;
+
+export class NamespaceAccess {
+  private readonly handles = new Map<number, RootHandle>();
+  private readonly acquiring = new Map<number, Promise<RootHandle>>();
+  private snapshot: DiscoverySnapshot | undefined;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly io: IoPool,
+    private readonly idleReleaseMs: number,
+    private readonly events: AccessEvents,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.max(200, Math.min(1000, idleReleaseMs / 2)));
+    this.sweeper.unref();
+  }
+
+  /** Thread ids of our sandbox tasks (discovery must not report them as thread-held namespaces). */
+  sandboxTids(): Set<number> {
+    const s = new Set<number>();
+    for (const h of this.handles.values()) if (h.sandbox) s.add(h.sandbox.tid);
+    return s;
+  }
+
+  /** New discovery result: forget the ways into namespaces that are gone. */
+  update(snapshot: DiscoverySnapshot): void {
+    this.snapshot = snapshot;
+    for (const [ino, h] of this.handles) {
+      if (!snapshot.namespaces.has(ino) && !h.sandbox) this.drop(h, 'namespace vanished');
+    }
+  }
+
+  /** Run `fn` with a root of namespace `ns`, retrying once if the way in went away meanwhile. */
+  async withRoot<T>(ns: MountNamespace, fn: (root: RootRef) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const h = await this.acquire(ns);
+      h.inflight++;
+      try {
+        return await fn(h.ref);
+      } catch (err) {
+        if (errnoOf(err) === E.ESRCH && attempt === 0) {
+          this.drop(h, 'access task gone');
+          continue;
+        }
+        if (errnoOf(err) === E.ESRCH) throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
+        throw err;
+      } finally {
+        h.inflight--;
+        h.lastUsed = Date.now();
+      }
+    }
+  }
+
+  /** Keep the way into `ns` (and so a sandbox) while a file or directory of it is open. */
+  async pin(ns: MountNamespace): Promise<() => void> {
+    const h = await this.acquire(ns);
+    h.pins++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      h.pins--;
+      h.lastUsed = Date.now();
+    };
+  }
+
+  private acquire(ns: MountNamespace): Promise<RootHandle> {
+    const h = this.handles.get(ns.inode);
+    if (h) return Promise.resolve(h);
+    let p = this.acquiring.get(ns.inode);
+    if (!p) {
+      p = this.open(ns).finally(() => this.acquiring.delete(ns.inode));
+      this.acquiring.set(ns.inode, p);
+    }
+    return p;
+  }
+
+  private async open(ns: MountNamespace): Promise<RootHandle> {
+    const candidates: Array<{ pid: number; tid: number; self: boolean }> = [];
+    if (ns.pids.includes(process.pid)) candidates.push({ pid: process.pid, tid: process.pid, self: false });
+    for (const pid of ns.pids) if (pid !== process.pid) candidates.push({ pid, tid: pid, self: false });
+    for (const t of ns.threads) candidates.push({ pid: t.pid, tid: t.tid ?? t.pid, self: false });
+    let lastErr: unknown;
+    for (const c of candidates.slice(0, MAX_CANDIDATES)) {
+      try {
+        const r = await this.io.run<OpenTaskRootResult>(
+          { op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: c.self },
+          ns.inode,
+        );
+        return this.remember(ns.inode, r, c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`);
+      } catch (err) {
+        lastErr = err;
+        if (errnoOf(err) === E.ETIMEDOUT) throw err;
+      }
+    }
+    try {
+      return await this.openSandbox(ns);
+    } catch (err) {
+      if (!this.snapshot?.namespaces.has(ns.inode)) throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
+      throw lastErr ?? err;
+    }
+  }
+
+  private remember(nsInode: number, r: OpenTaskRootResult, via: string, sandbox?: SandboxTask): RootHandle {
+    const h: RootHandle = { nsInode, ref: r, via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
+    this.handles.set(nsInode, h);
+    return h;
+  }
+
+  /** Open a namespace file for `ref` (host path, or a path inside another namespace). */
+  private async openNsFd(ns: MountNamespace, ref: NamespaceRef): Promise<number> {
+    const last = ref[ref.length - 1]!;
+    if (ref.length === 1) {
+      return this.io.run<number>({ op: 'openNsFile', rootFd: -1, path: last, nsInode: ns.inode }, ns.inode);
+    }
+    const outer = this.namespaceOfRef(ref.slice(0, -1));
+    if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${ref.slice(0, -1).join(' -> ')}`);
+    return this.withRoot(outer, (root) =>
+      this.io.run<number>({ op: 'openNsFile', rootFd: root.rootFd, path: last, nsInode: ns.inode }, outer.inode),
+    );
+  }
+
+  private namespaceOfRef(ref: NamespaceRef): MountNamespace | undefined {
+    const key = ref.join('\0');
+    for (const ns of this.snapshot?.namespaces.values() ?? []) {
+      if (ns.refs.some((r) => r.join('\0') === key)) return ns;
+    }
+    return undefined;
+  }
+
+  private async openSandbox(ns: MountNamespace): Promise<RootHandle> {
+    let lastErr: unknown = new NsviewError(E.ENOENT, `no way into namespace ${ns.inode}`);
+    for (const ref of ns.refs) {
+      let nsFd = -1;
+      try {
+        nsFd = await this.openNsFd(ns, ref);
+        const task = await SandboxTask.start(nsFd);
+        try {
+          const r = await this.io.run<OpenTaskRootResult>(
+            { op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true },
+            ns.inode,
+          );
+          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.join(' -> ')})`);
+          return this.remember(ns.inode, r, `sandbox thread ${task.tid}`, task);
+        } catch (err) {
+          task.release();
+          throw err;
+        }
+      } catch (err) {
+        lastErr = err;
+      } finally {
+        if (nsFd >= 0) fs.close(nsFd, () => {});
+      }
+    }
+    throw lastErr;
+  }
+
+  private drop(h: RootHandle, why: string): void {
+    if (this.handles.get(h.nsInode) !== h) return;
+    this.handles.delete(h.nsInode);
+    // Closing an fd on a root or /proc entry never waits on a filesystem.
+    fs.close(h.ref.rootFd, () => {});
+    fs.close(h.ref.guardFd, () => {});
+    if (h.sandbox) {
+      h.sandbox.release();
+      this.events.onEvent(`sandbox released for namespace ${h.nsInode} (${why})`);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const h of this.handles.values()) {
+      if (h.sandbox && h.inflight === 0 && h.pins === 0 && now - h.lastUsed >= this.idleReleaseMs) {
+        this.drop(h, 'idle');
+      }
+    }
+  }
+
+  /** Release everything (sandboxes end, fds close). */
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const h of [...this.handles.values()]) this.drop(h, 'shutdown');
+  }
+
+  /** For logs and tests: how many sandbox tasks are held. */
+  get sandboxCount(): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.sandbox) n++;
+    return n;
+  }
+}

@@ -1,0 +1,43 @@
+import { Worker } from 'node:worker_threads';
+import { NsviewError, E } from '../sys/errors.js';
+
+/** A thread of ours parked inside a mount namespace (see sandbox-thread.ts). */
+export class SandboxTask {
+  private constructor(
+    readonly tid: number,
+    private readonly worker: Worker,
+    private readonly flag: Int32Array,
+  ) {}
+
+  /** Start a thread that joins the namespace open on `nsFd` (the caller closes nsFd afterwards). */
+  static start(nsFd: number, timeoutMs = 10_000): Promise<SandboxTask> {
+    const release = new SharedArrayBuffer(4);
+    const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), { workerData: { nsFd, release } });
+    worker.unref();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        void worker.terminate();
+        reject(new NsviewError(E.ETIMEDOUT, 'sandbox thread did not start'));
+      }, timeoutMs);
+      worker.once('message', (msg: { tid?: number; errno?: number; message?: string }) => {
+        clearTimeout(timer);
+        if (msg.tid) resolve(new SandboxTask(msg.tid, worker, new Int32Array(release)));
+        else {
+          void worker.terminate();
+          reject(new NsviewError(msg.errno ?? E.EIO, `sandbox setns failed: ${msg.message ?? ''}`));
+        }
+      });
+      worker.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new NsviewError(E.EIO, `sandbox thread failed: ${err.message}`));
+      });
+    });
+  }
+
+  /** Let the thread leave the namespace and end. */
+  release(): void {
+    Atomics.store(this.flag, 0, 1);
+    Atomics.notify(this.flag, 0);
+    void this.worker.terminate();
+  }
+}
