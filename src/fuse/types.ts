@@ -106,7 +106,15 @@ export interface FuseOperations {
   /**
    * Entries after cookie `offset` (0 = from the start). Return as many as is convenient: the
    * engine packs what fits in the kernel's buffer and the kernel asks again from the last `off`.
-   * Return an empty array at the end of the directory.
+   * Return an empty array at the end of the directory. Cookies must be non-zero (0 = start).
+   *
+   * Lookup accounting when `plus` is true: every returned DirEntry whose `entry` has a non-zero
+   * nodeid counts as ONE lookup reference the handler has already taken (as if LOOKUP had
+   * answered it). The engine hands the kernel only what fits; for every such entry that was not
+   * delivered (did not fit, the reply failed, or `plus` was false) it calls `forget(nodeid, 1n)`
+   * itself, so the handler may always attach entries. Entries named `.` and `..` are always sent
+   * with nodeid 0 (the kernel neither instantiates nor ever forgets them); if the handler attached
+   * an entry to them, the engine drops it and forgets it the same way.
    */
   readdir(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, plus: boolean): Promise<DirEntry[]>;
   releasedir(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
@@ -133,10 +141,23 @@ export interface MountOptions {
   defaultPermissions: boolean;
   /** Largest READ request in bytes (rounded to pages; capped by the kernel's max_pages). */
   maxRead?: number;
-  /** How many requests may be read from /dev/fuse and in flight at once. */
+  /**
+   * How many handler calls may run at once (default 64). Further requests are still read from
+   * /dev/fuse (so interrupts and forgets keep flowing) and wait in a FIFO.
+   */
   maxInFlight?: number;
   /** Called for requests the engine could not handle or answer (never throws to the kernel). */
   onError?: (err: unknown, opcode: string) => void;
+  /**
+   * How many fs.read() calls stay outstanding on /dev/fuse (default 2). Each occupies one libuv
+   * threadpool thread for the session's whole life.
+   */
+  readers?: number;
+  /**
+   * Reserved for FUSE_PASSTHROUGH (open files served by a kernel backing file). Not implemented
+   * yet: mountFuse() rejects `true` with ENOTSUP.
+   */
+  passthrough?: boolean;
 }
 
 /** A mounted, serving FUSE filesystem. */

@@ -1,0 +1,293 @@
+/**
+ * Byte layout of FUSE requests and replies. Pure functions over Buffers: no I/O, no session state,
+ * so the packing rules (alignment, lookup accounting of READDIRPLUS) can be tested on their own.
+ *
+ * Encoders write into a caller-provided buffer at an offset and return the end offset, so the
+ * session can build a whole reply in one reusable buffer and hand it to a single write(2).
+ */
+import type { Attr, AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';
+import {
+  ATTR_OUT_SIZE, Attr as A, AttrOut, DIRENT_SIZE, DIRENTPLUS_SIZE, ENTRY_OUT_SIZE, EntryOut,
+  FOPEN, GETXATTR_OUT_SIZE, IN_HEADER_SIZE, INIT_OUT_SIZE, InHeader, InitOut, KSTATFS_SIZE,
+  NOTIFY_INVAL_ENTRY_SIZE, NOTIFY_INVAL_INODE_SIZE, Notify, OPEN_OUT_SIZE, OUT_HEADER_SIZE,
+  direntAlign,
+} from './protocol.js';
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/** The fixed part of every request (fuse_in_header). */
+export interface InHeader {
+  len: number;
+  opcode: number;
+  unique: bigint;
+  nodeid: bigint;
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+export function decodeInHeader(buf: Buffer): InHeader {
+  return {
+    len: buf.readUInt32LE(InHeader.len),
+    opcode: buf.readUInt32LE(InHeader.opcode),
+    unique: buf.readBigUInt64LE(InHeader.unique),
+    nodeid: buf.readBigUInt64LE(InHeader.nodeid),
+    uid: buf.readUInt32LE(InHeader.uid),
+    gid: buf.readUInt32LE(InHeader.gid),
+    pid: buf.readUInt32LE(InHeader.pid),
+  };
+}
+
+/**
+ * A NUL-terminated name in the request body, copied out (the read buffer is reused as soon as the
+ * request is parsed, while the handler may keep the name).
+ */
+export function decodeName(buf: Buffer, start: number, end: number): Buffer {
+  let nul = buf.indexOf(0, start);
+  if (nul < 0 || nul > end) nul = end;
+  return Buffer.from(buf.subarray(start, nul));
+}
+
+/** fuse_init_in; flags2 only counts when the kernel sets FUSE_INIT_EXT (7.36+). */
+export interface InitIn {
+  major: number;
+  minor: number;
+  maxReadahead: number;
+  /** flags | flags2 << 32 */
+  flags: bigint;
+}
+
+export function decodeInitIn(buf: Buffer, start: number, end: number): InitIn {
+  const major = buf.readUInt32LE(start);
+  const minor = buf.readUInt32LE(start + 4);
+  // 7.6+ has max_readahead and flags (16 bytes); 7.36+ flags2 (and 64 bytes in all).
+  const maxReadahead = end - start >= 16 ? buf.readUInt32LE(start + 8) : 0;
+  let flags = end - start >= 16 ? BigInt(buf.readUInt32LE(start + 12)) : 0n;
+  if (end - start >= 20 && flags & (1n << 30n)) flags |= BigInt(buf.readUInt32LE(start + 16)) << 32n;
+  return { major, minor, maxReadahead, flags };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+export function writeOutHeader(buf: Buffer, off: number, len: number, error: number, unique: bigint): void {
+  buf.writeUInt32LE(len, off);
+  buf.writeInt32LE(error, off + 4);
+  buf.writeBigUInt64LE(unique, off + 8);
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** A cache timeout in ms as the kernel's (seconds u64, nanoseconds u32) pair. */
+function writeValid(buf: Buffer, secOff: number, nsecOff: number, ms: number): void {
+  let sec = 0n;
+  let nsec = 0;
+  if (ms === Infinity) {
+    sec = U64_MAX;
+  } else if (ms > 0) {
+    const s = Math.floor(ms / 1000);
+    sec = BigInt(s);
+    nsec = Math.min(999_999_999, Math.floor((ms - s * 1000) * 1e6));
+  }
+  buf.writeBigUInt64LE(sec, secOff);
+  buf.writeUInt32LE(nsec, nsecOff);
+}
+
+export function writeAttr(buf: Buffer, off: number, a: Attr): number {
+  buf.writeBigUInt64LE(a.ino, off + A.ino);
+  buf.writeBigUInt64LE(a.size, off + A.size);
+  buf.writeBigUInt64LE(a.blocks, off + A.blocks);
+  // Times are signed in the kernel (time64_t), though the header says uint64_t.
+  buf.writeBigInt64LE(a.atimeSec, off + A.atime);
+  buf.writeBigInt64LE(a.mtimeSec, off + A.mtime);
+  buf.writeBigInt64LE(a.ctimeSec, off + A.ctime);
+  buf.writeUInt32LE(a.atimeNsec, off + A.atimensec);
+  buf.writeUInt32LE(a.mtimeNsec, off + A.mtimensec);
+  buf.writeUInt32LE(a.ctimeNsec, off + A.ctimensec);
+  buf.writeUInt32LE(a.mode, off + A.mode);
+  buf.writeUInt32LE(a.nlink, off + A.nlink);
+  buf.writeUInt32LE(a.uid, off + A.uid);
+  buf.writeUInt32LE(a.gid, off + A.gid);
+  buf.writeUInt32LE(a.rdev, off + A.rdev);
+  buf.writeUInt32LE(a.blksize, off + A.blksize);
+  buf.writeUInt32LE(0, off + A.flags);
+  return off + 88;
+}
+
+export function writeEntryOut(buf: Buffer, off: number, e: Entry): number {
+  buf.writeBigUInt64LE(e.nodeid, off + EntryOut.nodeid);
+  buf.writeBigUInt64LE(e.generation, off + EntryOut.generation);
+  writeValid(buf, off + EntryOut.entryValid, off + EntryOut.entryValidNsec, e.entryTimeoutMs);
+  writeValid(buf, off + EntryOut.attrValid, off + EntryOut.attrValidNsec, e.attrTimeoutMs);
+  writeAttr(buf, off + EntryOut.attr, e.attr);
+  return off + ENTRY_OUT_SIZE;
+}
+
+/** fuse_entry_out of "no such entry, cache that for `ms`" (nodeid 0) or an uninstantiated dirent. */
+function writeZeroEntryOut(buf: Buffer, off: number): void {
+  buf.fill(0, off, off + ENTRY_OUT_SIZE);
+}
+
+export function writeAttrOut(buf: Buffer, off: number, r: AttrReply): number {
+  writeValid(buf, off + AttrOut.attrValid, off + AttrOut.attrValidNsec, r.attrTimeoutMs);
+  buf.writeUInt32LE(0, off + AttrOut.attrValidNsec + 4); // dummy
+  writeAttr(buf, off + AttrOut.attr, r.attr);
+  return off + ATTR_OUT_SIZE;
+}
+
+export function writeOpenOut(buf: Buffer, off: number, r: OpenReply): number {
+  let flags = 0;
+  if (r.directIo) flags |= FOPEN.DIRECT_IO;
+  if (r.keepCache) flags |= FOPEN.KEEP_CACHE;
+  if (r.cacheDir) flags |= FOPEN.CACHE_DIR;
+  buf.writeBigUInt64LE(r.fh, off);
+  buf.writeUInt32LE(flags, off + 8);
+  buf.writeInt32LE(0, off + 12); // backing_id: the FUSE_PASSTHROUGH seam
+  return off + OPEN_OUT_SIZE;
+}
+
+export function writeStatfs(buf: Buffer, off: number, s: StatFs): number {
+  buf.writeBigUInt64LE(s.blocks, off);
+  buf.writeBigUInt64LE(s.bfree, off + 8);
+  buf.writeBigUInt64LE(s.bavail, off + 16);
+  buf.writeBigUInt64LE(s.files, off + 24);
+  buf.writeBigUInt64LE(s.ffree, off + 32);
+  buf.writeUInt32LE(s.bsize, off + 40);
+  buf.writeUInt32LE(s.namelen, off + 44);
+  buf.writeUInt32LE(s.frsize, off + 48);
+  buf.fill(0, off + 52, off + KSTATFS_SIZE); // padding, spare[6]
+  return off + KSTATFS_SIZE;
+}
+
+export function writeGetxattrOut(buf: Buffer, off: number, size: number): number {
+  buf.writeUInt32LE(size, off);
+  buf.writeUInt32LE(0, off + 4);
+  return off + GETXATTR_OUT_SIZE;
+}
+
+export interface InitReply {
+  minor: number;
+  maxReadahead: number;
+  flags: bigint;
+  maxBackground: number;
+  congestionThreshold: number;
+  maxWrite: number;
+  timeGran: number;
+  maxPages: number;
+}
+
+/** fuse_init_out, in the size the agreed minor expects. Returns the end offset. */
+export function writeInitOut(buf: Buffer, off: number, r: InitReply): number {
+  const size = r.minor >= 23 ? INIT_OUT_SIZE : 24;
+  buf.fill(0, off, off + size);
+  buf.writeUInt32LE(7, off + InitOut.major);
+  buf.writeUInt32LE(r.minor, off + InitOut.minor);
+  buf.writeUInt32LE(r.maxReadahead, off + InitOut.maxReadahead);
+  buf.writeUInt32LE(Number(r.flags & 0xffff_ffffn), off + InitOut.flags);
+  buf.writeUInt16LE(r.maxBackground, off + InitOut.maxBackground);
+  buf.writeUInt16LE(r.congestionThreshold, off + InitOut.congestionThreshold);
+  buf.writeUInt32LE(r.maxWrite, off + InitOut.maxWrite);
+  if (size === INIT_OUT_SIZE) {
+    buf.writeUInt32LE(r.timeGran, off + InitOut.timeGran);
+    buf.writeUInt16LE(r.maxPages, off + InitOut.maxPages);
+    buf.writeUInt32LE(Number(r.flags >> 32n), off + InitOut.flags2);
+    // max_stack_depth stays 0 until FUSE_PASSTHROUGH is implemented; request_timeout 0 = none.
+  }
+  return off + size;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+function isDotOrDotDot(name: Buffer): boolean {
+  return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
+}
+
+/** Whether this entry carries a lookup reference taken by the handler (see FuseOperations.readdir). */
+function holdsLookup(e: DirEntry): boolean {
+  return e.entry !== undefined && e.entry.nodeid !== 0n;
+}
+
+export interface PackResult {
+  /** End offset in the output buffer. */
+  end: number;
+  /** How many entries (a prefix of the list) were packed. */
+  count: number;
+}
+
+/**
+ * Packs fuse_dirent (READDIR) or fuse_direntplus (READDIRPLUS) records into buf[start, limit).
+ * Stops at the first entry that does not fit whole. In plus mode, `.` and `..` are always sent
+ * with nodeid 0: the kernel does not instantiate them and so would never forget them.
+ */
+export function packDirents(
+  buf: Buffer, start: number, limit: number, entries: readonly DirEntry[], plus: boolean,
+): PackResult {
+  let off = start;
+  let count = 0;
+  const fixed = plus ? DIRENTPLUS_SIZE : DIRENT_SIZE;
+  for (const e of entries) {
+    const namelen = e.name.length;
+    const reclen = direntAlign(fixed + namelen);
+    if (off + reclen > limit) break;
+    let d = off;
+    if (plus) {
+      if (e.entry !== undefined && !isDotOrDotDot(e.name)) writeEntryOut(buf, off, e.entry);
+      else writeZeroEntryOut(buf, off);
+      d += ENTRY_OUT_SIZE;
+    }
+    buf.writeBigUInt64LE(e.ino, d);
+    buf.writeBigUInt64LE(e.off, d + 8);
+    buf.writeUInt32LE(namelen, d + 16);
+    buf.writeUInt32LE(e.type, d + 20);
+    e.name.copy(buf, d + DIRENT_SIZE);
+    // Zero the alignment padding: stale bytes from an earlier reply must not leak to the kernel.
+    buf.fill(0, d + DIRENT_SIZE + namelen, off + reclen);
+    off += reclen;
+    count++;
+  }
+  return { end: off, count };
+}
+
+/**
+ * Lookup references the handler took for entries the kernel will NOT own after a reply that
+ * delivered the first `sent` entries (sent = 0 when the reply was never delivered): entries past
+ * `sent`, `.`/`..` (sent as nodeid 0), and every entry of a non-plus reply. The engine forgets each.
+ */
+export function lookupsNotDelivered(entries: readonly DirEntry[], sent: number, plus: boolean): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (!holdsLookup(e)) continue;
+    if (!plus || i >= sent || isDotOrDotDot(e.name)) out.push(e.entry!.nodeid);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications (unique 0, the notify code in `error`)
+
+export function encodeInvalEntry(parent: bigint, name: Buffer): Buffer {
+  const len = OUT_HEADER_SIZE + NOTIFY_INVAL_ENTRY_SIZE + name.length + 1;
+  const buf = Buffer.alloc(len);
+  writeOutHeader(buf, 0, len, Notify.INVAL_ENTRY, 0n);
+  buf.writeBigUInt64LE(parent, OUT_HEADER_SIZE);
+  buf.writeUInt32LE(name.length, OUT_HEADER_SIZE + 8);
+  buf.writeUInt32LE(0, OUT_HEADER_SIZE + 12); // flags: not FUSE_EXPIRE_ONLY
+  name.copy(buf, OUT_HEADER_SIZE + NOTIFY_INVAL_ENTRY_SIZE); // the kernel wants the NUL too (alloc zeroed it)
+  return buf;
+}
+
+/** Invalidate attributes and all cached data of `nodeid` (off 0, len 0 = whole file). */
+export function encodeInvalInode(nodeid: bigint): Buffer {
+  const len = OUT_HEADER_SIZE + NOTIFY_INVAL_INODE_SIZE;
+  const buf = Buffer.alloc(len);
+  writeOutHeader(buf, 0, len, Notify.INVAL_INODE, 0n);
+  buf.writeBigUInt64LE(nodeid, OUT_HEADER_SIZE);
+  buf.writeBigInt64LE(0n, OUT_HEADER_SIZE + 8);
+  buf.writeBigInt64LE(0n, OUT_HEADER_SIZE + 16);
+  return buf;
+}
+
+export { IN_HEADER_SIZE, OUT_HEADER_SIZE };
