@@ -53,16 +53,33 @@ function readLinkText(dirfd: number, path: Buffer): string {
   return linkBuf.toString('latin1', 0, n);
 }
 
-/** The namespace link of the guard task must still read as expected, else ESRCH. */
+/** How long a successful guard check stands (readlink of an ns link costs ~20 us in procfs). */
+const GUARD_VALID_MS = 100;
+const guardChecked = new Map<number, number>();
+
+/**
+ * The namespace link of the guard task must still read as expected, else ESRCH. The root fd
+ * itself can never be redirected (it was opened from the checked task); the guard only notices
+ * that the task, and so maybe the namespace, is gone, so a recent check may stand in.
+ */
 function checkGuard(root: RootRef): void {
   if (root.guardFd < 0) return;
+  const now = performance.now();
+  const last = guardChecked.get(root.guardFd);
+  if (last !== undefined && now - last < GUARD_VALID_MS) return;
   let link: string;
   try {
     link = readLinkText(root.guardFd, NS_MNT);
   } catch {
+    guardChecked.delete(root.guardFd);
     throw new NsviewError(E.ESRCH, 'access task is gone');
   }
-  if (link !== root.nsLink) throw new NsviewError(E.ESRCH, 'access task left the namespace');
+  if (link !== root.nsLink) {
+    guardChecked.delete(root.guardFd);
+    throw new NsviewError(E.ESRCH, 'access task left the namespace');
+  }
+  if (guardChecked.size > 4096) guardChecked.clear();
+  guardChecked.set(root.guardFd, now);
 }
 
 function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE)): Uint8Array {
@@ -277,22 +294,44 @@ export function readAt(fd: number, offset: bigint, size: number): Uint8Array {
  */
 export function readDir(fd: number, offset: bigint): DirChunk {
   seekTo(fd, offset);
-  const n = getdents64(fd, dentsBuf);
-  if (n === 0) {
-    return {
-      names: new Uint8Array(0),
-      nameEnds: new Uint32Array(0),
-      types: new Uint8Array(0),
-      offs: new BigInt64Array(0),
-      stats: new Uint8Array(0),
-      statOk: new Uint8Array(0),
-      end: true,
-    };
+  // Fill up to a few getdents buffers, so that most directories are read, end included, in one
+  // request from the main thread.
+  const chunks: Buffer[] = [];
+  let end = false;
+  let total = 0;
+  while (total < DIR_CHUNK_BYTES) {
+    const n = getdents64(fd, dentsBuf);
+    if (n === 0) {
+      end = true;
+      break;
+    }
+    chunks.push(Buffer.from(dentsBuf.subarray(0, n)));
+    total += n;
   }
+  const dents = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return decodeDents(fd, dents, end);
+}
+
+/** Open a directory and read its first chunk: one worker trip for most `opendir + readdir`. */
+export function openDirAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint): { fd: number; first: DirChunk } {
+  const { fd } = openDir(root, path, dev, ino);
+  try {
+    return { fd, first: readDir(fd, 0n) };
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
+
+const DIR_CHUNK_BYTES = 128 * 1024;
+
+function decodeDents(fd: number, dents: Buffer, end: boolean): DirChunk {
+  const n = dents.length;
   let count = 0;
-  for (let p = 0; p < n; p += dentsBuf.readUInt16LE(p + 16)) count++;
+  for (let p = 0; p < n; p += dents.readUInt16LE(p + 16)) count++;
   const nameEnds = new Uint32Array(count);
   const types = new Uint8Array(count);
+  const inos = new BigUint64Array(count);
   const offs = new BigInt64Array(count);
   const stats = new Uint8Array(count * STATX_SIZE);
   const statOk = new Uint8Array(count);
@@ -300,21 +339,23 @@ export function readDir(fd: number, offset: bigint): DirChunk {
   let nameLen = 0;
   let i = 0;
   for (let p = 0; p < n; i++) {
-    const reclen = dentsBuf.readUInt16LE(p + 16);
-    offs[i] = dentsBuf.readBigInt64LE(p + 8);
-    types[i] = dentsBuf[p + 18]!;
+    const reclen = dents.readUInt16LE(p + 16);
+    inos[i] = dents.readBigUInt64LE(p);
+    offs[i] = dents.readBigInt64LE(p + 8);
+    types[i] = dents[p + 18]!;
     const nameStart = p + 19;
-    const nameEnd = dentsBuf.indexOf(0, nameStart);
-    const name = Buffer.from(dentsBuf.subarray(nameStart, nameEnd));
+    const nameEnd = dents.indexOf(0, nameStart);
+    const name = dents.subarray(nameStart, nameEnd);
     nameChunks.push(name);
     nameLen += name.length;
     nameEnds[i] = nameLen;
     const isDots = (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
     if (!isDots) {
       try {
+        // The name is followed by its NUL in the getdents record: pass it in place.
         statx(
           fd,
-          cpath(name),
+          dents.subarray(nameStart, nameEnd + 1),
           AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC | AT.NO_AUTOMOUNT,
           STAT_MASK,
           Buffer.from(stats.buffer, i * STATX_SIZE, STATX_SIZE),
@@ -332,7 +373,7 @@ export function readDir(fd: number, offset: bigint): DirChunk {
     names.set(c, at);
     at += c.length;
   }
-  return { names, nameEnds, types, offs, stats, statOk, end: false };
+  return { names, nameEnds, types, inos, offs, stats, statOk, end };
 }
 
 export function statfsPath(root: RootRef, path: Buffer): Uint8Array {
@@ -349,20 +390,35 @@ export function statfsPath(root: RootRef, path: Buffer): Uint8Array {
 
 let xattratMissing = false;
 
-/** Run an xattr call on the file itself (a symlink too): getxattrat where the kernel has it. */
-function onFile<T>(root: RootRef, path: Buffer, viaAt: (fd: number) => T, viaFd: (fd: number) => T): T {
+/**
+ * Run an xattr call on the file at `path` itself (symlinks included). getxattrat(2) refuses
+ * O_PATH fds, so the parent is resolved in-root and the last component is addressed relative to
+ * it without following: one validated name cannot leave the parent.
+ */
+function onFile<T>(
+  root: RootRef,
+  path: Buffer,
+  viaAt: (dirfd: number, name: Buffer) => T,
+  viaFd: (fd: number) => T,
+): T {
   checkGuard(root);
+  if (!xattratMissing) {
+    const slash = path.lastIndexOf(0x2f);
+    const parent = slash < 0 ? Buffer.alloc(0) : path.subarray(0, slash);
+    const last = path.length === 0 ? DOT : cpath(path.subarray(slash + 1));
+    const dirfd = resolveInRoot(root.rootFd, parent, { followLast: true, flags: O.PATH | O.DIRECTORY });
+    try {
+      return viaAt(dirfd, last);
+    } catch (err) {
+      if (!(err instanceof NsviewError && err.errno === E.ENOSYS)) throw err;
+      xattratMissing = true;
+    } finally {
+      close(dirfd);
+    }
+  }
+  // Kernels before 6.13: only regular files and directories can be reopened safely for f*xattr.
   const fd = resolveInRoot(root.rootFd, path);
   try {
-    if (!xattratMissing) {
-      try {
-        return viaAt(fd);
-      } catch (err) {
-        if (!(err instanceof NsviewError && err.errno === E.ENOSYS)) throw err;
-        xattratMissing = true;
-      }
-    }
-    // Older kernels: only regular files and directories can be reopened safely for f*xattr.
     const st = new StatxView(Buffer.from(statFd(fd)));
     if (!st.isReg && !st.isDir) throw new NsviewError(E.ENODATA);
     const rfd = openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${fd}`), O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK | (st.isDir ? O.DIRECTORY : 0));
@@ -377,13 +433,14 @@ function onFile<T>(root: RootRef, path: Buffer, viaAt: (fd: number) => T, viaFd:
 }
 
 const xattrBuf = Buffer.alloc(XATTR_MAX);
+const DOT = cpath('.');
 
 export function getXattr(root: RootRef, path: Buffer, name: Buffer): Uint8Array {
   const cname = cpath(name);
   const n = onFile(
     root,
     path,
-    (fd) => getxattrat(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, cname, xattrBuf),
+    (dirfd, last) => getxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, cname, xattrBuf),
     (fd) => fgetxattr(fd, cname, xattrBuf),
   );
   return Uint8Array.prototype.slice.call(xattrBuf, 0, n);
@@ -393,7 +450,7 @@ export function listXattr(root: RootRef, path: Buffer): Uint8Array {
   const n = onFile(
     root,
     path,
-    (fd) => listxattrat(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, xattrBuf),
+    (dirfd, last) => listxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, xattrBuf),
     (fd) => flistxattr(fd, xattrBuf),
   );
   return Uint8Array.prototype.slice.call(xattrBuf, 0, n);

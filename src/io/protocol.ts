@@ -25,6 +25,7 @@ export type IoRequest =
   | { op: 'openFile'; root: RootRef; path: Buffer; dev: number; ino: bigint }
   | { op: 'read'; fd: number; offset: bigint; size: number }
   | { op: 'openDir'; root: RootRef; path: Buffer; dev: number; ino: bigint }
+  | { op: 'openDirAndRead'; root: RootRef; path: Buffer; dev: number; ino: bigint }
   | { op: 'readDir'; fd: number; offset: bigint }
   | { op: 'close'; fd: number }
   | { op: 'statfs'; root: RootRef; path: Buffer }
@@ -53,12 +54,19 @@ export interface DirChunk {
   names: Uint8Array;
   nameEnds: Uint32Array;
   types: Uint8Array;
+  /** d_ino as getdents gave it (for a mountpoint: the covered directory, as natively). */
+  inos: BigUint64Array;
   offs: BigInt64Array;
   /** statx records (256 bytes each); `statOk[i]` says whether record i is valid. */
   stats: Uint8Array;
   statOk: Uint8Array;
   /** True when getdents returned 0: no more entries after this chunk. */
   end: boolean;
+}
+
+export interface OpenDirResult {
+  fd: number;
+  first: DirChunk;
 }
 
 export interface StatfsResult {

@@ -7,10 +7,22 @@ import { parentPort } from 'node:worker_threads';
 import { gettid } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
 import * as ops from './ops.js';
-import type { IoRequest, IoResponse } from './protocol.js';
+import type { DirChunk, IoRequest, IoResponse } from './protocol.js';
 
 if (!parentPort) throw new Error('io worker must run as a worker thread');
 const port = parentPort;
+
+/** postMessage delivers Buffers as plain Uint8Arrays; give them their Buffer methods back. */
+function revive(req: IoRequest): IoRequest {
+  const r = req as { path?: unknown; name?: unknown };
+  if (r.path instanceof Uint8Array && !Buffer.isBuffer(r.path)) r.path = Buffer.from(r.path.buffer, r.path.byteOffset, r.path.byteLength);
+  if (r.name instanceof Uint8Array && !Buffer.isBuffer(r.name)) r.name = Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength);
+  return req;
+}
+
+function chunkBuffers(c: DirChunk): ArrayBuffer[] {
+  return [c.names, c.nameEnds, c.types, c.inos, c.offs, c.stats, c.statOk].map((a) => a.buffer as ArrayBuffer);
+}
 
 function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
   switch (req.op) {
@@ -44,8 +56,11 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
     }
     case 'readDir': {
       const r = ops.readDir(req.fd, req.offset);
-      const transfer = [r.names, r.nameEnds, r.types, r.offs, r.stats, r.statOk].map((a) => a.buffer as ArrayBuffer);
-      return { value: r, transfer };
+      return { value: r, transfer: chunkBuffers(r) };
+    }
+    case 'openDirAndRead': {
+      const r = ops.openDirAndRead(req.root, req.path, req.dev, req.ino);
+      return { value: r, transfer: chunkBuffers(r.first) };
     }
     case 'close':
       ops.closeFd(req.fd);
@@ -71,7 +86,7 @@ port.on('message', (msg: { id: number; req: IoRequest }) => {
   let res: IoResponse;
   let transfer: ArrayBuffer[] = [];
   try {
-    const out = execute(msg.req);
+    const out = execute(revive(msg.req));
     res = { id: msg.id, ok: true, value: out.value };
     transfer = out.transfer;
   } catch (err) {

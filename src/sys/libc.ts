@@ -23,7 +23,8 @@ const SYS_listxattrat = 465;
 // conventions pass them exactly as for a fixed prototype, and fixed prototypes are much faster in
 // koffi than per-call variadic type lists.
 const sys_openat2 = lib.func('syscall', 'long', ['long', 'int', 'void *', 'void *', 'size_t']);
-const sys_xattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'void *', 'size_t']);
+const sys_getxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'void *', 'size_t']);
+const sys_listxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'size_t']);
 const sys_pidfd_open = lib.func('syscall', 'long', ['long', 'int', 'uint']);
 const sys_pidfd_send_signal = lib.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']);
 
@@ -141,14 +142,15 @@ export function fstatfs(fd: number, out: Buffer): void {
 /** getxattrat(2) (Linux 6.13+): works on O_PATH fds and symlinks with AT_EMPTY_PATH. */
 export function getxattrat(dirfd: number, path: Buffer, flags: number, name: Buffer, value: Buffer): number {
   const args = xattrArgs(value);
-  return check(sys_xattrat(SYS_getxattrat, dirfd, path, flags, name, args, 32), 'getxattrat');
+  return check(sys_getxattrat(SYS_getxattrat, dirfd, path, flags, name, args, XATTR_ARGS_SIZE), 'getxattrat');
 }
 
 /** listxattrat(2) (Linux 6.13+). */
 export function listxattrat(dirfd: number, path: Buffer, flags: number, list: Buffer): number {
-  return check(sys_xattrat(SYS_listxattrat, dirfd, path, flags, list, null, list.length), 'listxattrat');
+  return check(sys_listxattrat(SYS_listxattrat, dirfd, path, flags, list.length === 0 ? null : list, list.length), 'listxattrat');
 }
 
+const XATTR_ARGS_SIZE = 16;
 // struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; } needs the value's address.
 const xattrArgsBuf = Buffer.alloc(16);
 function xattrArgs(value: Buffer): Buffer {

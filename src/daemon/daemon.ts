@@ -1,0 +1,122 @@
+/**
+ * The daemon: discovery + root access + io workers + the view, mounted through the FUSE engine.
+ * Owns the lifecycle: preflight, cleaning a dead mount left by a crashed run, serving, and an
+ * unmount on every way out (signal, fatal error) so no dead mount is left behind.
+ */
+import { mountFuse, cleanStaleMount, findMount } from '../fuse/index.js';
+import type { FuseSession } from '../fuse/types.js';
+import { IoPool } from '../io/pool.js';
+import { NamespaceAccess } from '../access/namespace-access.js';
+import { NamespaceView } from '../vfs/view.js';
+import type { SymlinkMode } from '../vfs/view.js';
+import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
+import { errnoName, errnoOf } from '../sys/errors.js';
+import { DiscoveryCatalog, readTaskMountinfo } from './catalog.js';
+import { checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
+import type { Logger } from './log.js';
+
+export interface DaemonOptions {
+  mountpoint: string;
+  isDefaultMountpoint: boolean;
+  symlinks: SymlinkMode;
+  allowOther: boolean;
+  pseudo: boolean;
+  idleReleaseMs: number;
+  opTimeoutMs: number;
+  attrTimeoutMs: number;
+  entryTimeoutMs: number;
+  scanIntervalMs: number;
+  workers: number;
+}
+
+export interface RunningDaemon {
+  readonly session: FuseSession;
+  /** Resolves when the filesystem is no longer served. */
+  readonly done: Promise<void>;
+  stop(reason: string): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<RunningDaemon> {
+  checkPrivileges();
+  checkKernel();
+  checkFuseDevice();
+  await checkOpenat2(async () => {
+    close(openat2(AT.FDCWD, cpath('/'), O.PATH | O.CLOEXEC, RESOLVE.IN_ROOT));
+  });
+  if (findMount(opts.mountpoint)) {
+    if (await cleanStaleMount(opts.mountpoint)) log.info(`cleaned a dead mount left on ${opts.mountpoint}`);
+  }
+  checkMountpoint(opts.mountpoint, opts.isDefaultMountpoint);
+
+  const io = new IoPool({ size: opts.workers, opTimeoutMs: opts.opTimeoutMs, onEvent: (m) => log.warn(m) });
+  await io.ready();
+  const access = new NamespaceAccess(io, opts.idleReleaseMs, { onEvent: (m) => log.info(m) });
+  let view: NamespaceView | undefined;
+  const catalog = await DiscoveryCatalog.start(
+    {
+      ownTids: () => access.sandboxTids(),
+      readMountinfo: async (ns) => {
+        const tid = access.heldSandboxTid(ns.inode);
+        return tid === undefined ? undefined : readTaskMountinfo(tid);
+      },
+      changed: (snap, _appeared, vanished) => {
+        access.update(snap);
+        if (vanished.length > 0) view?.namespacesVanished(vanished);
+      },
+    },
+    log,
+    opts.scanIntervalMs,
+  );
+  access.update(catalog.current());
+  view = new NamespaceView(catalog, access, io, {
+    symlinks: opts.symlinks,
+    pseudo: opts.pseudo,
+    attrTimeoutMs: opts.attrTimeoutMs,
+    entryTimeoutMs: opts.entryTimeoutMs,
+    topTimeoutMs: Math.min(opts.attrTimeoutMs, 1000),
+    trace: (op, detail) => log.trace(`${op} ${detail}`),
+  });
+
+  let session: FuseSession;
+  try {
+    session = await mountFuse(view, {
+      mountpoint: opts.mountpoint,
+      fsname: 'nsview',
+      subtype: 'nsview',
+      readOnly: true,
+      allowOther: opts.allowOther,
+      defaultPermissions: opts.allowOther,
+      onError: (err, opcode) => log.error(`${opcode}: ${(err as Error)?.message ?? String(err)}`),
+    });
+  } catch (err) {
+    catalog.stop();
+    access.close();
+    await io.close();
+    throw err;
+  }
+  const m = findMount(opts.mountpoint);
+  view.attach(session, m ? m.major * 0x100000 + m.minor : 0);
+  log.info(
+    `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''})`,
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    if (!stopping) {
+      stopping = (async () => {
+        log.info(`unmounting ${opts.mountpoint} (${reason})`);
+        catalog.stop();
+        try {
+          await session.unmount();
+        } catch (err) {
+          log.error(`unmount ${opts.mountpoint}: ${errnoName(errnoOf(err))}`);
+        }
+        access.close();
+        await io.close();
+      })();
+    }
+    return stopping;
+  };
+  const done = session.closed.then(() => stop('session ended'));
+  return { session, done, stop };
+}
