@@ -13,6 +13,9 @@ export type NamespaceSource = 'process' | 'thread' | 'fd' | 'bindmount';
  * open /run/netns/x there".
  */
 export type NamespaceRef = string[];
+// Refs are names, not handles: `/proc/PID/fd/N` can be closed and reused for any file (a FIFO,
+// a device) between discovery and use, and a pin path can be replaced. Whoever opens a ref
+// checks it: O_PATH first, fstat (nsfs, st_ino == inode), then reopen through that fd.
 
 /** A process whose `/proc/PID/root` may give the namespace root (a chrooted one will not). */
 export interface TaskRef {
@@ -44,4 +47,30 @@ export interface DiscoverySnapshot {
   pidToNamespace: Map<number, number>;
   /** Monotonic ms timestamp when the pass finished. */
   takenAt: number;
+  /** The daemon's own mount namespace (1-element bind mount refs are opened there). */
+  ownNamespace?: number;
+  /** What the pass did, for logs and `nsview list --stats`. */
+  stats?: DiscoveryStats;
+}
+
+export interface DiscoveryStats {
+  /** Whole pass, procfs scan, and mountinfo walk, in ms. */
+  durationMs: number;
+  scanMs: number;
+  mountinfoMs: number;
+  /** Processes, non-leader threads and fds examined. */
+  processes: number;
+  threads: number;
+  fds: number;
+  /** Mountinfo texts requested (procfs reads and readMountinfo calls). */
+  mountinfoReads: number;
+  /** Levels of the bind mount walk (1 = no namespace found through a pin). */
+  depth: number;
+  /** Namespaces whose mountinfo could not be read: pins inside them may be missing. */
+  unexplored: number[];
+  /** /proc reads issued; failed as vanished (ENOENT, ESRCH, EACCES...); failed otherwise. */
+  reads: number;
+  vanished: number;
+  errors: number;
+  errorSamples: string[];
 }

@@ -1,0 +1,18 @@
+/**
+ * Mount namespace discovery: processes, threads, open fds, and nsfs bind mounts found
+ * recursively in every mount namespace's mountinfo. See discover.ts.
+ */
+export { discover } from './discover.js';
+export type { DiscoverOptions } from './discover.js';
+export { parseMountinfo, parseMountinfoLine, unescapeMountinfo, parseMntNsLink, visibleMountIds, mountNamespacePins } from './mountinfo.js';
+export type { MountinfoEntry, NsfsMountNsPin } from './mountinfo.js';
+export { bestRef, formatRef, toListJson, describeNamespace, snapshotToListJson } from './format.js';
+export type { NamespaceListJson } from './format.js';
+export type {
+  DiscoverySnapshot,
+  DiscoveryStats,
+  MountNamespace,
+  NamespaceRef,
+  NamespaceSource,
+  TaskRef,
+} from './model.js';
