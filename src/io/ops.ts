@@ -131,28 +131,31 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
 
 /**
  * Open a namespace file (an nsfs bind mount, /proc/PID/fd/N, /proc/PID/ns/mnt) for setns.
- * `rootFd` -1 means the path is a host path; otherwise it is resolved inside that root. The
- * result must be a mount namespace with the expected inode, or it is refused.
+ * `rootFd` -1 means the path is a host path; otherwise it is resolved inside that root. It is
+ * opened O_PATH first and must be an nsfs inode with the expected number before it is reopened
+ * for reading: an fd number or pin path may have been reused for a FIFO or a device meanwhile,
+ * and opening those could block or have side effects.
  */
 export function openNsFile(rootFd: number, path: string, nsInode: number): number {
   const p = Buffer.from(path);
-  const fd =
+  const pathFd =
     rootFd < 0
-      ? openat(AT.FDCWD, cpath(p), O.RDONLY | O.CLOEXEC)
-      : resolveInRoot(rootFd, Buffer.from(path.replace(/^\/+/, '')), { followLast: true, flags: O.RDONLY });
+      ? openat(AT.FDCWD, cpath(p), O.PATH | O.CLOEXEC)
+      : resolveInRoot(rootFd, Buffer.from(path.replace(/^\/+/, '')), { followLast: true });
   try {
-    const st = new StatxView(Buffer.from(statFd(fd)));
+    const st = new StatxView(Buffer.from(statFd(pathFd)));
     const sfs = Buffer.alloc(STATFS_SIZE);
-    fstatfs(fd, sfs);
-    if (Number(sfs.readBigInt64LE(0)) !== 0x6e736673 || st.ino !== BigInt(nsInode)) {
+    fstatfs(pathFd, sfs);
+    if (Number(sfs.readBigInt64LE(0)) !== NSFS_MAGIC || st.ino !== BigInt(nsInode)) {
       throw new NsviewError(E.ESTALE, `${path} is not mount namespace ${nsInode}`);
     }
-    return fd;
-  } catch (err) {
-    close(fd);
-    throw err;
+    return openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${pathFd}`), O.RDONLY | O.CLOEXEC);
+  } finally {
+    close(pathFd);
   }
 }
+
+const NSFS_MAGIC = 0x6e736673;
 
 export function statPath(root: RootRef, path: Buffer): StatResult {
   checkGuard(root);
