@@ -55,11 +55,15 @@ export class NamespaceAccess {
     return s;
   }
 
-  /** New discovery result: forget the ways into namespaces that are gone. */
+  /**
+   * New discovery result: forget the ways into namespaces that are gone. Discovery does not count
+   * our own sandbox threads, so a namespace only a sandbox of ours still holds is gone too: its
+   * sandbox is released at once rather than keeping it alive.
+   */
   update(snapshot: DiscoverySnapshot): void {
     this.snapshot = snapshot;
     for (const [ino, h] of this.handles) {
-      if (!snapshot.namespaces.has(ino) && !h.sandbox) this.drop(h, 'namespace vanished');
+      if (!snapshot.namespaces.has(ino)) this.drop(h, 'namespace vanished');
     }
   }
 
@@ -213,6 +217,11 @@ export class NamespaceAccess {
   close(): void {
     clearInterval(this.sweeper);
     for (const h of [...this.handles.values()]) this.drop(h, 'shutdown');
+  }
+
+  /** The thread id of the sandbox we hold in `nsInode`, if any (for reading its mountinfo). */
+  heldSandboxTid(nsInode: number): number | undefined {
+    return this.handles.get(nsInode)?.sandbox?.tid;
   }
 
   /** For logs and tests: how many sandbox tasks are held. */

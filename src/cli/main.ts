@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('pseudo', { type: 'boolean', default: false, describe: 'show proc, sysfs, cgroup and other kernel filesystems inside namespaces (read-only)' })
           .option('idle-release', { type: 'number', default: 5, describe: 'seconds an unused sandbox task is kept' })
           .option('op-timeout', { type: 'number', default: 10, describe: 'seconds before an operation on a hung filesystem fails with ETIMEDOUT' })
-          .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel may cache attributes and names (staleness bound)' })
+          .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel may cache file attributes (the staleness bound)' })
           .option('entry-timeout', { type: 'number', default: 5, describe: 'seconds the kernel may cache names (identity is re-checked on use)' })
           .option('scan-interval', { type: 'number', default: 1, describe: 'seconds between namespace discovery passes' })
           .option('workers', { type: 'number', default: 4, describe: 'io worker threads' })

@@ -613,8 +613,9 @@ export class FuseServer {
 
   private notify(msg: Buffer, what: string): void {
     if (this.stopping || this.initInfo === undefined) return;
+    try { fs.writeSync(this.fd, msg); } catch {}
     this.pendingIo++;
-    fs.write(this.fd, msg, 0, msg.length, null, (err) => {
+    fs.write(this.fd, Buffer.alloc(0), 0, 0, null, (err) => {
       this.pendingIo--;
       // ENOENT: the kernel has nothing cached for it, which is what we wanted.
       if (err && err.code !== 'ENOENT' && !this.stopping) this.report(err, what);
