@@ -592,3 +592,19 @@ test('the session ends by itself when the connection is aborted from outside', a
   t.false(mountedAt(m.mp));
   await within(m.session.unmount(), 5_000, 'unmount after the end');
 });
+
+test('maxInFlight queues requests; an interrupted queued request is answered without its handler', async (t) => {
+  const m = await mountMem(t, { maxInFlight: 1 });
+  const hung = start(t, 'stat', [path.join(m.mp, 'hang')]); // takes the only slot
+  await waitFor('the hang handler', () => m.fs.trapsEntered.has('hang'));
+  const queued = start(t, 'stat', [path.join(m.mp, 'eacces')]); // waits behind it in the engine
+  await sleep(300);
+  t.false(m.fs.trapsEntered.has('eacces'), 'not started while the slot is taken');
+  queued.child.kill('SIGKILL');
+  await within(queued.exited, 10_000, 'the queued stat exits');
+  hung.child.kill('SIGKILL');
+  await within(hung.exited, 10_000, 'the running stat exits');
+  t.is(await within(text('cat', [path.join(m.mp, 'file')]), 10_000, 'cat after the queue drained'), FILE_DATA.toString());
+  t.false(m.fs.trapsEntered.has('eacces'), 'the interrupted queued request never reached its handler');
+  t.deepEqual(m.errors, []);
+});

@@ -194,11 +194,6 @@ export class FuseServer {
     this.closeIfDrained();
   }
 
-  /** Number of handler invocations running and waiting (for tests and stats). */
-  get load(): { active: number; waiting: number } {
-    return { active: this.active.size, waiting: this.waiting.length };
-  }
-
   invalidateEntry(parent: bigint, name: Buffer): void {
     this.notify(encodeInvalEntry(parent, name), 'NOTIFY_INVAL_ENTRY');
   }
@@ -613,9 +608,8 @@ export class FuseServer {
 
   private notify(msg: Buffer, what: string): void {
     if (this.stopping || this.initInfo === undefined) return;
-    try { fs.writeSync(this.fd, msg); } catch {}
     this.pendingIo++;
-    fs.write(this.fd, Buffer.alloc(0), 0, 0, null, (err) => {
+    fs.write(this.fd, msg, 0, msg.length, null, (err) => {
       this.pendingIo--;
       // ENOENT: the kernel has nothing cached for it, which is what we wanted.
       if (err && err.code !== 'ENOENT' && !this.stopping) this.report(err, what);
