@@ -86,6 +86,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       readOnly: true,
       allowOther: opts.allowOther,
       defaultPermissions: opts.allowOther,
+      // Rewritten link targets differ in length from the stored ones (st_size).
+      cacheSymlinks: opts.symlinks === 'raw',
       onError: (err, opcode) => log.error(`${opcode}: ${(err as Error)?.message ?? String(err)}`),
     });
   } catch (err) {

@@ -138,7 +138,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, cacheSymlinks: options.cacheSymlinks ?? true, onError });
   server.start();
   let init: InitInfo;
   try {

@@ -35,6 +35,7 @@ export interface ServerOptions {
   maxInFlight: number;
   /** fs.read() calls kept outstanding on the device. */
   readers: number;
+  cacheSymlinks: boolean;
   onError: (err: unknown, opcode: string) => void;
 }
 
@@ -438,6 +439,7 @@ export class FuseServer {
     }
     const minor = Math.min(init.minor, FUSE_KERNEL_MINOR_VERSION);
     let flags = init.flags & WANTED_INIT_FLAGS;
+    if (!this.opts.cacheSymlinks) flags &= ~Init.CACHE_SYMLINKS;
     if (!(flags & Init.INIT_EXT)) flags &= 0xffff_ffffn;
     const end = writeInitOut(this.out, OUT_HEADER_SIZE, {
       minor,

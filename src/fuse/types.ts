@@ -154,6 +154,12 @@ export interface MountOptions {
    */
   readers?: number;
   /**
+   * Let the kernel cache symlink targets (FUSE_CACHE_SYMLINKS; default true). The kernel cuts a
+   * cached target at the link's st_size, so a filesystem whose readlink answers differ in length
+   * from st_size (rewritten links) must turn it off.
+   */
+  cacheSymlinks?: boolean;
+  /**
    * Reserved for FUSE_PASSTHROUGH (open files served by a kernel backing file). Not implemented
    * yet: mountFuse() rejects `true` with ENOTSUP.
    */

@@ -188,24 +188,26 @@ function joinComponents(parts: Buffer[]): Buffer {
  * view stays inside this namespace's directory and reaches what the container would reach.
  *
  * The target is resolved here, component by component, the way the container's kernel would
- * (absolute = from the namespace root, `..` clamped at the root, links followed up to 40), and
- * emitted as `../` x depth-of-the-link's-directory + the canonical path. The result therefore
- * contains no `..` except the leading ones, which end exactly at the namespace directory. Past a
- * component that cannot be resolved (missing, not a directory, an opaque pseudo filesystem) the
- * rest is appended with each `..` turned into `.`: the host's walk fails at the same place the
- * container's would, and even if the container races to create it, nothing can climb out.
+ * (absolute = from the namespace root, `..` clamped at the root, links followed up to 40), giving
+ * a canonical path with no symlinks or dots in it. The link's own directory is canonical too (a
+ * node path), so the shortest relative path from one to the other is emitted: its leading `..`
+ * never outnumber the link's depth and no other `..` appears. Past a component that cannot be
+ * resolved (missing, not a directory, an opaque pseudo filesystem) the rest is appended with each
+ * `..` turned into `.`: the host's walk fails where the container's would, and even if the
+ * container races to create it, nothing can climb out. A link that loops inside the container
+ * points at itself, so it still loops (ELOOP) on the host.
  */
 export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: boolean): Uint8Array {
   checkGuard(root);
   const linkParts = components(path);
-  const depth = linkParts.length - 1;
-  let stack = linkParts.slice(0, depth);
+  const linkDir = linkParts.slice(0, -1);
   const first = Buffer.from(readLink(root, path));
+  let stack = first[0] === 0x2f ? [] : [...linkDir];
   let pending = components(first);
-  if (first[0] === 0x2f) stack = [];
   let followed = 0;
   let unresolved = false;
   const dot = Buffer.from('.');
+  const noGuard = { ...root, guardFd: -1 };
   while (pending.length > 0) {
     const c = pending.shift()!;
     if (unresolved) {
@@ -217,11 +219,11 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
       stack.pop();
       continue;
     }
-    const candidate = [...stack, c];
+    const candidate = joinComponents([...stack, c]);
     let st: StatxView;
     let fsType = 0;
     try {
-      const r = statPath({ ...root, guardFd: -1 }, joinComponents(candidate));
+      const r = statPath(noGuard, candidate);
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_SIZE));
       fsType = r.fsType;
     } catch {
@@ -230,8 +232,11 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
       continue;
     }
     if (st.isSymlink) {
-      if (++followed > MAX_SYMLINKS) throw new NsviewError(E.ELOOP, 'too many levels of symbolic links');
-      const target = Buffer.from(readLink({ ...root, guardFd: -1 }, joinComponents(candidate)));
+      if (++followed > MAX_SYMLINKS) {
+        stack = linkParts;
+        break;
+      }
+      const target = Buffer.from(readLink(noGuard, candidate));
       if (target[0] === 0x2f) stack = [];
       pending = [...components(target), ...pending];
       continue;
@@ -240,12 +245,15 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
     const opaque = st.isDir && ((st.isMountRoot && !pseudo && isPseudoFs(fsType)) || st.dev === ownDev);
     if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
   }
-  const up = '../'.repeat(depth);
-  const rest = joinComponents(stack);
-  let out = Buffer.concat([Buffer.from(up), rest]);
-  if (out.length === 0) out = Buffer.from('.');
-  else if (rest.length === 0) out = out.subarray(0, out.length - 1);
-  return Uint8Array.prototype.slice.call(out);
+  return Uint8Array.prototype.slice.call(relativePath(linkDir, stack));
+}
+
+/** The shortest relative path from canonical directory `from` to canonical path `to`. */
+function relativePath(from: Buffer[], to: Buffer[]): Buffer {
+  let common = 0;
+  while (common < from.length && common < to.length && from[common]!.equals(to[common]!)) common++;
+  const parts = [...Array<Buffer>(from.length - common).fill(Buffer.from('..')), ...to.slice(common)];
+  return parts.length === 0 ? Buffer.from('.') : joinComponents(parts);
 }
 
 function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, flags: number): OpenResult {
