@@ -102,11 +102,22 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''})`,
   );
 
+  // `kill -USR1 <pid>`: one line of counters, to see what a workload costs without --verbose.
+  const dumpStats = () => {
+    const mem = process.memoryUsage();
+    log.info(
+      `stats: requests ${JSON.stringify(session.requestCounts())} view ${JSON.stringify(view?.stats())} ` +
+        `sandboxes ${access.sandboxCount} stuck-workers ${io.stuckWorkers} rss ${Math.round(mem.rss / 1048576)}MiB`,
+    );
+  };
+  process.on('SIGUSR1', dumpStats);
+
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> => {
     if (!stopping) {
       stopping = (async () => {
         log.info(`unmounting ${opts.mountpoint} (${reason})`);
+        process.off('SIGUSR1', dumpStats);
         catalog.stop();
         try {
           await session.unmount();

@@ -15,6 +15,7 @@
  * synchronously on its own mount. That includes child_process.spawn/exec with a `cwd` inside the
  * mount or an executable inside it: libuv waits for the child's chdir/execve, which waits for us.
  */
+import { opName } from './protocol.js';
 import fs from 'node:fs';
 import { constants } from 'node:os';
 import type { FuseOperations, FuseSession, MountOptions } from './types.js';
@@ -67,6 +68,14 @@ class Session implements MountedSession {
 
   invalidateEntry(parent: bigint, name: Buffer): void {
     this.server.invalidateEntry(parent, name);
+  }
+
+  requestCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    this.server.opcodeCounts.forEach((n, op) => {
+      if (n > 0) out[opName(op)] = n;
+    });
+    return out;
   }
 
   invalidateInode(nodeid: bigint): void {

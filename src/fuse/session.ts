@@ -123,6 +123,8 @@ const enum Sent {
 
 export class FuseServer {
   readonly initialized: Promise<InitInfo>;
+  /** Requests received per opcode: what a workload costs, for `SIGUSR1` stats and benchmarks. */
+  readonly opcodeCounts = new Float64Array(64);
   /** Resolves when serving stopped: the device reported the end, or stop() was called. */
   readonly ended: Promise<void>;
   /** Resolves once no I/O is outstanding on the device and the fd is closed. */
@@ -246,6 +248,7 @@ export class FuseServer {
     if (n < IN_HEADER_SIZE) return;
     const len = Math.min(buf.readUInt32LE(0), n);
     const opcode = buf.readUInt32LE(4);
+    this.opcodeCounts[opcode & 63]++;
     const unique = buf.readBigUInt64LE(8);
     const nodeid = buf.readBigUInt64LE(16);
     const body = IN_HEADER_SIZE;

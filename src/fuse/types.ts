@@ -177,6 +177,8 @@ export interface FuseSession {
   invalidateEntry(parent: bigint, name: Buffer): void;
   /** Drop cached attributes and data of `nodeid` (FUSE_NOTIFY_INVAL_INODE). */
   invalidateInode(nodeid: bigint): void;
+  /** Requests received so far, by operation name (LOOKUP, GETATTR, READDIRPLUS...). */
+  requestCounts(): Record<string, number>;
   /** Detach the mount and stop serving. Idempotent. */
   unmount(): Promise<void>;
 }

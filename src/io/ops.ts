@@ -39,7 +39,7 @@ const EMPTY = cpath('');
 const DOTDOT = cpath('..');
 const NS_MNT = cpath('ns/mnt');
 const ROOT = cpath('root');
-const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID;
+const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const XATTR_MAX = 65536;
 const LINK_MAX = 4096;
 /** As the kernel's MAXSYMLINKS. */
@@ -87,11 +87,21 @@ function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE)): Uint8
   return out;
 }
 
-function fsTypeIfMountRoot(fd: number, st: StatxView): number {
-  if (!st.isDir || !st.isMountRoot) return 0;
+/** Filesystem magic per mount, so each mount costs one fstatfs (which may reach a FUSE server). */
+const fsTypeByMount = new Map<bigint, number>();
+
+function fsTypeOf(fd: number, st: StatxView): number {
+  const key = st.hasUniqueMntId ? st.mntId : -1n;
+  const known = key >= 0n ? fsTypeByMount.get(key) : undefined;
+  if (known !== undefined) return known;
   const sfs = Buffer.alloc(STATFS_SIZE);
   fstatfs(fd, sfs);
-  return Number(sfs.readBigInt64LE(0));
+  const magic = Number(sfs.readBigInt64LE(0));
+  if (key >= 0n) {
+    if (fsTypeByMount.size > 65536) fsTypeByMount.clear();
+    fsTypeByMount.set(key, magic);
+  }
+  return magic;
 }
 
 /**
@@ -162,7 +172,7 @@ export function statPath(root: RootRef, path: Buffer): StatResult {
   const fd = resolveInRoot(root.rootFd, path);
   try {
     const stat = statFd(fd);
-    return { stat, fsType: fsTypeIfMountRoot(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
+    return { stat, fsType: fsTypeOf(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
   } finally {
     close(fd);
   }

@@ -32,7 +32,7 @@ export type IoRequest =
   | { op: 'getxattr'; root: RootRef; path: Buffer; name: Buffer }
   | { op: 'listxattr'; root: RootRef; path: Buffer };
 
-/** One stat: the raw statx record, plus the filesystem magic when it is a mount root. */
+/** One stat: the raw statx record, plus the magic number of the filesystem it is on. */
 export interface StatResult {
   stat: Uint8Array;
   fsType: number;

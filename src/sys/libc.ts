@@ -110,6 +110,8 @@ export function close(fd: number): void {
 export const STATX = {
   BASIC_STATS: 0x7ff,
   MNT_ID: 0x1000,
+  /** 64-bit mount id never reused (6.8+); asked together with MNT_ID, the kernel gives this one. */
+  MNT_ID_UNIQUE: 0x4000,
   ATTR_MOUNT_ROOT: 0x2000,
 } as const;
 

@@ -43,6 +43,14 @@ export class StatxView {
     readonly buf: Buffer,
     readonly off = 0,
   ) {}
+  /** Which fields the kernel filled (STATX_* bits). */
+  get mask(): number {
+    return this.buf.readUInt32LE(this.off);
+  }
+  /** stx_mnt_id is the never-reused 64-bit mount id (STATX_MNT_ID_UNIQUE). */
+  get hasUniqueMntId(): boolean {
+    return (this.mask & 0x4000) !== 0;
+  }
   get mode(): number {
     return this.buf.readUInt16LE(this.off + OFF.mode);
   }

@@ -20,10 +20,11 @@ import type {
   StatFs,
 } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
-import { StatxView, STATX_RECORD, S_IFMT, dtypeOf } from '../sys/stat.js';
+import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, dtypeOf } from '../sys/stat.js';
 import { assertComponent, childPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
+import { FastStat } from '../io/fast-stat.js';
 import type { DirChunk, OpenDirResult, OpenResult, RootRef, StatResult } from '../io/protocol.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
 import type { DiscoverySnapshot, MountNamespace } from '../discovery/model.js';
@@ -31,6 +32,8 @@ import { NodeTable, BYPID_ID } from './nodes.js';
 import type { Node, RealNode } from './nodes.js';
 import { InodeNumbers } from './inode-numbers.js';
 import { attrFromStatx, virtualAttr } from './attrs.js';
+import { DirCursors, positionIn } from './dir-cursors.js';
+import type { DirCursor } from './dir-cursors.js';
 
 export type SymlinkMode = 'rewrite' | 'raw';
 
@@ -70,30 +73,16 @@ interface FileHandle {
   unpin: () => void;
 }
 
-interface RealDirHandle {
-  kind: 'real';
-  node: RealNode;
-  fd: number;
-  ns: MountNamespace;
-  unpin: () => void;
-  /** The chunk last read, and the cookie it was read from. */
-  chunk?: { from: bigint; data: DirChunk };
-}
-
-interface ListDirHandle {
-  kind: 'list';
-  entries: DirEntry[];
-}
-
-type DirHandle = RealDirHandle | ListDirHandle;
-
 export class NamespaceView implements FuseOperations {
   private readonly nodes = new NodeTable();
   private readonly numbers = new InodeNumbers();
   private readonly files = new Map<bigint, FileHandle>();
-  private readonly dirs = new Map<bigint, DirHandle>();
+  private readonly cursors = new DirCursors((c) => this.closeLater(c.fd, c.nsInode, c.unpin));
+  /** Listings of the view's own directories, computed at offset 0 and served from here after. */
+  private readonly listings = new Map<bigint, DirEntry[]>();
   private readonly openStamps = new Map<bigint, string>();
   private nextFh = 1n;
+  private readonly fast = new FastStat();
   private session: FuseSession | undefined;
   /** st_dev of our own mount in statx form (major << 20 | minor); 0 until mounted. */
   private ownDev = 0;
@@ -152,10 +141,15 @@ export class NamespaceView implements FuseOperations {
   }
 
   private async statReal(nsInode: number, path: Buffer): Promise<{ st: StatxView; fsType: number }> {
+    const held = this.roots.peek(nsInode);
+    const fast = held && this.fast.tryStat(held, path);
+    if (fast) return { st: new StatxView(Buffer.from(fast.stat.buffer)), fsType: fast.fsType };
     const r = await this.inRoot(nsInode, (root) =>
       this.io.run<StatResult>({ op: 'stat', root, path, sync: true }, nsInode),
     );
-    return { st: new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD)), fsType: r.fsType };
+    const st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
+    this.fast.learn(st, r.fsType);
+    return { st, fsType: r.fsType };
   }
 
   private realEntry(nsInode: number, path: Buffer, st: StatxView, fsType: number, top: boolean): Entry {
@@ -310,38 +304,16 @@ export class NamespaceView implements FuseOperations {
     this.closeLater(f.fd, f.nsInode, f.unpin);
   }
 
+  /**
+   * ENOSYS for every directory: the kernel then never sends OPENDIR or RELEASEDIR again (it
+   * offers FUSE_NO_OPENDIR_SUPPORT since 5.1) and a listing costs only its READDIRPLUS requests;
+   * the listing state is kept per node (DirCursors).
+   */
   async opendir(ctx: RequestContext, nodeid: bigint): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     const n = this.node(nodeid);
-    const fh = this.nextFh++;
-    switch (n.kind) {
-      case 'top':
-        this.dirs.set(fh, { kind: 'list', entries: this.topEntries(await this.catalog.fresh(250)) });
-        return { fh };
-      case 'bypid':
-        this.dirs.set(fh, { kind: 'list', entries: this.byPidEntries(await this.catalog.fresh(250)) });
-        return { fh };
-      case 'pidlink':
-        throw new NsviewError(E.ENOTDIR);
-      case 'real': {
-        if (n.opaque) {
-          this.dirs.set(fh, { kind: 'list', entries: listEntries([], n.id) });
-          return { fh };
-        }
-        const ns = this.namespace(n.nsInode);
-        const unpin = await this.roots.pin(ns);
-        try {
-          const r = await this.roots.withRoot(ns, (root) =>
-            this.io.run<OpenDirResult>({ op: 'openDirAndRead', root, path: n.path, dev: n.dev, ino: n.ino }, n.nsInode),
-          );
-          this.dirs.set(fh, { kind: 'real', node: n, fd: r.fd, ns, unpin, chunk: { from: 0n, data: r.first } });
-          return { fh };
-        } catch (err) {
-          unpin();
-          throw err;
-        }
-      }
-    }
+    if (n.kind === 'pidlink' || (n.kind === 'real' && (n.type & S_IFMT) !== S_IFDIR)) throw new NsviewError(E.ENOTDIR);
+    throw new NsviewError(E.ENOSYS, 'zero-message opendir');
   }
 
   private topEntries(snap: DiscoverySnapshot): DirEntry[] {
@@ -364,42 +336,71 @@ export class NamespaceView implements FuseOperations {
   }
 
   async readdir(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, plus: boolean): Promise<DirEntry[]> {
-    const h = this.dirs.get(fh);
-    if (!h) throw new NsviewError(E.EBADF);
-    if (h.kind === 'list') return h.entries.slice(Number(offset), Number(offset) + PLAIN_BATCH);
-    return this.readRealDir(h, offset, plus);
+    if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
+    const n = this.node(nodeid);
+    if (n.kind === 'real' && !n.opaque) return this.readRealDir(n, offset, plus);
+    let list = offset === 0n ? undefined : this.listings.get(nodeid);
+    if (!list) {
+      if (n.kind === 'top') list = this.topEntries(await this.catalog.fresh(250));
+      else if (n.kind === 'bypid') list = this.byPidEntries(await this.catalog.fresh(250));
+      else if (n.kind === 'real') list = listEntries([], n.id);
+      else throw new NsviewError(E.ENOTDIR);
+      this.listings.set(nodeid, list);
+    }
+    const out = list.slice(Number(offset), Number(offset) + PLAIN_BATCH);
+    if (out.length === 0) this.listings.delete(nodeid);
+    return out;
   }
 
-  private async readRealDir(h: RealDirHandle, offset: bigint, plus: boolean): Promise<DirEntry[]> {
-    let start = -1;
-    if (h.chunk) {
-      if (h.chunk.from === offset) start = 0;
-      else {
-        const i = h.chunk.data.offs.indexOf(offset);
-        if (i >= 0) start = i + 1;
+  /** The chunk holding the entries after `offset`, reading or reopening as needed. */
+  private async dirChunk(n: RealNode, offset: bigint): Promise<{ c: DirCursor; start: number }> {
+    let c = offset === 0n ? undefined : this.cursors.get(n.id);
+    if (!c) {
+      const ns = this.namespace(n.nsInode);
+      const unpin = await this.roots.pin(ns);
+      let r: OpenDirResult;
+      try {
+        r = await this.roots.withRoot(ns, (root) =>
+          this.io.run<OpenDirResult>({ op: 'openDirAndRead', root, path: n.path, dev: n.dev, ino: n.ino }, n.nsInode),
+        );
+      } catch (err) {
+        unpin();
+        throw err;
       }
+      c = { nodeid: n.id, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
+      this.cursors.put(c);
     }
-    if (h.chunk && start >= h.chunk.data.offs.length && h.chunk.data.end) return [];
-    if (start < 0 || (h.chunk && start >= h.chunk.data.offs.length && !h.chunk.data.end)) {
-      const from = start < 0 ? offset : h.chunk!.data.offs[h.chunk!.data.offs.length - 1]!;
-      const data = await this.io.run<DirChunk>({ op: 'readDir', fd: h.fd, offset: from }, h.node.nsInode);
-      h.chunk = { from, data };
+    let start = positionIn(c.chunk, offset);
+    if (start < 0 || (start >= c.chunk.data.offs.length && !c.chunk.data.end)) {
+      const from = start < 0 ? offset : c.chunk.data.offs[c.chunk.data.offs.length - 1]!;
+      const data = await this.io.run<DirChunk>({ op: 'readDir', fd: c.fd, offset: from }, n.nsInode);
+      c.chunk = { from, data };
       start = 0;
     }
-    const c = h.chunk!.data;
+    return { c, start };
+  }
+
+  private async readRealDir(n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
+    const { c, start } = await this.dirChunk(n, offset);
+    const data = c.chunk.data;
+    if (start >= data.offs.length) {
+      // End served: nothing more to read through this fd.
+      this.cursors.drop(n.id);
+      return [];
+    }
     const out: DirEntry[] = [];
-    const limit = Math.min(c.offs.length, start + (plus ? PLUS_BATCH : PLAIN_BATCH));
-    const names = Buffer.from(c.names.buffer, c.names.byteOffset, c.names.byteLength);
-    const stats = Buffer.from(c.stats.buffer, c.stats.byteOffset, c.stats.byteLength);
+    const limit = Math.min(data.offs.length, start + (plus ? PLUS_BATCH : PLAIN_BATCH));
+    const names = Buffer.from(data.names.buffer, data.names.byteOffset, data.names.byteLength);
+    const stats = Buffer.from(data.stats.buffer, data.stats.byteOffset, data.stats.byteLength);
     for (let i = start; i < limit; i++) {
-      const name = Buffer.from(names.subarray(i === 0 ? 0 : c.nameEnds[i - 1]!, c.nameEnds[i]!));
+      const name = Buffer.from(names.subarray(i === 0 ? 0 : data.nameEnds[i - 1]!, data.nameEnds[i]!));
       const de: DirEntry = {
         name,
-        ino: this.numbers.of(h.node.dev, c.inos[i]!),
-        type: c.types[i]!,
-        off: c.offs[i]!,
+        ino: this.numbers.of(n.dev, data.inos[i]!),
+        type: data.types[i]!,
+        off: data.offs[i]!,
       };
-      if (c.statOk[i]) {
+      if (data.statOk[i]) {
         const st = new StatxView(stats, i * STATX_RECORD);
         // Mount roots are left to a normal lookup: it checks for pseudo filesystems and our own
         // mount, and a frozen filesystem there then costs only its own timed request.
@@ -408,7 +409,7 @@ export class NamespaceView implements FuseOperations {
           de.type = dtypeOf(st.mode);
           if (plus) {
             const rec = new StatxView(Buffer.from(stats.subarray(i * STATX_RECORD, (i + 1) * STATX_RECORD)));
-            de.entry = this.realEntry(h.node.nsInode, childPath(h.node.path, name), rec, 0, false);
+            de.entry = this.realEntry(n.nsInode, childPath(n.path, name), rec, 0, false);
           }
         }
       }
@@ -417,12 +418,8 @@ export class NamespaceView implements FuseOperations {
     return out;
   }
 
-  async releasedir(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void> {
-    const h = this.dirs.get(fh);
-    if (!h) return;
-    this.dirs.delete(fh);
-    if (h.kind === 'real') this.closeLater(h.fd, h.node.nsInode, h.unpin);
-  }
+  /** Not sent by the kernel once OPENDIR answered ENOSYS; kept for the contract. */
+  async releasedir(): Promise<void> {}
 
   private closeLater(fd: number, nsInode: number, unpin: () => void): void {
     this.io
@@ -477,8 +474,14 @@ export class NamespaceView implements FuseOperations {
   }
 
   /** Numbers for logs and the soak test. */
-  stats(): { nodes: number; openFiles: number; openDirs: number } {
-    return { nodes: this.nodes.size, openFiles: this.files.size, openDirs: this.dirs.size };
+  stats(): { nodes: number; openFiles: number; openDirs: number; fastHits: number; fastMisses: number } {
+    return {
+      nodes: this.nodes.size,
+      openFiles: this.files.size,
+      openDirs: this.cursors.size,
+      fastHits: this.fast.hits,
+      fastMisses: this.fast.misses,
+    };
   }
 }
 

@@ -1,0 +1,108 @@
+/**
+ * FastStat: answer a stat on the main thread, without a worker trip, when that provably cannot
+ * block.
+ *
+ * - openat2(..., RESOLVE_CACHED) walks the dentry cache only, in RCU mode: it never sleeps, never
+ *   does I/O and never calls a filesystem's lookup or revalidation; anything else is EAGAIN.
+ * - statx(AT_STATX_DONT_SYNC) never asks a FUSE or network server; on local filesystems it is
+ *   exact. The answer is used only when its mount is known (from a worker that already ran
+ *   fstatfs there) to be a local filesystem; the mount id is the never-reused 64-bit one.
+ * - The guard (has the access task left the namespace?) reads a procfs link, which never blocks.
+ *
+ * Anything else returns undefined and the caller takes the worker path, which has deadlines.
+ * This serves the kernel's revalidations and attribute refreshes of hot trees, the bulk of the
+ * requests in a metadata walk once a directory was listed.
+ */
+import { AT, O, RESOLVE, STATX, close, cpath, openat2, readlinkat, statx } from '../sys/libc.js';
+import { StatxView, STATX_RECORD } from '../sys/stat.js';
+import type { RootRef, StatResult } from './protocol.js';
+
+/** Filesystems whose metadata lives in the kernel or on a local block device. */
+const LOCAL_FS = new Set<number>([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs (and devtmpfs)
+  0x858458f6, // ramfs
+  0x794c7630, // overlayfs
+  0x73717368, // squashfs
+  0xe0f5e1e2, // erofs
+  0xf2f52010, // f2fs
+  0x2fc12fc1, // zfs
+  0x4d44, // vfat
+  0x9660, // iso9660
+  0x9fa0, // proc
+  0x62656572, // sysfs
+  0x27e0eb, // cgroup
+  0x63677270, // cgroup2
+  0x1cd1, // devpts
+]);
+
+const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
+const RESOLVE_FAST = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS | RESOLVE.CACHED;
+const STAT_FLAGS = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC;
+const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
+const GUARD_VALID_MS = 100;
+const EMPTY = cpath('');
+const NS_MNT = cpath('ns/mnt');
+
+export class FastStat {
+  /** Unique mount id -> filesystem magic, for mounts known to be local. */
+  private readonly localMounts = new Map<bigint, number>();
+  private readonly guardChecked = new Map<number, number>();
+  private readonly linkBuf = Buffer.alloc(64);
+  hits = 0;
+  misses = 0;
+
+  /** A worker stat'ed something on mount `mntId` and found filesystem `fsType`. */
+  learn(st: StatxView, fsType: number): void {
+    if (st.hasUniqueMntId && LOCAL_FS.has(fsType)) this.localMounts.set(st.mntId, fsType);
+  }
+
+  private guardOk(root: RootRef): boolean {
+    if (root.guardFd < 0) return true;
+    const now = performance.now();
+    const last = this.guardChecked.get(root.guardFd);
+    if (last !== undefined && now - last < GUARD_VALID_MS) return true;
+    try {
+      const n = readlinkat(root.guardFd, NS_MNT, this.linkBuf);
+      if (this.linkBuf.toString('latin1', 0, n) !== root.nsLink) return false;
+    } catch {
+      return false;
+    }
+    if (this.guardChecked.size > 4096) this.guardChecked.clear();
+    this.guardChecked.set(root.guardFd, now);
+    return true;
+  }
+
+  /** The stat of `path` in `root` if it can be had without blocking, else undefined. */
+  tryStat(root: RootRef, path: Buffer): StatResult | undefined {
+    if (!this.guardOk(root)) return undefined;
+    let fd: number;
+    try {
+      fd = openat2(root.rootFd, cpath(path.length === 0 ? '.' : path), FLAGS, RESOLVE_FAST);
+    } catch {
+      this.misses++;
+      return undefined;
+    }
+    const out = new Uint8Array(STATX_RECORD);
+    const buf = Buffer.from(out.buffer);
+    try {
+      statx(fd, EMPTY, STAT_FLAGS, STAT_MASK, buf);
+    } catch {
+      this.misses++;
+      return undefined;
+    } finally {
+      close(fd);
+    }
+    const st = new StatxView(buf);
+    const fsType = st.hasUniqueMntId ? this.localMounts.get(st.mntId) : undefined;
+    if (fsType === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return { stat: out, fsType };
+  }
+}
+
