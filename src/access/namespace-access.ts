@@ -88,6 +88,17 @@ export class NamespaceAccess {
     }
   }
 
+  /**
+   * The root of `nsInode` if a way in is already held (no acquisition, never waits), counted as
+   * a use for the idle timer. For the main thread's non-blocking fast path.
+   */
+  peek(nsInode: number): RootRef | undefined {
+    const h = this.handles.get(nsInode);
+    if (!h) return undefined;
+    h.lastUsed = Date.now();
+    return h.ref;
+  }
+
   /** Keep the way into `ns` (and so a sandbox) while a file or directory of it is open. */
   async pin(ns: MountNamespace): Promise<() => void> {
     const h = await this.acquire(ns);

@@ -12,7 +12,10 @@ export class SandboxTask {
   /** Start a thread that joins the namespace open on `nsFd` (the caller closes nsFd afterwards). */
   static start(nsFd: number, timeoutMs = 10_000): Promise<SandboxTask> {
     const release = new SharedArrayBuffer(4);
-    const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), { workerData: { nsFd, release } });
+    const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), {
+      workerData: { nsFd, release },
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+    });
     worker.unref();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

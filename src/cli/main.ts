@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel may cache file attributes (the staleness bound)' })
           .option('entry-timeout', { type: 'number', default: 5, describe: 'seconds the kernel may cache names (identity is re-checked on use)' })
           .option('scan-interval', { type: 'number', default: 1, describe: 'seconds between namespace discovery passes' })
-          .option('workers', { type: 'number', default: 4, describe: 'io worker threads' })
+          .option('workers', { type: 'number', default: 2, describe: 'io worker threads (each ~10 MB)' })
           .option('log-file', { type: 'string', default: '/var/log/nsview.log', describe: 'where a background daemon logs' })
           .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'trace every operation' })
           .option('ready-fd', { type: 'number', hidden: true }),

@@ -104,10 +104,12 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
 
   // `kill -USR1 <pid>`: one line of counters, to see what a workload costs without --verbose.
   const dumpStats = () => {
+    (globalThis as { gc?: () => void }).gc?.();
     const mem = process.memoryUsage();
     log.info(
       `stats: requests ${JSON.stringify(session.requestCounts())} view ${JSON.stringify(view?.stats())} ` +
-        `sandboxes ${access.sandboxCount} stuck-workers ${io.stuckWorkers} rss ${Math.round(mem.rss / 1048576)}MiB`,
+        `sandboxes ${access.sandboxCount} stuck-workers ${io.stuckWorkers} rss ${Math.round(mem.rss / 1048576)}MiB ` +
+        `heap ${Math.round(mem.heapUsed / 1048576)}MiB`,
     );
   };
   process.on('SIGUSR1', dumpStats);

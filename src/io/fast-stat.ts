@@ -16,6 +16,8 @@
 import { AT, O, RESOLVE, STATX, close, cpath, openat2, readlinkat, statx } from '../sys/libc.js';
 import { StatxView, STATX_RECORD } from '../sys/stat.js';
 import type { RootRef, StatResult } from './protocol.js';
+import { pathBytes } from '../resolve/names.js';
+import type { InRootPath } from '../resolve/names.js';
 
 /** Filesystems whose metadata lives in the kernel or on a local block device. */
 const LOCAL_FS = new Set<number>([
@@ -45,6 +47,7 @@ const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const GUARD_VALID_MS = 100;
 const EMPTY = cpath('');
 const NS_MNT = cpath('ns/mnt');
+const DOT = Buffer.from('.');
 
 export class FastStat {
   /** Unique mount id -> filesystem magic, for mounts known to be local. */
@@ -76,11 +79,11 @@ export class FastStat {
   }
 
   /** The stat of `path` in `root` if it can be had without blocking, else undefined. */
-  tryStat(root: RootRef, path: Buffer): StatResult | undefined {
+  tryStat(root: RootRef, path: InRootPath): StatResult | undefined {
     if (!this.guardOk(root)) return undefined;
     let fd: number;
     try {
-      fd = openat2(root.rootFd, cpath(path.length === 0 ? '.' : path), FLAGS, RESOLVE_FAST);
+      fd = openat2(root.rootFd, cpath(path.length === 0 ? DOT : pathBytes(path)), FLAGS, RESOLVE_FAST);
     } catch {
       this.misses++;
       return undefined;

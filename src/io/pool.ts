@@ -55,7 +55,10 @@ export class IoPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(new URL('./worker.js', import.meta.url));
+    // Workers hold no state beyond a request: small heaps keep each isolate near its floor.
+    const worker = new Worker(new URL('./worker.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
     worker.unref();
     let markReady!: () => void;
     const slot: Slot = { worker, tid: 0, ready: new Promise((r) => (markReady = r)) };

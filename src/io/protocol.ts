@@ -1,3 +1,5 @@
+import type { InRootPath } from '../resolve/names.js';
+
 /**
  * Messages between the main thread and the io workers. Everything that may block in a namespace's
  * filesystem is one of these requests; the main thread only ever waits on a Promise of the answer.
@@ -19,18 +21,17 @@ export interface RootRef {
 export type IoRequest =
   | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
   | { op: 'openNsFile'; rootFd: number; path: string; nsInode: number }
-  | { op: 'stat'; root: RootRef; path: Buffer; sync: boolean }
-  | { op: 'readlink'; root: RootRef; path: Buffer }
-  | { op: 'viewLink'; root: RootRef; path: Buffer; ownDev: number; pseudo: boolean }
-  | { op: 'openFile'; root: RootRef; path: Buffer; dev: number; ino: bigint }
+  | { op: 'stat'; root: RootRef; path: InRootPath; sync: boolean }
+  | { op: 'readlink'; root: RootRef; path: InRootPath }
+  | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
+  | { op: 'openFile'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
   | { op: 'read'; fd: number; offset: bigint; size: number }
-  | { op: 'openDir'; root: RootRef; path: Buffer; dev: number; ino: bigint }
-  | { op: 'openDirAndRead'; root: RootRef; path: Buffer; dev: number; ino: bigint }
+  | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
   | { op: 'readDir'; fd: number; offset: bigint }
   | { op: 'close'; fd: number }
-  | { op: 'statfs'; root: RootRef; path: Buffer }
-  | { op: 'getxattr'; root: RootRef; path: Buffer; name: Buffer }
-  | { op: 'listxattr'; root: RootRef; path: Buffer };
+  | { op: 'statfs'; root: RootRef; path: InRootPath }
+  | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Buffer }
+  | { op: 'listxattr'; root: RootRef; path: InRootPath };
 
 /** One stat: the raw statx record, plus the magic number of the filesystem it is on. */
 export interface StatResult {

@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { gettid } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
 import * as ops from './ops.js';
+import { pathBytes } from '../resolve/names.js';
 import type { DirChunk, IoRequest, IoResponse } from './protocol.js';
 
 if (!parentPort) throw new Error('io worker must run as a worker thread');
@@ -14,11 +15,12 @@ const port = parentPort;
 
 /** postMessage delivers Buffers as plain Uint8Arrays; give them their Buffer methods back. */
 function revive(req: IoRequest): IoRequest {
-  const r = req as { path?: unknown; name?: unknown };
-  if (r.path instanceof Uint8Array && !Buffer.isBuffer(r.path)) r.path = Buffer.from(r.path.buffer, r.path.byteOffset, r.path.byteLength);
+  const r = req as { name?: unknown };
   if (r.name instanceof Uint8Array && !Buffer.isBuffer(r.name)) r.name = Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength);
   return req;
 }
+
+const b = pathBytes;
 
 function chunkBuffers(c: DirChunk): ArrayBuffer[] {
   return [c.names, c.nameEnds, c.types, c.inos, c.offs, c.stats, c.statOk].map((a) => a.buffer as ArrayBuffer);
@@ -31,23 +33,19 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
     case 'openNsFile':
       return { value: ops.openNsFile(req.rootFd, req.path, req.nsInode), transfer: [] };
     case 'stat': {
-      const r = ops.statPath(req.root, req.path);
+      const r = ops.statPath(req.root, b(req.path));
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'readlink': {
-      const r = ops.readLink(req.root, req.path);
+      const r = ops.readLink(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'viewLink': {
-      const r = ops.viewLink(req.root, req.path, req.ownDev, req.pseudo);
+      const r = ops.viewLink(req.root, b(req.path), req.ownDev, req.pseudo);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'openFile': {
-      const r = ops.openFile(req.root, req.path, req.dev, req.ino);
-      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
-    }
-    case 'openDir': {
-      const r = ops.openDir(req.root, req.path, req.dev, req.ino);
+      const r = ops.openFile(req.root, b(req.path), req.dev, req.ino);
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'read': {
@@ -59,22 +57,22 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       return { value: r, transfer: chunkBuffers(r) };
     }
     case 'openDirAndRead': {
-      const r = ops.openDirAndRead(req.root, req.path, req.dev, req.ino);
+      const r = ops.openDirAndRead(req.root, b(req.path), req.dev, req.ino);
       return { value: r, transfer: chunkBuffers(r.first) };
     }
     case 'close':
       ops.closeFd(req.fd);
       return { value: undefined, transfer: [] };
     case 'statfs': {
-      const r = ops.statfsPath(req.root, req.path);
+      const r = ops.statfsPath(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'getxattr': {
-      const r = ops.getXattr(req.root, req.path, req.name);
+      const r = ops.getXattr(req.root, b(req.path), req.name);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'listxattr': {
-      const r = ops.listXattr(req.root, req.path);
+      const r = ops.listXattr(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
   }

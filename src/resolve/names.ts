@@ -16,6 +16,24 @@ export function assertComponent(name: Buffer): void {
   if (name.includes(SLASH) || name.includes(0)) throw new NsviewError(E.ENOENT, 'name with / or NUL');
 }
 
+/**
+ * An in-root path as the view keeps it: relative to the namespace root ('' = the root), components
+ * joined by '/', each byte one latin1 character. Byte-exact like a Buffer, but one compact string
+ * that doubles as a map key and clones cheaply to the io workers.
+ */
+export type InRootPath = string;
+
+/** Join an in-root path and one validated component. */
+export function childOf(parent: InRootPath, name: Buffer): InRootPath {
+  const n = name.toString('latin1');
+  return parent.length === 0 ? n : `${parent}/${n}`;
+}
+
+/** The bytes of an in-root path, for the kernel. */
+export function pathBytes(path: InRootPath): Buffer {
+  return Buffer.from(path, 'latin1');
+}
+
 /** Join an in-root relative path ('' = root) and one validated component. */
 export function childPath(parent: Buffer, name: Buffer): Buffer {
   if (parent.length === 0) return name;

@@ -8,10 +8,12 @@
  * Node ids are never reused while the kernel may still hold them (lookup counting, FORGET).
  */
 import { FUSE_ROOT_ID } from '../fuse/types.js';
+import type { InRootPath } from '../resolve/names.js';
 
 interface NodeBase {
   readonly id: bigint;
-  nlookup: bigint;
+  /** Kernel references (a plain number: bigint arithmetic allocates on every lookup). */
+  nlookup: number;
 }
 
 export interface TopNode extends NodeBase {
@@ -31,8 +33,8 @@ export interface PidLinkNode extends NodeBase {
 export interface RealNode extends NodeBase {
   readonly kind: 'real';
   readonly nsInode: number;
-  /** Path inside the namespace root, components joined by '/'; empty for the root itself. */
-  readonly path: Buffer;
+  /** Path inside the namespace root ('' for the root itself); see InRootPath. */
+  readonly path: InRootPath;
   dev: number;
   ino: bigint;
   /** S_IFMT bits of the file last seen at `path`. */
@@ -47,21 +49,18 @@ export const BYPID_ID = 2n;
 
 export class NodeTable {
   private readonly byId = new Map<bigint, Node>();
-  private readonly realByKey = new Map<string, RealNode>();
+  /** namespace inode -> in-root path -> node (the path string is the node's own). */
+  private readonly realByPath = new Map<number, Map<InRootPath, RealNode>>();
   private readonly linkByPid = new Map<number, PidLinkNode>();
   private nextId = 16n;
 
   constructor() {
-    this.byId.set(FUSE_ROOT_ID, { id: FUSE_ROOT_ID, kind: 'top', nlookup: 1n });
-    this.byId.set(BYPID_ID, { id: BYPID_ID, kind: 'bypid', nlookup: 1n });
+    this.byId.set(FUSE_ROOT_ID, { id: FUSE_ROOT_ID, kind: 'top', nlookup: 1 });
+    this.byId.set(BYPID_ID, { id: BYPID_ID, kind: 'bypid', nlookup: 1 });
   }
 
   get(id: bigint): Node | undefined {
     return this.byId.get(id);
-  }
-
-  private static key(nsInode: number, path: Buffer): string {
-    return `${nsInode}/${path.toString('latin1')}`;
   }
 
   /**
@@ -69,16 +68,20 @@ export class NodeTable {
    * of another type now at the same path gets a new node id: the kernel must not see an inode
    * change type under it.
    */
-  lookupReal(nsInode: number, path: Buffer, dev: number, ino: bigint, type: number, opaque: boolean): RealNode {
-    const key = NodeTable.key(nsInode, path);
-    let node = this.realByKey.get(key);
+  lookupReal(nsInode: number, path: InRootPath, dev: number, ino: bigint, type: number, opaque: boolean): RealNode {
+    let paths = this.realByPath.get(nsInode);
+    if (!paths) {
+      paths = new Map();
+      this.realByPath.set(nsInode, paths);
+    }
+    let node = paths.get(path);
     if (node && node.type !== type) {
-      this.realByKey.delete(key);
+      paths.delete(path);
       node = undefined;
     }
     if (!node) {
-      node = { id: this.nextId++, kind: 'real', nsInode, path, dev, ino, type, opaque, nlookup: 0n };
-      this.realByKey.set(key, node);
+      node = { id: this.nextId++, kind: 'real', nsInode, path, dev, ino, type, opaque, nlookup: 0 };
+      paths.set(path, node);
       this.byId.set(node.id, node);
     }
     node.dev = dev;
@@ -91,7 +94,7 @@ export class NodeTable {
   lookupPidLink(pid: number, nsInode: number): PidLinkNode {
     let node = this.linkByPid.get(pid);
     if (!node) {
-      node = { id: this.nextId++, kind: 'pidlink', pid, nsInode, nlookup: 0n };
+      node = { id: this.nextId++, kind: 'pidlink', pid, nsInode, nlookup: 0 };
       this.linkByPid.set(pid, node);
       this.byId.set(node.id, node);
     }
@@ -108,12 +111,15 @@ export class NodeTable {
   forget(id: bigint, n: bigint): void {
     const node = this.byId.get(id);
     if (!node || node.kind === 'top' || node.kind === 'bypid') return;
-    node.nlookup -= n;
-    if (node.nlookup > 0n) return;
+    node.nlookup -= Number(n);
+    if (node.nlookup > 0) return;
     this.byId.delete(id);
     if (node.kind === 'real') {
-      const key = NodeTable.key(node.nsInode, node.path);
-      if (this.realByKey.get(key) === node) this.realByKey.delete(key);
+      const paths = this.realByPath.get(node.nsInode);
+      if (paths?.get(node.path) === node) {
+        paths.delete(node.path);
+        if (paths.size === 0) this.realByPath.delete(node.nsInode);
+      }
     } else if (this.linkByPid.get(node.pid) === node) {
       this.linkByPid.delete(node.pid);
     }

@@ -21,7 +21,8 @@ import type {
 } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
 import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, dtypeOf } from '../sys/stat.js';
-import { assertComponent, childPath } from '../resolve/names.js';
+import { assertComponent, childOf } from '../resolve/names.js';
+import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
@@ -140,7 +141,7 @@ export class NamespaceView implements FuseOperations {
     return st.isMountRoot && !this.opts.pseudo && isPseudoFs(fsType);
   }
 
-  private async statReal(nsInode: number, path: Buffer): Promise<{ st: StatxView; fsType: number }> {
+  private async statReal(nsInode: number, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
     const held = this.roots.peek(nsInode);
     const fast = held && this.fast.tryStat(held, path);
     if (fast) return { st: new StatxView(Buffer.from(fast.stat.buffer)), fsType: fast.fsType };
@@ -152,7 +153,7 @@ export class NamespaceView implements FuseOperations {
     return { st, fsType: r.fsType };
   }
 
-  private realEntry(nsInode: number, path: Buffer, st: StatxView, fsType: number, top: boolean): Entry {
+  private realEntry(nsInode: number, path: InRootPath, st: StatxView, fsType: number, top: boolean): Entry {
     const node = this.nodes.lookupReal(nsInode, path, st.dev, st.ino, st.type, this.isOpaque(st, fsType));
     return {
       nodeid: node.id,
@@ -192,8 +193,8 @@ export class NamespaceView implements FuseOperations {
         let snap = this.catalog.current();
         if (!snap.namespaces.has(ino)) snap = await this.catalog.fresh(100);
         if (!snap.namespaces.has(ino)) throw new NsviewError(E.ENOENT);
-        const { st, fsType } = await this.statReal(ino, Buffer.alloc(0));
-        return this.realEntry(ino, Buffer.alloc(0), st, fsType, true);
+        const { st, fsType } = await this.statReal(ino, '');
+        return this.realEntry(ino, '', st, fsType, true);
       }
       case 'bypid': {
         const pid = NamespaceView.parseNumber(name);
@@ -215,7 +216,7 @@ export class NamespaceView implements FuseOperations {
       case 'real': {
         assertComponent(name);
         if (p.opaque) throw new NsviewError(E.ENOENT);
-        const path = childPath(p.path, name);
+        const path = childOf(p.path, name);
         const { st, fsType } = await this.statReal(p.nsInode, path);
         return this.realEntry(p.nsInode, path, st, fsType, false);
       }
@@ -409,7 +410,7 @@ export class NamespaceView implements FuseOperations {
           de.type = dtypeOf(st.mode);
           if (plus) {
             const rec = new StatxView(Buffer.from(stats.subarray(i * STATX_RECORD, (i + 1) * STATX_RECORD)));
-            de.entry = this.realEntry(n.nsInode, childPath(n.path, name), rec, 0, false);
+            de.entry = this.realEntry(n.nsInode, childOf(n.path, name), rec, 0, false);
           }
         }
       }
