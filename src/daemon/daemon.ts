@@ -89,6 +89,13 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       // Rewritten link targets differ in length from the stored ones (st_size).
       cacheSymlinks: opts.symlinks === 'raw',
       onError: (err, opcode) => log.error(`${opcode}: ${(err as Error)?.message ?? String(err)}`),
+      onTrace: log.verbose
+        ? (t) =>
+            log.trace(
+              `${t.op} node ${t.nodeid}${t.name && t.name.length ? ` "${t.name.toString('latin1')}"` : ''} -> ` +
+                `${t.errno ? errnoName(t.errno) : 'ok'} ${t.ms.toFixed(2)}ms`,
+            )
+        : undefined,
     });
   } catch (err) {
     catalog.stop();

@@ -147,7 +147,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, cacheSymlinks: options.cacheSymlinks ?? true, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
   server.start();
   let init: InitInfo;
   try {

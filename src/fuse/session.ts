@@ -36,7 +36,19 @@ export interface ServerOptions {
   /** fs.read() calls kept outstanding on the device. */
   readers: number;
   cacheSymlinks: boolean;
+  onTrace?: (t: RequestTrace) => void;
   onError: (err: unknown, opcode: string) => void;
+}
+
+/** One served request, for --verbose tracing. */
+export interface RequestTrace {
+  op: string;
+  nodeid: bigint;
+  /** The name looked up, for LOOKUP. */
+  name?: Buffer;
+  /** 0 on success, else the errno answered. */
+  errno: number;
+  ms: number;
 }
 
 /** What INIT agreed on, for logs and tests. */
@@ -348,10 +360,16 @@ export class FuseServer {
     } catch (e) {
       p = Promise.reject(e);
     }
+    const trace = this.opts.onTrace;
+    const t0 = trace ? performance.now() : 0;
     p.then(
-      () => this.done(req),
+      () => {
+        trace?.({ op: opName(req.opcode), nodeid: req.nodeid, name: req.name, errno: 0, ms: performance.now() - t0 });
+        this.done(req);
+      },
       (e: unknown) => {
-        this.replyFailure(req, e);
+        const errno = this.replyFailure(req, e);
+        trace?.({ op: opName(req.opcode), nodeid: req.nodeid, name: req.name, errno, ms: performance.now() - t0 });
         this.done(req);
       },
     );
@@ -546,11 +564,12 @@ export class FuseServer {
     }
   }
 
-  private replyFailure(req: Request, err: unknown): void {
+  /** Answer a handler's failure; returns the errno sent (0 if a reply had already gone out). */
+  private replyFailure(req: Request, err: unknown): number {
     if (req.replied) {
       // The reply went out and something after it threw: an engine bug, not the handler's.
       this.report(err, opName(req.opcode));
-      return;
+      return 0;
     }
     let errno = E.EIO;
     const n = typeof err === 'object' && err !== null ? (err as { errno?: unknown }).errno : undefined;
@@ -560,6 +579,7 @@ export class FuseServer {
       this.report(err, opName(req.opcode));
     }
     this.replyErrorTo(req, errno);
+    return errno;
   }
 
   /** Header + the struct already encoded in `out` at OUT_HEADER_SIZE, ending at `end`. */

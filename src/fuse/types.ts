@@ -146,6 +146,8 @@ export interface MountOptions {
    * /dev/fuse (so interrupts and forgets keep flowing) and wait in a FIFO.
    */
   maxInFlight?: number;
+  /** Called after every request handled by `FuseOperations` (for --verbose tracing); keep it cheap. */
+  onTrace?: (t: { op: string; nodeid: bigint; name?: Buffer; errno: number; ms: number }) => void;
   /** Called for requests the engine could not handle or answer (never throws to the kernel). */
   onError?: (err: unknown, opcode: string) => void;
   /**

@@ -150,7 +150,10 @@ export class IoPool {
     }
     const slot = p.slot;
     if (!slot || slot.busy !== p) return;
-    this.opts.onEvent?.(`io ${p.req.op} timed out (namespace ${p.key}); worker ${slot.tid} written off`);
+    const where = 'path' in p.req ? ` /${Buffer.from(p.req.path, 'latin1').toString()}` : '';
+    this.opts.onEvent?.(
+      `ETIMEDOUT: ${p.req.op}${where} in namespace ${p.key} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
+    );
     this.suspect.add(p.key);
     slot.busy = undefined;
     this.settle(p, { id: p.id, ok: false, errno: E.ETIMEDOUT, message: `${p.req.op} timed out` });
