@@ -296,6 +296,17 @@ export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): 
   return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
 }
 
+/** Open a regular file and read its first request's worth: one worker trip for most reads. */
+export function openAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint, offset: bigint, size: number): { fd: number; data: Uint8Array } {
+  const { fd } = openFile(root, path, dev, ino);
+  try {
+    return { fd, data: readAt(fd, offset, size) };
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
+
 /** Read exactly `size` bytes unless EOF comes first: a short FUSE read reply means EOF. */
 export function readAt(fd: number, offset: bigint, size: number): Uint8Array {
   const out = Buffer.from(new ArrayBuffer(size));

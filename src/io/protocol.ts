@@ -24,7 +24,7 @@ export type IoRequest =
   | { op: 'stat'; root: RootRef; path: InRootPath; sync: boolean }
   | { op: 'readlink'; root: RootRef; path: InRootPath }
   | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
-  | { op: 'openFile'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
+  | { op: 'openAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; offset: bigint; size: number }
   | { op: 'read'; fd: number; offset: bigint; size: number }
   | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
   | { op: 'readDir'; fd: number; offset: bigint }
@@ -63,6 +63,11 @@ export interface DirChunk {
   statOk: Uint8Array;
   /** True when getdents returned 0: no more entries after this chunk. */
   end: boolean;
+}
+
+export interface OpenReadResult {
+  fd: number;
+  data: Uint8Array;
 }
 
 export interface OpenDirResult {

@@ -44,9 +44,9 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       const r = ops.viewLink(req.root, b(req.path), req.ownDev, req.pseudo);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
-    case 'openFile': {
-      const r = ops.openFile(req.root, b(req.path), req.dev, req.ino);
-      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
+    case 'openAndRead': {
+      const r = ops.openAndRead(req.root, b(req.path), req.dev, req.ino, req.offset, req.size);
+      return { value: r, transfer: [r.data.buffer as ArrayBuffer] };
     }
     case 'read': {
       const r = ops.readAt(req.fd, req.offset, req.size);

@@ -20,21 +20,21 @@ import type {
   StatFs,
 } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
-import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, dtypeOf } from '../sys/stat.js';
+import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, S_IFREG, dtypeOf } from '../sys/stat.js';
 import { assertComponent, childOf } from '../resolve/names.js';
 import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
-import type { DirChunk, OpenDirResult, OpenResult, RootRef, StatResult } from '../io/protocol.js';
+import type { DirChunk, OpenDirResult, OpenReadResult, RootRef, StatResult } from '../io/protocol.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
 import type { DiscoverySnapshot, MountNamespace } from '../discovery/model.js';
 import { NodeTable, BYPID_ID } from './nodes.js';
 import type { Node, RealNode } from './nodes.js';
 import { InodeNumbers } from './inode-numbers.js';
 import { attrFromStatx, virtualAttr } from './attrs.js';
-import { DirCursors, positionIn } from './dir-cursors.js';
-import type { DirCursor } from './dir-cursors.js';
+import { NodeFds, positionIn } from './node-fds.js';
+import type { DirCursor, NodeFd } from './node-fds.js';
 
 export type SymlinkMode = 'rewrite' | 'raw';
 
@@ -68,21 +68,13 @@ const PLUS_BATCH = 128;
 const PLAIN_BATCH = 1024;
 const BYPID = Buffer.from('by-pid');
 
-interface FileHandle {
-  fd: number;
-  nsInode: number;
-  unpin: () => void;
-}
-
 export class NamespaceView implements FuseOperations {
   private readonly nodes = new NodeTable();
   private readonly numbers = new InodeNumbers();
-  private readonly files = new Map<bigint, FileHandle>();
-  private readonly cursors = new DirCursors((c) => this.closeLater(c.fd, c.nsInode, c.unpin));
+  private readonly cursors = new NodeFds<DirCursor>((c) => this.closeLater(c.fd, c.nsInode, c.unpin));
+  private readonly files = new NodeFds<NodeFd>((f) => this.closeLater(f.fd, f.nsInode, f.unpin), 1024);
   /** Listings of the view's own directories, computed at offset 0 and served from here after. */
   private readonly listings = new Map<bigint, DirEntry[]>();
-  private readonly openStamps = new Map<bigint, string>();
-  private nextFh = 1n;
   private readonly fast = new FastStat();
   private session: FuseSession | undefined;
   /** st_dev of our own mount in statx form (major << 20 | minor); 0 until mounted. */
@@ -225,7 +217,10 @@ export class NamespaceView implements FuseOperations {
 
   forget(nodeid: bigint, nlookup: bigint): void {
     this.nodes.forget(nodeid, nlookup);
-    if (!this.nodes.get(nodeid)) this.openStamps.delete(nodeid);
+    if (!this.nodes.get(nodeid)) {
+      this.files.drop(nodeid);
+      this.cursors.drop(nodeid);
+    }
   }
 
   async getattr(ctx: RequestContext, nodeid: bigint): Promise<AttrReply> {
@@ -265,45 +260,50 @@ export class NamespaceView implements FuseOperations {
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
 
+  /**
+   * ENOSYS for every file: the kernel then never sends OPEN, FLUSH or RELEASE again (it offers
+   * FUSE_NO_OPEN_SUPPORT since 4.20) and reading a file costs its READ requests only; the first
+   * one opens and reads in one worker trip and the fd is kept per node (NodeFds). The kernel
+   * keeps the page cache across opens, and AUTO_INVAL_DATA drops it when a refreshed mtime or
+   * size differs, so contents are never staler than the attribute timeout.
+   */
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
     const n = this.realNode(nodeid);
+    if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
+    throw new NsviewError(E.ENOSYS, 'zero-message open');
+  }
+
+  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer> {
+    if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
+    const f = this.files.get(nodeid);
+    if (f) {
+      const out = await this.io.run<Uint8Array>({ op: 'read', fd: f.fd, offset, size }, f.nsInode);
+      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    }
+    const n = this.realNode(nodeid);
     const ns = this.namespace(n.nsInode);
     const unpin = await this.roots.pin(ns);
+    let r: OpenReadResult;
     try {
-      const r = await this.roots.withRoot(ns, (root) =>
-        this.io.run<OpenResult>({ op: 'openFile', root, path: n.path, dev: n.dev, ino: n.ino }, n.nsInode),
+      r = await this.roots.withRoot(ns, (root) =>
+        this.io.run<OpenReadResult>(
+          { op: 'openAndRead', root, path: n.path, dev: n.dev, ino: n.ino, offset, size },
+          n.nsInode,
+        ),
       );
-      const st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
-      const fh = this.nextFh++;
-      this.files.set(fh, { fd: r.fd, nsInode: n.nsInode, unpin });
-      // Keep the kernel's page cache across opens only while the file is unchanged.
-      const stamp = `${st.timeSec('mtime')}.${st.timeNsec('mtime')}:${st.size}:${st.timeSec('ctime')}.${st.timeNsec('ctime')}`;
-      const keepCache = this.openStamps.get(nodeid) === stamp;
-      this.openStamps.set(nodeid, stamp);
-      return { fh, keepCache };
     } catch (err) {
       unpin();
       throw err;
     }
+    if (this.files.get(nodeid)) this.closeLater(r.fd, n.nsInode, unpin);
+    else this.files.put({ nodeid, nsInode: n.nsInode, fd: r.fd, lastUsed: performance.now(), unpin });
+    return Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
   }
 
-  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer> {
-    const f = this.files.get(fh);
-    if (!f) throw new NsviewError(E.EBADF);
-    const out = await this.io.run<Uint8Array>({ op: 'read', fd: f.fd, offset, size }, f.nsInode);
-    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-  }
-
-  async release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void> {
-    const f = this.files.get(fh);
-    if (!f) return;
-    this.files.delete(fh);
-    // close() may call into the file's filesystem (flush), so it runs in a worker; nobody waits
-    // for it (the kernel has already let go of the file).
-    this.closeLater(f.fd, f.nsInode, f.unpin);
-  }
+  /** Not sent by the kernel once OPEN answered ENOSYS; kept for the contract. */
+  async release(): Promise<void> {}
 
   /**
    * ENOSYS for every directory: the kernel then never sends OPENDIR or RELEASEDIR again (it

@@ -1,34 +1,40 @@
 /**
- * DirCursors: open directories, keyed by node rather than by FUSE file handle.
+ * NodeFds: open files and directories, keyed by node rather than by FUSE file handle.
  *
- * nsview answers OPENDIR with ENOSYS, which makes the kernel stop sending OPENDIR and RELEASEDIR
- * altogether (zero-message opendir): a directory listing costs the READDIRPLUS requests only,
- * half the round trips of a tree walk. READDIRPLUS then carries no handle, so the state of a
- * listing lives here: a directory fd and the chunk last read, per node.
+ * nsview answers OPEN and OPENDIR with ENOSYS, which makes the kernel stop sending OPEN, OPENDIR,
+ * RELEASE and RELEASEDIR altogether (FUSE_NO_OPEN_SUPPORT, FUSE_NO_OPENDIR_SUPPORT): reading a
+ * file or listing a directory costs its READ / READDIRPLUS requests only, half the round trips of
+ * a walk or a backup. Those requests then carry no handle, so the open fds live here, per node.
  *
- * A listing from offset 0 always reopens and rereads the directory (each `ls` sees the present);
- * later offsets continue from the chunk, or seek the fd to the filesystem's d_off cookie, which is
- * what the kernel hands back. A cursor is closed when its end was served, or after `idleMs`
- * without use, and at most `max` are open at once (least recently used go first).
+ * An fd is closed after `idleMs` without use, and at most `max` are open at once (least recently
+ * used go first); a later request reopens by path with the node's identity checked again.
  */
 import type { DirChunk } from '../io/protocol.js';
 
-export interface DirCursor {
+export interface NodeFd {
   readonly nodeid: bigint;
   readonly nsInode: number;
   fd: number;
-  chunk: { from: bigint; data: DirChunk };
   lastUsed: number;
   /** Releases the namespace pin taken while the fd is open. */
   unpin: () => void;
 }
 
-export class DirCursors {
-  private readonly cursors = new Map<bigint, DirCursor>();
+/**
+ * A directory being listed. A listing from offset 0 always reopens and rereads the directory
+ * (each `ls` sees the present); later offsets continue from the chunk, or seek the fd to the
+ * filesystem's d_off cookie, which is what the kernel hands back.
+ */
+export interface DirCursor extends NodeFd {
+  chunk: { from: bigint; data: DirChunk };
+}
+
+export class NodeFds<T extends NodeFd> {
+  private readonly cursors = new Map<bigint, T>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    private readonly close: (c: DirCursor) => void,
+    private readonly close: (c: T) => void,
     private readonly max = 256,
     private readonly idleMs = 2000,
   ) {
@@ -36,7 +42,7 @@ export class DirCursors {
     this.sweeper.unref();
   }
 
-  get(nodeid: bigint): DirCursor | undefined {
+  get(nodeid: bigint): T | undefined {
     const c = this.cursors.get(nodeid);
     if (c) {
       c.lastUsed = performance.now();
@@ -47,8 +53,8 @@ export class DirCursors {
     return c;
   }
 
-  /** Install a freshly opened cursor, closing any previous one of the node. */
-  put(c: DirCursor): void {
+  /** Install a freshly opened fd, closing any previous one of the node. */
+  put(c: T): void {
     this.drop(c.nodeid);
     this.cursors.set(c.nodeid, c);
     while (this.cursors.size > this.max) this.drop(this.cursors.keys().next().value!);
