@@ -17,6 +17,11 @@ import { SandboxTask } from './sandbox.js';
 
 export interface AccessEvents {
   onEvent(message: string): void;
+  /**
+   * Does the namespace still exist (a fresh discovery pass)? Asked only when every way in
+   * failed, so that a namespace that died answers ENOENT rather than the way in's error.
+   */
+  confirmAlive(nsInode: number): Promise<boolean>;
 }
 
 /** An acquired way into one namespace. */
@@ -117,7 +122,14 @@ export class NamespaceAccess {
     if (h) return Promise.resolve(h);
     let p = this.acquiring.get(ns.inode);
     if (!p) {
-      p = this.open(ns).finally(() => this.acquiring.delete(ns.inode));
+      p = this.open(ns)
+        .catch(async (err: unknown) => {
+          if (errnoOf(err) !== E.ETIMEDOUT && !(await this.events.confirmAlive(ns.inode))) {
+            throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
+          }
+          throw err;
+        })
+        .finally(() => this.acquiring.delete(ns.inode));
       this.acquiring.set(ns.inode, p);
     }
     return p;
@@ -144,7 +156,6 @@ export class NamespaceAccess {
     try {
       return await this.openSandbox(ns);
     } catch (err) {
-      if (!this.snapshot?.namespaces.has(ns.inode)) throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
       throw lastErr ?? err;
     }
   }

@@ -50,7 +50,11 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
 
   const io = new IoPool({ size: opts.workers, opTimeoutMs: opts.opTimeoutMs, onEvent: (m) => log.warn(m) });
   await io.ready();
-  const access = new NamespaceAccess(io, opts.idleReleaseMs, { onEvent: (m) => log.info(m) });
+  let catalogRef: DiscoveryCatalog | undefined;
+  const access = new NamespaceAccess(io, opts.idleReleaseMs, {
+    onEvent: (m) => log.info(m),
+    confirmAlive: async (ino) => (await catalogRef?.fresh(0))?.namespaces.has(ino) ?? true,
+  });
   let view: NamespaceView | undefined;
   const catalog = await DiscoveryCatalog.start(
     {
@@ -67,6 +71,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     log,
     opts.scanIntervalMs,
   );
+  catalogRef = catalog;
   access.update(catalog.current());
   view = new NamespaceView(catalog, access, io, {
     symlinks: opts.symlinks,
