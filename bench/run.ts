@@ -1,0 +1,517 @@
+/**
+ * nsview benchmark (issue 5): the same fixture, inside a real mount namespace, read natively,
+ * through `bindfs -o ro` and through nsview, alternating, several runs; a Markdown table on
+ * stdout and in bench/results/latest.{md,json}; the issue's targets as PASS/FAIL lines.
+ *
+ *   npm run bench                       full: 100,000 entries, 1 GiB file, 5 runs, 200 namespaces
+ *   npm run build && node dist/bench/run.js --quick          CI form (< 2 minutes)
+ *   node dist/bench/run.js --workload cold-walk --runs 3
+ *
+ * See bench/README.md for every option. Needs root, bindfs, util-linux, /dev/fuse.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CleanupScope, makeTempDir, REPO_ROOT, sleep, waitFor } from '../test/helpers/index.js';
+import {
+  countEntries,
+  countListed,
+  cpuOf,
+  dropCaches,
+  memOf,
+  startBindfs,
+  startFarm,
+  startHolder,
+  startNsviewMount,
+  type FuseMount,
+  type Holder,
+  type NsviewMount,
+} from './lib/env.js';
+import { DEFAULT_FIXTURE_BASE, ensureFixture, FULL_SPEC, QUICK_SPEC, type Fixture } from './lib/fixture.js';
+import { killActive, timeCommand, type Timed } from './lib/measure.js';
+import { summarizeProfiles } from './lib/profile.js';
+import { checkLines, evaluateChecks, renderMarkdown, type BenchResult, type DaemonStats, type Sample, type WorkloadResult } from './lib/report.js';
+import { FuseTrace, stopAllTraces, tracingAvailable } from './lib/trace.js';
+import { makeWorkloads, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
+
+const HELP = `usage: node dist/bench/run.js [options]        (npm run bench = build + this)
+
+  --quick              CI form: 10,000 entries, 64 MiB file, 2 runs, 20 namespaces (< 2 min)
+  --runs N             measured runs per variant (default 5; --quick: 2)
+  --workload NAME      run only this workload (repeatable, or comma-separated):
+                       ${WORKLOAD_NAMES.join(', ')}
+  --namespaces N       extra mount namespaces for the topdir workload (default 200; --quick: 20)
+  --check              exit 1 when a target of the issue fails (default: exit 0 regardless)
+  --trace, --no-trace  one extra traced run per workload and FUSE variant, counting FUSE requests
+                       per opcode (default: on; --quick: off)
+  --cpu-prof           run the traced nsview daemon under node --cpu-prof; print its hottest functions
+  --nsview-arg=ARG     pass ARG to \`nsview mount\` (repeatable), e.g. --nsview-arg=--symlinks=raw
+  --fixture-dir DIR    fixture cache (default ${DEFAULT_FIXTURE_BASE})
+  --timeout S          bound for one command (default 1800)
+  -h, --help
+
+Exit status: 0; 1 with --check when a target fails; 2 when a workload could not be measured.`;
+
+interface Options {
+  mode: 'full' | 'quick';
+  runs: number;
+  workloads: string[];
+  namespaces: number;
+  check: boolean;
+  trace: boolean;
+  cpuProf: boolean;
+  nsviewArgs: string[];
+  fixtureBase: string;
+  timeoutMs: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      workload: { type: 'string', multiple: true },
+      namespaces: { type: 'string' },
+      check: { type: 'boolean', default: false },
+      trace: { type: 'boolean' },
+      'no-trace': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'boolean', default: false },
+      'nsview-arg': { type: 'string', multiple: true },
+      'fixture-dir': { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
+  const int = (s: string | undefined, def: number, what: string, min = 1) => {
+    if (s === undefined) return def;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${what} wants an integer >= ${min}, got ${s}`);
+    return n;
+  };
+  const workloads = (values.workload ?? []).flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean);
+  for (const w of workloads) {
+    if (!(WORKLOAD_NAMES as readonly string[]).includes(w)) throw new UsageError(`unknown workload ${w} (known: ${WORKLOAD_NAMES.join(', ')})`);
+  }
+  const quick = values.quick!;
+  return {
+    mode: quick ? 'quick' : 'full',
+    runs: int(values.runs, quick ? 2 : 5, 'runs'),
+    workloads: workloads.length > 0 ? workloads : [...WORKLOAD_NAMES],
+    namespaces: int(values.namespaces, quick ? 20 : 200, 'namespaces', 0),
+    check: values.check!,
+    trace: values['no-trace'] ? false : (values.trace ?? !quick),
+    cpuProf: values['cpu-prof']!,
+    nsviewArgs: values['nsview-arg'] ?? [],
+    fixtureBase: values['fixture-dir'] ?? DEFAULT_FIXTURE_BASE,
+    timeoutMs: int(values.timeout, quick ? 300 : 1800, 'timeout') * 1000,
+  };
+}
+
+class UsageError extends Error {}
+
+/** Set by SIGINT/SIGTERM/SIGHUP: no new run or mount starts after it. */
+let aborted = false;
+function checkAbort(): void {
+  if (aborted) throw new Error('interrupted');
+}
+
+const t0 = Date.now();
+const log = (msg: string) => {
+  const s = Math.floor((Date.now() - t0) / 1000);
+  process.stderr.write(`bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')} ${msg}\n`);
+};
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new UsageError('must run as root (mounts, namespaces, drop_caches)');
+  for (const cmd of ['bindfs', 'lsns', 'unshare', 'setpriv', 'find', 'tar', 'grep', 'dd', 'bash', 'sync']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    } catch {
+      throw new UsageError(`command ${cmd} not found (scripts/setup --bench installs bindfs)`);
+    }
+  }
+  if (!fs.existsSync(path.join(REPO_ROOT, 'dist/src/cli/main.js'))) throw new UsageError('dist/ is missing: run npm run build (npm run bench does)');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounts: one long-lived bindfs and nsview for warm workloads, fresh ones for cold runs and traces
+
+class Mounts {
+  private mainBindfs: FuseMount | undefined;
+  private mainNsview: NsviewMount | undefined;
+  fdsAtStart = 0;
+  hwmAtStart = 0;
+  maxHwm = 0;
+  private freshNsviewMp: string | undefined;
+
+  constructor(
+    private readonly scope: CleanupScope,
+    private readonly holder: Holder,
+    private readonly nsviewArgs: string[],
+  ) {}
+
+  async main(v: 'bindfs' | 'nsview'): Promise<FuseMount> {
+    if (v === 'bindfs') return (this.mainBindfs ??= await startBindfs(this.scope, this.holder.nativeData));
+    if (!this.mainNsview) {
+      this.mainNsview = await startNsviewMount(this.scope, this.holder.nsInode, { extraArgs: this.nsviewArgs });
+      const m0 = memOf(this.mainNsview.pid);
+      this.fdsAtStart = m0?.fds ?? 0;
+      this.hwmAtStart = m0?.hwm ?? 0;
+    }
+    return this.mainNsview;
+  }
+
+  /** A new bindfs / nsview process for one run; the caller stops it. */
+  async fresh(v: 'bindfs' | 'nsview', nodeArgs?: string[]): Promise<FuseMount> {
+    if (v === 'bindfs') return startBindfs(this.scope, this.holder.nativeData);
+    this.freshNsviewMp ??= await (async () => {
+      const dir = path.join(makeTempDir(this.scope, 'bench-nsview-fresh'), 'mnt');
+      await mkdir(dir);
+      return dir;
+    })();
+    return startNsviewMount(this.scope, this.holder.nsInode, { mountpoint: this.freshNsviewMp, extraArgs: this.nsviewArgs, nodeArgs });
+  }
+
+  /** The last lines of an nsview daemon's log (the fresh one, else the main one). */
+  nsviewLog(fresh?: FuseMount): string {
+    const m = fresh && 'stderr' in fresh ? (fresh as NsviewMount) : this.mainNsview;
+    return m ? m.stderr().trim().split('\n').slice(-6).join(' | ') : '';
+  }
+
+  /** What is warm per variant on the long-lived mounts (reset by drop_caches). */
+  private warmth = new Map<VariantName, 'meta' | 'data'>();
+
+  isWarm(v: VariantName, need: 'meta' | 'data'): boolean {
+    const have = this.warmth.get(v);
+    return have === 'data' || have === need;
+  }
+
+  warmed(v: VariantName, what: 'meta' | 'data'): void {
+    if (!this.isWarm(v, what)) this.warmth.set(v, what);
+  }
+
+  async dropCaches(): Promise<void> {
+    await dropCaches();
+    this.warmth.clear();
+  }
+
+  noteHwm(pid: number): void {
+    const m = memOf(pid);
+    if (m && m.hwm > this.maxHwm) this.maxHwm = m.hwm;
+  }
+
+  async target(v: VariantName): Promise<Target & { pid?: number }> {
+    if (v === 'native') return { data: this.holder.nativeData };
+    const m = await this.main(v);
+    return { data: m.data, mountpoint: m.mountpoint, pid: m.pid };
+  }
+
+  daemonStats(): DaemonStats {
+    const out: DaemonStats = {};
+    if (this.mainNsview) {
+      this.noteHwm(this.mainNsview.pid);
+      const m = memOf(this.mainNsview.pid);
+      if (m) out.main = { pid: this.mainNsview.pid, hwmBytes: m.hwm, rssBytes: m.rss, fds: m.fds, fdsAtStart: this.fdsAtStart, hwmAtStartBytes: this.hwmAtStart, threads: m.threads };
+    }
+    if (this.maxHwm > 0) out.maxHwmBytes = this.maxHwm;
+    return out;
+  }
+}
+
+const targetOf = (m: FuseMount): Target & { pid: number } => ({ data: m.data, mountpoint: m.mountpoint, pid: m.pid });
+
+function rotate<T>(xs: readonly T[], k: number): T[] {
+  const n = xs.length;
+  return xs.map((_, i) => xs[(i + k) % n]!);
+}
+
+function timeoutOf(w: Workload, opts: Options): number {
+  return Math.min(w.timeoutMs ?? Infinity, opts.timeoutMs);
+}
+
+function describeFailure(t: Timed): string {
+  return `${t.timedOut ? 'timed out' : `exit ${t.rc}`}${t.stderr ? `: ${t.stderr.split('\n').slice(0, 3).join(' | ')}` : ''}`;
+}
+
+async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<WorkloadResult> {
+  const res: WorkloadResult = { name: w.name, title: w.title, unit: w.unit, prep: w.prep, samples: {}, traces: [], notes: [] };
+  if (w.nativeLabel) res.nativeLabel = w.nativeLabel;
+  const value = (s: number) => (w.value ? w.value(s) : s);
+  const fmt = (t: Timed) => (w.unit === 's' ? `${t.seconds.toFixed(3)} s` : `${value(t.seconds).toFixed(0)} MB/s (${t.seconds.toFixed(2)} s)`);
+
+  const ok = (t: Timed) => !t.timedOut && t.rc !== null && (t.rc === 0 || (w.tolerate?.(t.rc, t.stderr) ?? false));
+  if (w.prep === 'warm') {
+    res.warmupOutputs = {};
+    const need = w.warms ?? 'data';
+    for (const v of w.variants) {
+      checkAbort();
+      if (mounts.isWarm(v, need)) {
+        log(`[${w.name}] warm-up ${v}: skipped (an earlier workload left its ${need === 'meta' ? 'metadata' : 'data'} warm)`);
+        continue;
+      }
+      const t = await timeCommand(w.command(v, await mounts.target(v)), timeoutOf(w, opts));
+      res.warmupOutputs[v] = t.stdout.trim();
+      log(`[${w.name}] warm-up ${v}: ${fmt(t)}${ok(t) ? '' : ` (${describeFailure(t)})`}`);
+    }
+  }
+
+  for (let r = 0; r < opts.runs; r++) {
+    const order = rotate(w.variants, r);
+    for (const [position, v] of order.entries()) {
+      checkAbort();
+      let fresh: FuseMount | undefined;
+      let target: Target & { pid?: number };
+      if (w.prep === 'remount' && v !== 'native') {
+        fresh = await mounts.fresh(v);
+        target = targetOf(fresh);
+      } else target = await mounts.target(v);
+      try {
+        if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
+        if (w.prep === 'idle') await sleep(1100);
+        const cpu0 = target.pid !== undefined ? cpuOf(target.pid) : undefined;
+        const t = await timeCommand(w.command(v, target), timeoutOf(w, opts));
+        const cpu1 = target.pid !== undefined ? cpuOf(target.pid) : undefined;
+        if (v === 'nsview' && target.pid !== undefined) mounts.noteHwm(target.pid);
+        if (w.warms && !fresh) mounts.warmed(v, w.warms);
+        const good = ok(t);
+        const sample: Sample = { run: r + 1, position, seconds: t.seconds, value: value(t.seconds), rc: good ? 0 : t.timedOut ? null : t.rc, output: t.stdout.trim() };
+        if (good && t.rc !== 0) sample.toleratedRc = t.rc!;
+        if (t.stderr) sample.stderr = t.stderr;
+        if (cpu0 && cpu1) sample.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
+        (res.samples[v] ??= []).push(sample);
+        const cpu = sample.cpu ? `, server CPU ${sample.cpu.total.toFixed(2)} s (main thread ${sample.cpu.main.toFixed(2)} s)` : '';
+        log(`[${w.name}] run ${r + 1}/${opts.runs} ${v}: ${fmt(t)}${cpu}${good ? (t.rc === 0 ? '' : ` (tolerated: ${describeFailure(t)})`) : ` FAILED (${describeFailure(t)})`}`);
+        if (!good && !res.notes.some((n) => n.startsWith(`${v} failed`))) {
+          const daemonLog = v === 'nsview' ? mounts.nsviewLog(fresh) : '';
+          res.notes.push(`${v} failed in run ${r + 1}: ${describeFailure(t)}${daemonLog ? `; daemon log: ${daemonLog}` : ''}`);
+          if (daemonLog) log(`[${w.name}] nsview daemon log: ${daemonLog}`);
+        }
+        else if (t.stderr && !res.notes.some((n) => n.startsWith(`${v} stderr`))) res.notes.push(`${v} stderr in run ${r + 1}: ${t.stderr.split('\n').slice(0, 2).join(' | ')}`);
+      } finally {
+        if (fresh) await fresh.stop();
+      }
+    }
+  }
+
+  if (opts.trace) {
+    for (const v of w.variants) {
+      if (v === 'native') continue;
+      res.traces.push(await tracedRun(w, v, opts, mounts));
+    }
+  }
+  return res;
+}
+
+/** One more run of `w` on a fresh `v` mount, with its FUSE requests traced (and nsview profiled). */
+async function tracedRun(w: Workload, v: 'bindfs' | 'nsview', opts: Options, mounts: Mounts): Promise<WorkloadResult['traces'][number]> {
+  checkAbort();
+  const profDir = opts.cpuProf && v === 'nsview' ? await mkdtemp(path.join(os.tmpdir(), 'nsview-bench-prof-')) : undefined;
+  const m = await mounts.fresh(v, profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined);
+  const target = targetOf(m);
+  let out: WorkloadResult['traces'][number];
+  try {
+    if (w.prep === 'warm') await timeCommand(w.command(v, target), timeoutOf(w, opts));
+    if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
+    if (w.prep === 'idle') await sleep(1100);
+    const trace = await FuseTrace.start(m.connection);
+    let t: Timed;
+    let cpu0, cpu1;
+    try {
+      cpu0 = cpuOf(m.pid);
+      t = await timeCommand(w.command(v, target), timeoutOf(w, opts));
+      cpu1 = cpuOf(m.pid);
+    } catch (e) {
+      await trace.stop();
+      throw e;
+    }
+    const result = await trace.stop();
+    out = { variant: v, seconds: t.seconds, trace: result };
+    if (cpu0 && cpu1) out.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
+    const top = Object.entries(result.byOp)
+      .slice(0, 5)
+      .map(([op, s]) => `${op} ${s.count}×${(s.totalUs / Math.max(1, s.count)).toFixed(0)}µs`)
+      .join(' ');
+    log(`[${w.name}] traced ${v}: ${t.seconds.toFixed(3)} s, ${result.requests} FUSE requests: ${top}${result.lost ? ` (${result.lost} events lost)` : ''}`);
+  } finally {
+    await m.stop();
+  }
+  if (profDir) {
+    out.profiles = summarizeProfiles(profDir);
+    fs.rmSync(profDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
+  const started = new Date();
+  const loadStart = os.loadavg();
+  const spec = opts.mode === 'quick' ? QUICK_SPEC : FULL_SPEC;
+  const fixture: Fixture = ensureFixture(spec, opts.fixtureBase, log);
+  if (fixture.generated) await dropCaches();
+  const holder = await startHolder(scope, fixture.dir);
+  log(`namespace ${holder.nsInode} (holder pid ${holder.pid}) has the fixture as /data: ${fixture.manifest.entries} entries`);
+  const mounts = new Mounts(scope, holder, opts.nsviewArgs);
+  if (opts.trace && !tracingAvailable()) {
+    log('fuse tracepoints not available (tracefs / kernel): no request counts');
+    opts.trace = false;
+  }
+
+  const all = makeWorkloads(fixture.manifest);
+  const selected = all.filter((w) => opts.workloads.includes(w.name));
+  const results: WorkloadResult[] = [];
+  const errors: string[] = [];
+  for (const w of selected) {
+    if (aborted) break;
+    log(`[${w.name}] ${w.title}`);
+    try {
+      if (w.name === 'topdir') results.push(await runTopdir(w, opts, mounts, scope));
+      else results.push(await runWorkload(w, opts, mounts));
+    } catch (e) {
+      const msg = (e as Error).message ?? String(e);
+      log(`[${w.name}] ERROR: ${msg}`);
+      errors.push(`${w.name}: ${msg.split('\n')[0]}`);
+      results.push({ name: w.name, title: w.title, unit: w.unit, prep: w.prep, samples: {}, traces: [], notes: [], error: msg });
+    }
+  }
+
+  const finished = new Date();
+  const cpus = os.cpus();
+  let bindfsVersion = 'bindfs';
+  try {
+    bindfsVersion = execFileSync('bindfs', ['--version'], { encoding: 'utf8' }).trim().split('\n')[0]!;
+  } catch {
+    /* keep the name */
+  }
+  const partial: Omit<BenchResult, 'checks'> = {
+    mode: opts.mode,
+    runs: opts.runs,
+    namespaces: opts.namespaces,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    seconds: (finished.getTime() - started.getTime()) / 1000,
+    machine: {
+      cores: cpus.length,
+      cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+      memGiB: os.totalmem() / 2 ** 30,
+      kernel: os.release(),
+      node: process.version,
+      bindfs: bindfsVersion,
+      loadStart,
+      loadEnd: os.loadavg(),
+    },
+    fixture: { ...fixture.manifest, dir: fixture.dir },
+    nsviewArgs: opts.nsviewArgs,
+    nsInode: holder.nsInode,
+    workloads: results,
+    daemon: mounts.daemonStats(),
+    errors,
+  };
+  return { ...partial, checks: evaluateChecks(partial) };
+}
+
+/** The top directory with N more namespaces: `ls -l MP` on nsview against `lsns -t mnt`. */
+async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: CleanupScope): Promise<WorkloadResult> {
+  const nsview = await mounts.main('nsview');
+  const before = await countEntries(nsview.mountpoint);
+  const farm = await startFarm(scope, opts.namespaces);
+  try {
+    // Discovery runs every second: wait until nsview lists (nearly) all of them.
+    const names = farm.nsInodes.map(String);
+    const want = Math.floor(names.length * 0.95);
+    const listed = async () => {
+      const n = await countListed(nsview.mountpoint, names);
+      return n >= want ? n : undefined;
+    };
+    const notes: string[] = [];
+    const staleAfterMs = 4_000; // discovery runs every second
+    let seen = await waitFor(`nsview listing the new namespaces`, listed, { timeoutMs: staleAfterMs, intervalMs: 250 }).catch(() => undefined);
+    if (seen === undefined) {
+      // The kernel keeps a directory listing while the directory's mtime is unchanged
+      // (FOPEN_CACHE_DIR); dropping caches shows whether nsview itself knows them.
+      const stale = await countListed(nsview.mountpoint, names);
+      await mounts.dropCaches();
+      seen = await waitFor(`nsview listing ${want} of the ${names.length} new namespaces`, listed, { timeoutMs: 60_000, intervalMs: 250 });
+      notes.push(
+        `STALE top directory: ${staleAfterMs / 1000} s after ${names.length} namespaces appeared, \`ls\` of nsview's top directory listed ${stale} of them; after drop_caches, ${seen}. The kernel keeps the listing (opendir answers ENOSYS, so every directory gets FOPEN_CACHE_DIR) and the top directory's mtime never changes.`,
+      );
+      log(`[topdir] ${notes[0]}`);
+    }
+    const total = await countEntries(nsview.mountpoint);
+    log(`[topdir] ${names.length} namespaces started; nsview lists ${seen} of them, ${total} entries in all (${before} before)`);
+    const res = await runWorkload({ ...w, title: w.title.replace('N extra', `${opts.namespaces} extra`) }, opts, mounts);
+    res.notes.push(...notes);
+    res.notes.push(`${opts.namespaces} extra namespaces (sleepers in unshare -m); nsview's top directory had ${total} entries (${before} before them), lsns lines: ${res.samples.native?.[0]?.output ?? '?'}`);
+    return res;
+  } finally {
+    await farm.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+    preflight();
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    process.exit(e instanceof UsageError ? 64 : 1);
+  }
+  const scope = new CleanupScope();
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      killActive();
+      await stopAllTraces();
+      await scope.cleanup().catch((e: unknown) => log(`cleanup: ${(e as Error).message}`));
+    })());
+  let signalled = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (signalled) process.exit(130);
+      signalled = true;
+      aborted = true;
+      log(`${sig}: stopping, unmounting and killing what the benchmark started (again to force)`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  let result: BenchResult;
+  try {
+    result = await bench(opts, scope);
+  } catch (e) {
+    log(`ERROR: ${(e as Error).stack ?? String(e)}`);
+    await cleanup();
+    process.exit(2);
+  }
+  await cleanup();
+
+  const workloads = makeWorkloads(result.fixture);
+  const expect = new Map(workloads.map((w) => [w.name, w.expect]));
+  const mayDiffer = new Map(workloads.map((w) => [w.name, w.mayDiffer ?? {}]));
+  const unchecked = new Set(workloads.filter((w) => w.noOutputCheck).map((w) => w.name));
+  const md = renderMarkdown(result, expect, mayDiffer, unchecked);
+  const outDir = path.join(REPO_ROOT, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.md'), md);
+  fs.writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${md}\n`);
+  for (const line of checkLines(result.checks)) process.stdout.write(`${line}\n`);
+  log(`results in ${path.relative(process.cwd(), outDir) || outDir}/latest.{md,json}`);
+  if (result.errors.length > 0) process.exit(2);
+  if (opts.check && result.checks.some((c) => !c.pass)) process.exit(1);
+  process.exit(0);
+}
+
+void main();
