@@ -396,6 +396,7 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
   }
   const partial: Omit<BenchResult, 'checks'> = {
     mode: opts.mode,
+    nsviewRevision: nsviewRevision(),
     runs: opts.runs,
     namespaces: opts.namespaces,
     startedAt: started.toISOString(),
@@ -419,6 +420,18 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     errors,
   };
   return { ...partial, checks: evaluateChecks(partial) };
+}
+
+/** Which nsview this is: $NSVIEW_BENCH_REV, else git's HEAD (+ whether src/ has changes). */
+function nsviewRevision(): string {
+  if (process.env.NSVIEW_BENCH_REV) return process.env.NSVIEW_BENCH_REV;
+  try {
+    const git = (...a: string[]) => execFileSync('git', ['-C', REPO_ROOT, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--', 'src') ? `${head} + uncommitted changes in src/` : head;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** The top directory with N more namespaces: `ls -l MP` on nsview against `lsns -t mnt`. */

@@ -58,6 +58,7 @@ export interface Check {
 
 export interface BenchResult {
   mode: 'full' | 'quick';
+  nsviewRevision: string;
   runs: number;
   namespaces: number;
   startedAt: string;
@@ -215,7 +216,7 @@ export function renderMarkdown(
   L.push(
     `- fixture: ${f.entries.toLocaleString('en-US')} entries (${f.dirs.toLocaleString('en-US')} dirs, ${f.files.toLocaleString('en-US')} files, ${f.symlinks.toLocaleString('en-US')} symlinks, ${f.hardlinks} hardlinks), ${(f.treeBytes / 1e6).toFixed(0)} MB of file data; big file ${(f.bigBytes / 2 ** 20).toFixed(0)} MiB; in mount namespace ${r.nsInode} as /data (pivot_root'ed holder)`,
   );
-  L.push(`- nsview: \`nsview mount -f MP${r.nsviewArgs.length ? ' ' + r.nsviewArgs.join(' ') : ''}\` (defaults otherwise); bindfs: \`bindfs -o ro /proc/PID/root/data MP\`; native: \`/proc/PID/root/data\``);
+  L.push(`- nsview: ${r.nsviewRevision}, \`nsview mount -f MP${r.nsviewArgs.length ? ' ' + r.nsviewArgs.join(' ') : ''}\` (defaults otherwise); bindfs: \`bindfs -o ro /proc/PID/root/data MP\`; native: \`/proc/PID/root/data\``);
   L.push('');
   L.push('Median (min–max) over the runs; variants alternate within each run (order rotated). Times in s (lower is better), throughput in MB/s = 10⁶ B/s (higher is better); ratios are of the medians, in the row\'s unit.', '');
   L.push('| workload | unit | native | bindfs | nsview | nsview/bindfs | nsview/native | output check |');
