@@ -297,12 +297,7 @@ test('rewrite: absolute, escaping-relative and chained links read the containerâ
   for (const [p, target] of Object.entries(CONTAINER_LINKS)) t.is(await out('readlink', [path.join(w.a.fs.dir, p)]), `${target}\n`);
 });
 
-// BUG: in rewrite mode lstat's st_size of a symlink is the length of the *stored* target, not
-// of the target readlink returns (e.g. `evil -> /etc/hostname`: st_size 13, readlink gives
-// `etc/hostname`, 12 bytes; `a/b/c/rel`: 30 vs 21). POSIX defines st_size of a link as the
-// length of its contents; programs that size their readlink buffer from st_size (the readlink(2)
-// man page example) truncate or reject longer rewritten targets.
-test.failing('rewrite: st_size of a link is the length of the target readlink shows', async (t) => {
+test('rewrite: st_size of a link is the length of the target readlink shows', async (t) => {
   const links = Object.keys(CONTAINER_LINKS).map((p) => v(w.a.nsInode, p));
   const sizes = (await out('stat', ['-c', '%s', ...links])).trim().split('\n').map(Number);
   const shown = await Promise.all(links.map(async (l) => (await run('readlink', [l])).stdoutBuffer.length - 1));
@@ -386,17 +381,7 @@ test('with --pseudo, /proc of the container shows its entries', async (t) => {
   t.is(await out('cat', [path.join(pseudo.mountpoint, String(w.a.nsInode), 'etc/hostname')]), `${w.a.fs.hostname}\n`);
 });
 
-// BUG (since ef31806, zero-message opendir): OPENDIR answers ENOSYS, and for a filesystem without
-// opendir the kernel opens every directory with FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR
-// (fs/fuse/file.c, fuse_file_open: "Default for no-open"). The listings of by-pid and of the top
-// directory are then cached by the kernel: a pid or namespace that appears after the first `ls`
-// is found by name but not listed, because neither directory's mtime or size changes and nothing
-// invalidates them when something appears. Seen stale for > 10 s. They are refreshed only by
-// chance: the top directory whenever any namespace on the host vanishes (the view invalidates a
-// root entry), both when the kernel drops its caches (drop_caches, memory pressure). Three
-// rounds, each bounded to 3 s after the daemon knows the new pid, make such luck in all of them
-// unlikely; the test stops at the first stale round.
-test.failing('a pid or namespace that appears after the first listing is listed within seconds', async (t) => {
+test('a pid or namespace that appears after the first listing is listed within seconds', async (t) => {
   for (let round = 1; round <= 3; round++) {
     t.true((await ls(v('by-pid'))).includes(String(process.pid))); // listed (and cached) first
     t.true((await ls(w.mp)).includes('by-pid'));
@@ -512,12 +497,7 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] fd +ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
 });
 
-// BUG: `nsview list` counts a running daemon's own sandbox task as a holder of the namespace:
-// right after a process-less namespace is read through a view, it is listed as
-// `source: "thread"` with `threads: [{pid: <daemon>, tid: <sandbox>}]` instead of 'fd' /
-// 'bindmount' (the daemon's own discovery ignores those tids; `nsview list`, a separate process,
-// does not know them).
-test.failing('nsview list --json while the daemon holds sandboxes: sources are still fd and bindmount', async (t) => {
+test('nsview list --json while the daemon holds sandboxes: sources are still fd and bindmount', async (t) => {
   // Reading through the view makes the daemon start (and keep, for --idle-release) a sandbox.
   t.is(await out('cat', [v(w.fd.nsInode, `${w.spot}/marker`)]), w.fd.marker);
   t.is(await out('cat', [v(w.pin.nsInode, `${w.spot}/marker`)]), w.pin.marker);

@@ -8,7 +8,8 @@
  * may not change mount namespace. Being a thread, it cannot outlive the daemon.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { unshare, setns, gettid, CLONE } from '../sys/libc.js';
+import { unshare, setns, gettid, setThreadName, CLONE } from '../sys/libc.js';
+import { SANDBOX_THREAD_NAME } from './sandbox-name.js';
 import { errnoOf } from '../sys/errors.js';
 
 interface SandboxInit {
@@ -20,6 +21,7 @@ const init = workerData as SandboxInit;
 const flag = new Int32Array(init.release);
 
 try {
+  setThreadName(SANDBOX_THREAD_NAME);
   unshare(CLONE.FS);
   setns(init.nsFd, CLONE.NEWNS);
   parentPort!.postMessage({ tid: gettid() });

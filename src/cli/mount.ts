@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startDaemon } from '../daemon/daemon.js';
 import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
-import { PreflightError } from '../daemon/preflight.js';
+import { PreflightError, checkPrivileges } from '../daemon/preflight.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 
 export interface MountMode {
@@ -23,7 +23,11 @@ export interface MountMode {
 const BACKGROUND_START_TIMEOUT_MS = 30_000;
 
 export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger): Promise<void> {
-  if (!mode.foreground) return startInBackground(opts, mode);
+  if (!mode.foreground) {
+    // Before touching the log file: a non-root user must hear why, not that /var/log is closed.
+    checkPrivileges();
+    return startInBackground(opts, mode);
+  }
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
     daemon = await startDaemon(opts, log);

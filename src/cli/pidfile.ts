@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const RUN_DIR = '/run/nsview';
+export const RUN_DIR = '/run/nsview';
 
 export function pidFileFor(mountpoint: string): string {
   const name = mountpoint.replace(/^\/+/, '').replace(/\//g, '-') || 'root';

@@ -3,6 +3,7 @@
  * Owns the lifecycle: preflight, cleaning a dead mount left by a crashed run, serving, and an
  * unmount on every way out (signal, fatal error) so no dead mount is left behind.
  */
+import fs from 'node:fs';
 import { mountFuse, cleanStaleMount, findMount } from '../fuse/index.js';
 import type { FuseSession } from '../fuse/types.js';
 import { IoPool } from '../io/pool.js';
@@ -10,9 +11,9 @@ import { NamespaceAccess } from '../access/namespace-access.js';
 import { NamespaceView } from '../vfs/view.js';
 import type { SymlinkMode } from '../vfs/view.js';
 import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
-import { errnoName, errnoOf } from '../sys/errors.js';
+import { E, errnoName, errnoOf } from '../sys/errors.js';
 import { DiscoveryCatalog, readTaskMountinfo } from './catalog.js';
-import { checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
+import { PreflightError, checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
 
 export interface DaemonOptions {
@@ -43,7 +44,18 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   await checkOpenat2(async () => {
     close(openat2(AT.FDCWD, cpath('/'), O.PATH | O.CLOEXEC, RESOLVE.IN_ROOT));
   });
-  if (findMount(opts.mountpoint)) {
+  // findMount reads mountinfo and resolves only the mountpoint's parent: it never touches a
+  // (possibly hung) filesystem mounted on the mountpoint itself.
+  let existing;
+  try {
+    existing = findMount(opts.mountpoint);
+  } catch (err) {
+    if (errnoOf(err) !== E.ENOENT) throw err;
+    if (!opts.isDefaultMountpoint) throw new PreflightError(`mountpoint ${opts.mountpoint} does not exist (create it with mkdir -p)`);
+    // The default mountpoint is nsview's own: create it, parents included.
+    fs.mkdirSync(opts.mountpoint, { recursive: true, mode: 0o755 });
+  }
+  if (existing) {
     if (await cleanStaleMount(opts.mountpoint)) log.info(`cleaned a dead mount left on ${opts.mountpoint}`);
   }
   checkMountpoint(opts.mountpoint, opts.isDefaultMountpoint);
@@ -63,9 +75,9 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
         const tid = access.heldSandboxTid(ns.inode);
         return tid === undefined ? undefined : readTaskMountinfo(tid);
       },
-      changed: (snap, _appeared, vanished) => {
+      changed: (snap, appeared, vanished) => {
         access.update(snap);
-        if (vanished.length > 0) view?.namespacesVanished(vanished);
+        view?.catalogChanged(snap, appeared, vanished);
       },
     },
     log,

@@ -17,6 +17,7 @@ import { AT, O, RESOLVE, STATX, close, cpath, openat2, readlinkat, statx } from 
 import { StatxView, STATX_RECORD } from '../sys/stat.js';
 import type { RootRef, StatResult } from './protocol.js';
 import { pathBytes } from '../resolve/names.js';
+import { NODE_PATH } from '../resolve/in-root.js';
 import type { InRootPath } from '../resolve/names.js';
 
 /** Filesystems whose metadata lives in the kernel or on a local block device. */
@@ -41,7 +42,7 @@ const LOCAL_FS = new Set<number>([
 ]);
 
 const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
-const RESOLVE_FAST = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS | RESOLVE.CACHED;
+const RESOLVE_FAST = NODE_PATH | RESOLVE.CACHED;
 const STAT_FLAGS = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC;
 const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const GUARD_VALID_MS = 100;
@@ -78,8 +79,11 @@ export class FastStat {
     return true;
   }
 
-  /** The stat of `path` in `root` if it can be had without blocking, else undefined. */
-  tryStat(root: RootRef, path: InRootPath): StatResult | undefined {
+  /**
+   * The stat of `path` in `root` if it can be had without blocking, else undefined. Symlinks are
+   * left to the workers when `linksRewritten` (their st_size must be the rewritten length).
+   */
+  tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean): StatResult | undefined {
     if (!this.guardOk(root)) return undefined;
     let fd: number;
     try {
@@ -100,7 +104,7 @@ export class FastStat {
     }
     const st = new StatxView(buf);
     const fsType = st.hasUniqueMntId ? this.localMounts.get(st.mntId) : undefined;
-    if (fsType === undefined) {
+    if (fsType === undefined || (linksRewritten && st.isSymlink)) {
       this.misses++;
       return undefined;
     }

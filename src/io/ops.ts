@@ -33,7 +33,7 @@ import { StatxView } from '../sys/stat.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { components, isDot, isDotDot } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
-import type { DirChunk, OpenResult, OpenTaskRootResult, RootRef, StatResult } from './protocol.js';
+import type { DirChunk, LinkView, OpenResult, OpenTaskRootResult, RootRef, StatResult } from './protocol.js';
 
 const EMPTY = cpath('');
 const DOTDOT = cpath('..');
@@ -167,20 +167,35 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
 
 const NSFS_MAGIC = 0x6e736673;
 
-export function statPath(root: RootRef, path: Buffer): StatResult {
+export function statPath(root: RootRef, path: Buffer, links?: LinkView): StatResult {
   checkGuard(root);
-  const fd = resolveInRoot(root.rootFd, path);
+  const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
+  let result: StatResult;
   try {
     const stat = statFd(fd);
-    return { stat, fsType: fsTypeOf(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
+    result = { stat, fsType: fsTypeOf(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
   } finally {
     close(fd);
   }
+  if (links) sizeLinkAsShown(root, path, Buffer.from(result.stat.buffer, result.stat.byteOffset, STATX_SIZE), links);
+  return result;
 }
+
+/** st_size of a symlink := length of its rewritten target (left as stored if that fails). */
+function sizeLinkAsShown(root: RootRef, path: Buffer, rec: Buffer, links: LinkView): void {
+  if (!new StatxView(rec).isSymlink) return;
+  try {
+    rec.writeBigUInt64LE(BigInt(viewLink(root, path, links.ownDev, links.pseudo).length), STATX_SIZE_OFFSET);
+  } catch {
+    // unreadable link: keep the stored size
+  }
+}
+
+const STATX_SIZE_OFFSET = 40;
 
 export function readLink(root: RootRef, path: Buffer): Uint8Array {
   checkGuard(root);
-  const fd = resolveInRoot(root.rootFd, path);
+  const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
     const n = readlinkat(fd, EMPTY, linkBuf);
     return Uint8Array.prototype.slice.call(linkBuf, 0, n);
@@ -214,6 +229,8 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
   const first = Buffer.from(readLink(root, path));
   let stack = first[0] === 0x2f ? [] : [...linkDir];
   let pending = components(first);
+  // A target ending in '/' must resolve to a directory (else ENOTDIR): keep that demand.
+  let mustBeDir = endsWithSlash(first);
   let followed = 0;
   let unresolved = false;
   const dot = Buffer.from('.');
@@ -232,30 +249,41 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
     const candidate = joinComponents([...stack, c]);
     let st: StatxView;
     let fsType = 0;
+    let target: Buffer | undefined;
     try {
       const r = statPath(noGuard, candidate);
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_SIZE));
       fsType = r.fsType;
+      // A link we may not read (a magic link of a process we cannot inspect) is unresolvable.
+      if (st.isSymlink) target = Buffer.from(readLink(noGuard, candidate));
     } catch {
       stack.push(c);
       unresolved = true;
       continue;
     }
-    if (st.isSymlink) {
+    if (target) {
       if (++followed > MAX_SYMLINKS) {
         stack = linkParts;
+        mustBeDir = false;
         break;
       }
-      const target = Buffer.from(readLink(noGuard, candidate));
       if (target[0] === 0x2f) stack = [];
+      if (pending.length === 0 && endsWithSlash(target)) mustBeDir = true;
       pending = [...components(target), ...pending];
       continue;
     }
     stack.push(c);
     const opaque = st.isDir && ((st.isMountRoot && !pseudo && isPseudoFs(fsType)) || st.dev === ownDev);
     if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
+    if (!st.isDir && pending.length === 0 && mustBeDir) unresolved = true;
   }
+  // 'x/.' fails with ENOTDIR where x is not a directory, and is x itself where it is one.
+  if (mustBeDir) stack.push(dot);
   return Uint8Array.prototype.slice.call(relativePath(linkDir, stack));
+}
+
+function endsWithSlash(b: Buffer): boolean {
+  return b.length > 0 && b[b.length - 1] === 0x2f;
 }
 
 /** The shortest relative path from canonical directory `from` to canonical path `to`. */
@@ -268,7 +296,7 @@ function relativePath(from: Buffer[], to: Buffer[]): Buffer {
 
 function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, flags: number): OpenResult {
   checkGuard(root);
-  const pathFd = resolveInRoot(root.rootFd, path);
+  const pathFd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
     const stat = statFd(pathFd);
     const st = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE));
@@ -324,7 +352,7 @@ export function readAt(fd: number, offset: bigint, size: number): Uint8Array {
  * AT_STATX_DONT_SYNC: local filesystems answer exactly, and a frozen FUSE or NFS mount on one of
  * the entries cannot stall the whole listing (its own lookup goes through a normal, timed request).
  */
-export function readDir(fd: number, offset: bigint): DirChunk {
+export function readDir(fd: number, offset: bigint, at?: { root: RootRef; path: Buffer; links: LinkView }): DirChunk {
   seekTo(fd, offset);
   // Fill up to a few getdents buffers, so that most directories are read, end included, in one
   // request from the main thread.
@@ -341,14 +369,29 @@ export function readDir(fd: number, offset: bigint): DirChunk {
     total += n;
   }
   const dents = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  return decodeDents(fd, dents, end);
+  const chunk = decodeDents(fd, dents, end);
+  if (at) sizeLinksAsShown(chunk, at.root, at.path, at.links);
+  return chunk;
+}
+
+function sizeLinksAsShown(c: DirChunk, root: RootRef, dir: Buffer, links: LinkView): void {
+  const names = Buffer.from(c.names.buffer, c.names.byteOffset, c.names.byteLength);
+  const stats = Buffer.from(c.stats.buffer, c.stats.byteOffset, c.stats.byteLength);
+  for (let i = 0; i < c.statOk.length; i++) {
+    if (!c.statOk[i]) continue;
+    const rec = stats.subarray(i * STATX_SIZE, (i + 1) * STATX_SIZE);
+    if (!new StatxView(rec).isSymlink) continue;
+    const name = names.subarray(i === 0 ? 0 : c.nameEnds[i - 1]!, c.nameEnds[i]!);
+    const path = dir.length === 0 ? Buffer.from(name) : Buffer.concat([dir, Buffer.from('/'), name]);
+    sizeLinkAsShown(root, path, rec, links);
+  }
 }
 
 /** Open a directory and read its first chunk: one worker trip for most `opendir + readdir`. */
-export function openDirAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint): { fd: number; first: DirChunk } {
+export function openDirAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint, links?: LinkView): { fd: number; first: DirChunk } {
   const { fd } = openDir(root, path, dev, ino);
   try {
-    return { fd, first: readDir(fd, 0n) };
+    return { fd, first: readDir(fd, 0n, links ? { root, path, links } : undefined) };
   } catch (err) {
     close(fd);
     throw err;
@@ -410,7 +453,7 @@ function decodeDents(fd: number, dents: Buffer, end: boolean): DirChunk {
 
 export function statfsPath(root: RootRef, path: Buffer): Uint8Array {
   checkGuard(root);
-  const fd = resolveInRoot(root.rootFd, path);
+  const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
     const out = new Uint8Array(STATFS_SIZE);
     fstatfs(fd, Buffer.from(out.buffer));
@@ -438,7 +481,7 @@ function onFile<T>(
     const slash = path.lastIndexOf(0x2f);
     const parent = slash < 0 ? Buffer.alloc(0) : path.subarray(0, slash);
     const last = path.length === 0 ? DOT : cpath(path.subarray(slash + 1));
-    const dirfd = resolveInRoot(root.rootFd, parent, { followLast: true, flags: O.PATH | O.DIRECTORY });
+    const dirfd = resolveInRoot(root.rootFd, parent, { nodePath: true, flags: O.PATH | O.DIRECTORY });
     try {
       return viaAt(dirfd, last);
     } catch (err) {
@@ -449,7 +492,7 @@ function onFile<T>(
     }
   }
   // Kernels before 6.13: only regular files and directories can be reopened safely for f*xattr.
-  const fd = resolveInRoot(root.rootFd, path);
+  const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
     const st = new StatxView(Buffer.from(statFd(fd)));
     if (!st.isReg && !st.isDir) throw new NsviewError(E.ENODATA);

@@ -18,16 +18,25 @@ export interface RootRef {
   nsLink: string;
 }
 
+/**
+ * In rewrite mode a symlink's st_size must be the length of the target readlink will show (the
+ * kernel and programs size their buffers by it): with this set, workers rewrite as they stat.
+ */
+export interface LinkView {
+  ownDev: number;
+  pseudo: boolean;
+}
+
 export type IoRequest =
   | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
   | { op: 'openNsFile'; rootFd: number; path: string; nsInode: number }
-  | { op: 'stat'; root: RootRef; path: InRootPath; sync: boolean }
+  | { op: 'stat'; root: RootRef; path: InRootPath; links?: LinkView }
   | { op: 'readlink'; root: RootRef; path: InRootPath }
   | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
   | { op: 'openAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; offset: bigint; size: number }
   | { op: 'read'; fd: number; offset: bigint; size: number }
-  | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
-  | { op: 'readDir'; fd: number; offset: bigint }
+  | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
+  | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
   | { op: 'close'; fd: number }
   | { op: 'statfs'; root: RootRef; path: InRootPath }
   | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Buffer }

@@ -33,7 +33,7 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
     case 'openNsFile':
       return { value: ops.openNsFile(req.rootFd, req.path, req.nsInode), transfer: [] };
     case 'stat': {
-      const r = ops.statPath(req.root, b(req.path));
+      const r = ops.statPath(req.root, b(req.path), req.links);
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'readlink': {
@@ -53,11 +53,11 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'readDir': {
-      const r = ops.readDir(req.fd, req.offset);
+      const r = ops.readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
       return { value: r, transfer: chunkBuffers(r) };
     }
     case 'openDirAndRead': {
-      const r = ops.openDirAndRead(req.root, b(req.path), req.dev, req.ino);
+      const r = ops.openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
       return { value: r, transfer: chunkBuffers(r.first) };
     }
     case 'close':

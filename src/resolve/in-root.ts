@@ -14,11 +14,21 @@ const EAGAIN_RETRIES = 128;
 
 export const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
 
+/**
+ * For the view's own node paths: every component was a directory when the kernel looked the
+ * next name up in it, so a symlink anywhere before the last component means the container
+ * swapped something since. Following it would be contained, but would show whatever it points
+ * to (a pseudo filesystem, say) under a name that was looked up as something else: refuse.
+ */
+export const NODE_PATH = IN_ROOT | RESOLVE.NO_SYMLINKS;
+
 export interface ResolveOptions {
   /** Follow a symlink in the last component (O_PATH opens of links themselves need false). */
   followLast?: boolean;
   /** Open flags besides O_CLOEXEC and O_NOFOLLOW; default O_PATH. */
   flags?: number;
+  /** Fail (ENOENT) instead of following a symlink in any component (see NODE_PATH). */
+  nodePath?: boolean;
 }
 
 /**
@@ -29,11 +39,15 @@ export function resolveInRoot(rootfd: number, path: Buffer, opts: ResolveOptions
   let flags = (opts.flags ?? O.PATH) | O.CLOEXEC;
   if (!opts.followLast) flags |= O.NOFOLLOW;
   const p = cpath(path.length === 0 ? Buffer.from('.') : path);
+  const resolve = opts.nodePath ? NODE_PATH : IN_ROOT;
   for (let attempt = 0; ; attempt++) {
     try {
-      return openat2(rootfd, p, flags, IN_ROOT);
+      return openat2(rootfd, p, flags, resolve);
     } catch (err) {
       if (err instanceof NsviewError && err.errno === E.EAGAIN && attempt < EAGAIN_RETRIES) continue;
+      if (opts.nodePath && err instanceof NsviewError && err.errno === E.ELOOP) {
+        throw new NsviewError(E.ENOENT, 'a directory on the path was replaced by a symlink');
+      }
       throw err;
     }
   }

@@ -44,6 +44,7 @@ const c_setns = lib.func('int setns(int, int)');
 const c_gettid = lib.func('int gettid()');
 const c_ioctl_int = lib.func('int ioctl(int, unsigned long, int)');
 const c_lseek = lib.func('int64_t lseek(int, int64_t, int)');
+const c_prctl_str = lib.func('int prctl(int, const char *, unsigned long, unsigned long, unsigned long)');
 
 function check(ret: number | bigint, what: string): number {
   const n = Number(ret);
@@ -213,6 +214,12 @@ export function ioctlInt(fd: number, request: number, arg = 0): number {
 /** lseek(fd, offset, SEEK_SET): directories take the d_off cookies getdents64 gave. */
 export function seekTo(fd: number, offset: bigint): void {
   check(c_lseek(fd, offset, 0), 'lseek');
+}
+
+const PR_SET_NAME = 15;
+/** Name the calling thread (/proc/PID/task/TID/comm, at most 15 bytes). */
+export function setThreadName(name: string): void {
+  check(c_prctl_str(PR_SET_NAME, name.slice(0, 15), 0, 0, 0), 'prctl');
 }
 
 export { koffi };

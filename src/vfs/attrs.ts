@@ -25,18 +25,37 @@ export function attrFromStatx(st: StatxView, numbers: InodeNumbers): Attr {
 
 const started = BigInt(Math.floor(Date.now() / 1000));
 
-/** Attributes of the view's own directories and links (root-owned, read-only, fixed times). */
-export function virtualAttr(ino: bigint, kind: 'dir' | 'link', size = 0): Attr {
+/** A time for a virtual directory whose content changed: it must differ from every earlier one. */
+export interface VirtualTime {
+  sec: bigint;
+  nsec: number;
+}
+
+export function nextVirtualTime(prev: VirtualTime | undefined): VirtualTime {
+  const now = Date.now();
+  const t = { sec: BigInt(Math.floor(now / 1000)), nsec: (now % 1000) * 1e6 };
+  if (prev && (t.sec < prev.sec || (t.sec === prev.sec && t.nsec <= prev.nsec))) {
+    return prev.nsec < 999_999_999 ? { sec: prev.sec, nsec: prev.nsec + 1 } : { sec: prev.sec + 1n, nsec: 0 };
+  }
+  return t;
+}
+
+/**
+ * Attributes of the view's own directories and links (root-owned, read-only). `mtime` moves
+ * when a directory's content changes: the kernel caches directory listings (no-opendir implies
+ * FOPEN_CACHE_DIR) and rereads one only when it sees a new mtime.
+ */
+export function virtualAttr(ino: bigint, kind: 'dir' | 'link', size = 0, mtime?: VirtualTime): Attr {
   return {
     ino,
     size: BigInt(size),
     blocks: 0n,
     atimeSec: started,
     atimeNsec: 0,
-    mtimeSec: started,
-    mtimeNsec: 0,
-    ctimeSec: started,
-    ctimeNsec: 0,
+    mtimeSec: mtime?.sec ?? started,
+    mtimeNsec: mtime?.nsec ?? 0,
+    ctimeSec: mtime?.sec ?? started,
+    ctimeNsec: mtime?.nsec ?? 0,
     mode: kind === 'dir' ? S_IFDIR | 0o555 : S_IFLNK | 0o777,
     nlink: kind === 'dir' ? 2 : 1,
     uid: 0,

@@ -26,13 +26,14 @@ import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
-import type { DirChunk, OpenDirResult, OpenReadResult, RootRef, StatResult } from '../io/protocol.js';
+import type { DirChunk, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult } from '../io/protocol.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
 import type { DiscoverySnapshot, MountNamespace } from '../discovery/model.js';
 import { NodeTable, BYPID_ID } from './nodes.js';
 import type { Node, RealNode } from './nodes.js';
 import { InodeNumbers } from './inode-numbers.js';
-import { attrFromStatx, virtualAttr } from './attrs.js';
+import { attrFromStatx, nextVirtualTime, virtualAttr } from './attrs.js';
+import type { VirtualTime } from './attrs.js';
 import { NodeFds, positionIn } from './node-fds.js';
 import type { DirCursor, NodeFd } from './node-fds.js';
 
@@ -77,6 +78,9 @@ export class NamespaceView implements FuseOperations {
   private readonly listings = new Map<bigint, DirEntry[]>();
   private readonly fast = new FastStat();
   private session: FuseSession | undefined;
+  private topTime: VirtualTime | undefined;
+  private pidsTime: VirtualTime | undefined;
+  private lastPids: ReadonlyMap<number, number> = new Map();
   /** st_dev of our own mount in statx form (major << 20 | minor); 0 until mounted. */
   private ownDev = 0;
 
@@ -93,9 +97,22 @@ export class NamespaceView implements FuseOperations {
     this.ownDev = ownDev;
   }
 
-  /** Namespaces that vanished: drop the kernel's cached entries so they disappear at once. */
-  namespacesVanished(inodes: number[]): void {
-    for (const ino of inodes) this.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(ino)));
+  /**
+   * A discovery pass finished. Vanished namespaces lose their cached entries at once; when the set
+   * of namespaces or of pids changed, the top directory or by-pid gets a new mtime and its cached
+   * listing is dropped, so `ls` shows the change at once.
+   */
+  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
+    for (const ino of vanished) this.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(ino)));
+    if (appeared.length > 0 || vanished.length > 0) {
+      this.topTime = nextVirtualTime(this.topTime);
+      this.session?.invalidateInode(FUSE_ROOT_ID);
+    }
+    if (!samePids(this.lastPids, snap.pidToNamespace)) {
+      this.lastPids = snap.pidToNamespace;
+      this.pidsTime = nextVirtualTime(this.pidsTime);
+      this.session?.invalidateInode(BYPID_ID);
+    }
   }
 
   // ---- helpers ---------------------------------------------------------------------------
@@ -127,22 +144,47 @@ export class NamespaceView implements FuseOperations {
     return this.roots.withRoot(this.namespace(nsInode), fn);
   }
 
+  /**
+   * Whether a looked-up file may be shown at all. Below the root of a pseudo filesystem (without
+   * --pseudo) or of our own mount nothing is: the view shows those roots empty, so a name inside
+   * can only have been reached by the container swapping a directory on the way.
+   */
+  private hidden(st: StatxView, fsType: number): boolean {
+    if (st.isDir && st.isMountRoot) return false;
+    if (this.ownDev !== 0 && st.dev === this.ownDev) return true;
+    return !this.opts.pseudo && isPseudoFs(fsType);
+  }
+
   private isOpaque(st: StatxView, fsType: number): boolean {
     if (!st.isDir) return false;
     if (this.ownDev !== 0 && st.dev === this.ownDev) return true;
     return st.isMountRoot && !this.opts.pseudo && isPseudoFs(fsType);
   }
 
+  /** What workers need to size symlinks as rewritten (undefined in raw mode). */
+  private linkView(): LinkView | undefined {
+    return this.opts.symlinks === 'rewrite' ? { ownDev: this.ownDev, pseudo: this.opts.pseudo } : undefined;
+  }
+
+  /** Stat a node path (fast path first); ENOENT for what the view does not show (see hidden). */
   private async statReal(nsInode: number, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
     const held = this.roots.peek(nsInode);
-    const fast = held && this.fast.tryStat(held, path);
-    if (fast) return { st: new StatxView(Buffer.from(fast.stat.buffer)), fsType: fast.fsType };
-    const r = await this.inRoot(nsInode, (root) =>
-      this.io.run<StatResult>({ op: 'stat', root, path, sync: true }, nsInode),
-    );
-    const st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
-    this.fast.learn(st, r.fsType);
-    return { st, fsType: r.fsType };
+    const fast = held && this.fast.tryStat(held, path, this.opts.symlinks === 'rewrite');
+    let st: StatxView;
+    let fsType: number;
+    if (fast) {
+      st = new StatxView(Buffer.from(fast.stat.buffer));
+      fsType = fast.fsType;
+    } else {
+      const r = await this.inRoot(nsInode, (root) =>
+        this.io.run<StatResult>({ op: 'stat', root, path, links: this.linkView() }, nsInode),
+      );
+      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
+      fsType = r.fsType;
+      this.fast.learn(st, fsType);
+    }
+    if (this.hidden(st, fsType)) throw new NsviewError(E.ENOENT, 'inside a hidden filesystem');
+    return { st, fsType };
   }
 
   private realEntry(nsInode: number, path: InRootPath, st: StatxView, fsType: number, top: boolean): Entry {
@@ -156,12 +198,12 @@ export class NamespaceView implements FuseOperations {
     };
   }
 
-  private virtualEntry(node: Node, kind: 'dir' | 'link', size = 0): Entry {
+  private virtualEntry(node: Node, kind: 'dir' | 'link', size = 0, mtime?: VirtualTime): Entry {
     this.nodes.count(node);
     return {
       nodeid: node.id,
       generation: 0n,
-      attr: virtualAttr(node.id, kind, size),
+      attr: virtualAttr(node.id, kind, size, mtime),
       entryTimeoutMs: this.opts.topTimeoutMs,
       attrTimeoutMs: this.opts.topTimeoutMs,
     };
@@ -179,7 +221,7 @@ export class NamespaceView implements FuseOperations {
     const p = this.node(parent);
     switch (p.kind) {
       case 'top': {
-        if (name.equals(BYPID)) return this.virtualEntry(this.node(BYPID_ID), 'dir');
+        if (name.equals(BYPID)) return this.virtualEntry(this.node(BYPID_ID), 'dir', 0, this.pidsTime);
         const ino = NamespaceView.parseNumber(name);
         if (ino === undefined) throw new NsviewError(E.ENOENT);
         let snap = this.catalog.current();
@@ -227,8 +269,9 @@ export class NamespaceView implements FuseOperations {
     const n = this.node(nodeid);
     switch (n.kind) {
       case 'top':
+        return { attr: virtualAttr(n.id, 'dir', 0, this.topTime), attrTimeoutMs: this.opts.topTimeoutMs };
       case 'bypid':
-        return { attr: virtualAttr(n.id, 'dir'), attrTimeoutMs: this.opts.topTimeoutMs };
+        return { attr: virtualAttr(n.id, 'dir', 0, this.pidsTime), attrTimeoutMs: this.opts.topTimeoutMs };
       case 'pidlink':
         return { attr: virtualAttr(n.id, 'link', `../${n.nsInode}`.length), attrTimeoutMs: this.opts.topTimeoutMs };
       case 'real': {
@@ -362,7 +405,10 @@ export class NamespaceView implements FuseOperations {
       let r: OpenDirResult;
       try {
         r = await this.roots.withRoot(ns, (root) =>
-          this.io.run<OpenDirResult>({ op: 'openDirAndRead', root, path: n.path, dev: n.dev, ino: n.ino }, n.nsInode),
+          this.io.run<OpenDirResult>(
+            { op: 'openDirAndRead', root, path: n.path, dev: n.dev, ino: n.ino, links: this.linkView() },
+            n.nsInode,
+          ),
         );
       } catch (err) {
         unpin();
@@ -374,7 +420,10 @@ export class NamespaceView implements FuseOperations {
     let start = positionIn(c.chunk, offset);
     if (start < 0 || (start >= c.chunk.data.offs.length && !c.chunk.data.end)) {
       const from = start < 0 ? offset : c.chunk.data.offs[c.chunk.data.offs.length - 1]!;
-      const data = await this.io.run<DirChunk>({ op: 'readDir', fd: c.fd, offset: from }, n.nsInode);
+      const cur = c;
+      const data = await this.inRoot(n.nsInode, (root) =>
+        this.io.run<DirChunk>({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: this.linkView() }, n.nsInode),
+      );
       c.chunk = { from, data };
       start = 0;
     }
@@ -484,6 +533,12 @@ export class NamespaceView implements FuseOperations {
       fastMisses: this.fast.misses,
     };
   }
+}
+
+function samePids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const pid of b.keys()) if (!a.has(pid)) return false;
+  return true;
 }
 
 /** '.', '..' and the given entries, with offsets 1..n (the list is the whole directory). */
