@@ -16,6 +16,9 @@ import path from 'node:path';
 import {
   BUSYBOX,
   CleanupScope,
+  killGroup,
+  nsInodeOf,
+  REPO_ROOT,
   makeRootfs,
   makeTempDir,
   run,
@@ -258,4 +261,50 @@ test("with --allow-other the container's modes and owners decide, set-uid does n
   // Writes are refused whatever the modes say.
   const w = await probe([{ op: 'openwrite', path: spec(other, 'nobody-0600') }], { asUser: NOBODY });
   t.true(['EROFS', 'EACCES'].includes(w[0]!.errno!), show(w[0]!));
+});
+
+test('a frozen FUSE server inside a namespace costs ETIMEDOUT there, nothing elsewhere', async (t) => {
+  // A FUSE filesystem mounted only inside a new namespace, by a server we then SIGSTOP.
+  const mp = makeTempDir(scope, 'atk-hung');
+  const server = spawnLongLived(['unshare', '-m', '--propagation', 'private', process.execPath, path.join(REPO_ROOT, 'dist/test/fixtures/fuse-tiny-server.js'), mp]);
+  scope.teardown(async () => {
+    killGroup(server.child.pid, 'SIGCONT');
+    await server.kill();
+  });
+  await waitForLine(server.child, server.stdout, /^READY /, 20_000, () => server.stderr.all());
+  const ns = await nsInodeOf(server.child.pid!);
+  const d = await startNsview(scope, { extraArgs: ['--op-timeout', '2'] });
+  const inNs = `${d.mountpoint}/${ns}${mp}`;
+  t.is((await probe1('read', `${inNs}/hello`)).data?.toString(), 'tiny\n');
+  killGroup(server.child.pid, 'SIGSTOP');
+  // New names under the frozen mount: each answers ETIMEDOUT (or EINTR/EIO) within the bound.
+  const started = Date.now();
+  const frozen = await probe(
+    [1, 2].map((i) => ({ op: 'lstat' as const, path: `${inNs}/nothing-${i}` })),
+    { timeoutMs: 30_000 },
+  );
+  t.log(`frozen: ${frozen.map((r) => `${show(r)} ${r.ms.toFixed(0)} ms`).join(', ')}`);
+  for (const r of frozen) {
+    t.false(r.ok);
+    t.true(r.ms < 8_000, `${r.ms} ms`);
+  }
+  // Everything else keeps answering, also while requests into the frozen mount are pending.
+  const pending = probe([{ op: 'lstat', path: `${inNs}/pending` }], { timeoutMs: 30_000 });
+  const others = await probe([
+    { op: 'read', path: spec(d, 'plain') },
+    { op: 'listdir', path: d.mountpoint },
+    { op: 'listdir', path: `${d.mountpoint}/${ctr.nsInode}/etc` },
+  ]);
+  for (const r of others) {
+    t.true(r.ok, show(r));
+    t.true(r.ms < 1_500, `${r.ms} ms`);
+  }
+  // The frozen namespace itself is on a short leash (one request at a time) but still answers,
+  // at worst after one op timeout.
+  const same = await probe1('listdir', `${d.mountpoint}/${ns}/etc`, { timeoutMs: 30_000 });
+  t.log(`same namespace, elsewhere: ${show(same).slice(0, 40)} ${same.ms.toFixed(0)} ms; others ${others.map((r) => r.ms.toFixed(0)).join('/')} ms`);
+  t.true(same.ms < 5_000);
+  await pending;
+  t.log(`${Date.now() - started} ms in all`);
+  killGroup(server.child.pid, 'SIGCONT');
 });
