@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import type { IoPool } from '../io/pool.js';
-import type { OpenTaskRootResult, RootRef } from '../io/protocol.js';
+import type { OpenTaskRootResult, RootRef, StatRootItem, StatRootResult } from '../io/protocol.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
 import { SandboxTask } from './sandbox.js';
 
@@ -104,6 +104,53 @@ export class NamespaceAccess {
     return h.ref;
   }
 
+  /**
+   * Root attributes of many namespaces in one worker trip, for a listing of the top directory:
+   * held roots are stat'ed, namespaces with a process get their root opened on the way (and kept).
+   * Namespaces without a process are left out: a listing must not start sandboxes.
+   */
+  async statRootsForListing(nss: Iterable<MountNamespace>): Promise<Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
+    const items: StatRootItem[] = [];
+    for (const ns of nss) {
+      const h = this.handles.get(ns.inode);
+      if (h) items.push({ nsInode: ns.inode, rootFd: h.ref.rootFd });
+      else if (!this.acquiring.has(ns.inode)) {
+        const c = this.candidates(ns)[0];
+        if (c) items.push({ nsInode: ns.inode, pid: c.pid, tid: c.tid });
+      }
+    }
+    const out = new Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>();
+    if (items.length === 0) return out;
+    let results: StatRootResult[];
+    try {
+      results = await this.io.run<StatRootResult[]>({ op: 'statRoots', items });
+    } catch {
+      return out;
+    }
+    for (const r of results) {
+      if (r.opened) {
+        if (this.handles.has(r.nsInode) || this.acquiring.has(r.nsInode)) {
+          fs.close(r.opened.rootFd, () => {});
+          fs.close(r.opened.guardFd, () => {});
+        } else {
+          const c = items.find((i) => i.nsInode === r.nsInode)!;
+          this.remember(r.nsInode, r.opened, c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`);
+        }
+      }
+      if (r.stat) out.set(r.nsInode, { stat: r.stat, xattrNames: r.xattrNames });
+    }
+    return out;
+  }
+
+  /** Tasks whose root may be the namespace's, best first (our own process, then by pid). */
+  private candidates(ns: MountNamespace): Array<{ pid: number; tid: number }> {
+    const out: Array<{ pid: number; tid: number }> = [];
+    if (ns.pids.includes(process.pid)) out.push({ pid: process.pid, tid: process.pid });
+    for (const pid of ns.pids) if (pid !== process.pid) out.push({ pid, tid: pid });
+    for (const t of ns.threads) out.push({ pid: t.pid, tid: t.tid ?? t.pid });
+    return out;
+  }
+
   /** Keep the way into `ns` (and so a sandbox) while a file or directory of it is open. */
   async pin(ns: MountNamespace): Promise<() => void> {
     const h = await this.acquire(ns);
@@ -136,15 +183,11 @@ export class NamespaceAccess {
   }
 
   private async open(ns: MountNamespace): Promise<RootHandle> {
-    const candidates: Array<{ pid: number; tid: number; self: boolean }> = [];
-    if (ns.pids.includes(process.pid)) candidates.push({ pid: process.pid, tid: process.pid, self: false });
-    for (const pid of ns.pids) if (pid !== process.pid) candidates.push({ pid, tid: pid, self: false });
-    for (const t of ns.threads) candidates.push({ pid: t.pid, tid: t.tid ?? t.pid, self: false });
     let lastErr: unknown;
-    for (const c of candidates.slice(0, MAX_CANDIDATES)) {
+    for (const c of this.candidates(ns).slice(0, MAX_CANDIDATES)) {
       try {
         const r = await this.io.run<OpenTaskRootResult>(
-          { op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: c.self },
+          { op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: false },
           ns.inode,
         );
         return this.remember(ns.inode, r, c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`);
@@ -161,7 +204,8 @@ export class NamespaceAccess {
   }
 
   private remember(nsInode: number, r: OpenTaskRootResult, via: string, sandbox?: SandboxTask): RootHandle {
-    const h: RootHandle = { nsInode, ref: r, via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
+    const ref: RootRef = { rootFd: r.rootFd, guardFd: r.guardFd, nsLink: r.nsLink };
+    const h: RootHandle = { nsInode, ref, via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
     this.handles.set(nsInode, h);
     return h;
   }

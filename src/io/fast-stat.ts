@@ -18,28 +18,8 @@ import { StatxView, STATX_RECORD } from '../sys/stat.js';
 import type { RootRef, StatResult } from './protocol.js';
 import { pathBytes } from '../resolve/names.js';
 import { NODE_PATH } from '../resolve/in-root.js';
+import { isLocalFs } from './fs-kinds.js';
 import type { InRootPath } from '../resolve/names.js';
-
-/** Filesystems whose metadata lives in the kernel or on a local block device. */
-const LOCAL_FS = new Set<number>([
-  0xef53, // ext2/3/4
-  0x58465342, // xfs
-  0x9123683e, // btrfs
-  0x01021994, // tmpfs (and devtmpfs)
-  0x858458f6, // ramfs
-  0x794c7630, // overlayfs
-  0x73717368, // squashfs
-  0xe0f5e1e2, // erofs
-  0xf2f52010, // f2fs
-  0x2fc12fc1, // zfs
-  0x4d44, // vfat
-  0x9660, // iso9660
-  0x9fa0, // proc
-  0x62656572, // sysfs
-  0x27e0eb, // cgroup
-  0x63677270, // cgroup2
-  0x1cd1, // devpts
-]);
 
 const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
 const RESOLVE_FAST = NODE_PATH | RESOLVE.CACHED;
@@ -60,7 +40,7 @@ export class FastStat {
 
   /** A worker stat'ed something on mount `mntId` and found filesystem `fsType`. */
   learn(st: StatxView, fsType: number): void {
-    if (st.hasUniqueMntId && LOCAL_FS.has(fsType)) this.localMounts.set(st.mntId, fsType);
+    if (st.hasUniqueMntId && isLocalFs(fsType)) this.localMounts.set(st.mntId, fsType);
   }
 
   private guardOk(root: RootRef): boolean {

@@ -33,7 +33,9 @@ import { StatxView } from '../sys/stat.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { components, isDot, isDotDot } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
-import type { DirChunk, LinkView, OpenResult, OpenTaskRootResult, RootRef, StatResult } from './protocol.js';
+import type { DirChunk, LinkView, OpenResult, OpenTaskRootResult, RootRef, StatResult, StatRootItem, StatRootResult, XattrResult } from './protocol.js';
+import { isLocalFs } from './fs-kinds.js';
+import { hasXattrName } from './xattr-names.js';
 
 const EMPTY = cpath('');
 const DOTDOT = cpath('..');
@@ -82,8 +84,9 @@ function checkGuard(root: RootRef): void {
   guardChecked.set(root.guardFd, now);
 }
 
-function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE)): Uint8Array {
-  statx(fd, EMPTY, AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW, STAT_MASK, Buffer.from(out.buffer, out.byteOffset, STATX_SIZE));
+function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE), noSync = false): Uint8Array {
+  const flags = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | (noSync ? AT.STATX_DONT_SYNC : 0);
+  statx(fd, EMPTY, flags, STAT_MASK, Buffer.from(out.buffer, out.byteOffset, STATX_SIZE));
   return out;
 }
 
@@ -109,7 +112,7 @@ function fsTypeOf(fd: number, st: StatxView): number {
  * expected namespace or whose root is not the namespace root (a chroot): from a namespace's root,
  * `..` stays put (the root mount is its own parent); from a chroot it climbs.
  */
-export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean): OpenTaskRootResult {
+export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean, noSync = false): OpenTaskRootResult {
   const base = self ? `/proc/self/task/${tid}` : tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
   const guardFd = openat(AT.FDCWD, cpath(base), O.PATH | O.DIRECTORY | O.CLOEXEC);
   let rootFd = -1;
@@ -117,11 +120,12 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     const nsLink = `mnt:[${nsInode}]`;
     if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
     rootFd = openat(guardFd, ROOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
-    const a = new StatxView(Buffer.from(statFd(rootFd)));
+    const rootStat = statFd(rootFd, undefined, noSync);
+    const a = new StatxView(Buffer.from(rootStat.buffer));
     const upFd = openat(rootFd, DOTDOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
     let b: StatxView;
     try {
-      b = new StatxView(Buffer.from(statFd(upFd)));
+      b = new StatxView(Buffer.from(statFd(upFd, undefined, noSync)));
     } finally {
       close(upFd);
     }
@@ -131,7 +135,7 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     // Checked again after opening the root: had the task changed namespace in between, the root
     // we hold could belong to the other one.
     if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
-    return { rootFd, guardFd, nsLink };
+    return { rootFd, guardFd, nsLink, rootStat };
   } catch (err) {
     if (rootFd >= 0) close(rootFd);
     close(guardFd);
@@ -166,6 +170,37 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
 }
 
 const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * For a listing of the top directory: the root stat of many namespaces in one trip, opening the
+ * roots of those not held yet. Stats are AT_STATX_DONT_SYNC, so a namespace whose root is on a
+ * frozen FUSE or NFS server cannot stall the listing (its cached attributes are shown).
+ */
+export function statRoots(items: StatRootItem[]): StatRootResult[] {
+  return items.map((it): StatRootResult => {
+    try {
+      let r: StatRootResult;
+      if (it.rootFd !== undefined) r = { nsInode: it.nsInode, stat: statFd(it.rootFd, undefined, true) };
+      else {
+        const o = openTaskRoot(it.pid!, it.tid!, it.nsInode, false, true);
+        r = { nsInode: it.nsInode, stat: o.rootStat!, opened: { rootFd: o.rootFd, guardFd: o.guardFd, nsLink: o.nsLink } };
+      }
+      // xattr names too, where that cannot wait on a server (a mount seen before, known local).
+      const st = new StatxView(Buffer.from(r.stat!.buffer));
+      const magic = st.hasUniqueMntId ? fsTypeByMount.get(st.mntId) : undefined;
+      if (magic !== undefined && isLocalFs(magic)) {
+        try {
+          r.xattrNames = sliceOf(xattrBuf, listxattrat(r.opened?.rootFd ?? it.rootFd!, DOT, AT.SYMLINK_NOFOLLOW, xattrBuf));
+        } catch {
+          // names unknown: asked for later
+        }
+      }
+      return r;
+    } catch (err) {
+      return { nsInode: it.nsInode, errno: err instanceof NsviewError ? err.errno : E.EIO };
+    }
+  });
+}
 
 export function statPath(root: RootRef, path: Buffer, links?: LinkView): StatResult {
   checkGuard(root);
@@ -510,26 +545,42 @@ function onFile<T>(
 const xattrBuf = Buffer.alloc(XATTR_MAX);
 const DOT = cpath('.');
 
-export function getXattr(root: RootRef, path: Buffer, name: Buffer): Uint8Array {
+/**
+ * The value of xattr `name` (undefined: the file has none of that name) and the file's whole
+ * name list, from one path resolution: callers cache the list, so the probes `ls -l` makes
+ * (ACLs, security labels) cost one trip per file, not one per name.
+ */
+export function getXattr(root: RootRef, path: Buffer, name: Buffer): XattrResult {
   const cname = cpath(name);
-  const n = onFile(
+  return onFile(
     root,
     path,
-    (dirfd, last) => getxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, cname, xattrBuf),
-    (fd) => fgetxattr(fd, cname, xattrBuf),
+    (dirfd, last) => {
+      const names = sliceOf(xattrBuf, listxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, xattrBuf));
+      if (!hasXattrName(names, name)) return { names };
+      return { names, value: sliceOf(xattrBuf, getxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, cname, xattrBuf)) };
+    },
+    (fd) => {
+      const names = sliceOf(xattrBuf, flistxattr(fd, xattrBuf));
+      if (!hasXattrName(names, name)) return { names };
+      return { names, value: sliceOf(xattrBuf, fgetxattr(fd, cname, xattrBuf)) };
+    },
   );
-  return Uint8Array.prototype.slice.call(xattrBuf, 0, n);
 }
 
 export function listXattr(root: RootRef, path: Buffer): Uint8Array {
-  const n = onFile(
+  return onFile(
     root,
     path,
-    (dirfd, last) => listxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, xattrBuf),
-    (fd) => flistxattr(fd, xattrBuf),
+    (dirfd, last) => sliceOf(xattrBuf, listxattrat(dirfd, last, AT.SYMLINK_NOFOLLOW, xattrBuf)),
+    (fd) => sliceOf(xattrBuf, flistxattr(fd, xattrBuf)),
   );
-  return Uint8Array.prototype.slice.call(xattrBuf, 0, n);
 }
+
+function sliceOf(buf: Buffer, n: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(buf, 0, n);
+}
+
 
 export function closeFd(fd: number): void {
   close(fd);

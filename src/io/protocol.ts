@@ -29,6 +29,7 @@ export interface LinkView {
 
 export type IoRequest =
   | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
+  | { op: 'statRoots'; items: StatRootItem[] }
   | { op: 'openNsFile'; rootFd: number; path: string; nsInode: number }
   | { op: 'stat'; root: RootRef; path: InRootPath; links?: LinkView }
   | { op: 'readlink'; root: RootRef; path: InRootPath }
@@ -52,6 +53,26 @@ export interface OpenTaskRootResult {
   rootFd: number;
   guardFd: number;
   nsLink: string;
+  /** statx of the root, taken while checking it (not part of a RootRef). */
+  rootStat?: Uint8Array;
+}
+
+/** One namespace of a statRoots batch: a held root, or a task whose root to open. */
+export interface StatRootItem {
+  nsInode: number;
+  rootFd?: number;
+  pid?: number;
+  tid?: number;
+}
+
+export interface StatRootResult {
+  nsInode: number;
+  stat?: Uint8Array;
+  /** The root's xattr names (NUL-terminated), where they could be had without waiting. */
+  xattrNames?: Uint8Array;
+  /** A root opened for this batch, for the caller to keep. */
+  opened?: RootRef;
+  errno?: number;
 }
 
 export interface OpenResult {
@@ -82,6 +103,13 @@ export interface OpenReadResult {
 export interface OpenDirResult {
   fd: number;
   first: DirChunk;
+}
+
+export interface XattrResult {
+  /** All xattr names of the file, NUL-terminated. */
+  names: Uint8Array;
+  /** The value asked for; undefined when the file has no xattr of that name. */
+  value?: Uint8Array;
 }
 
 export interface StatfsResult {

@@ -30,6 +30,13 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
   switch (req.op) {
     case 'openTaskRoot':
       return { value: ops.openTaskRoot(req.pid, req.tid, req.nsInode, req.self), transfer: [] };
+    case 'statRoots': {
+      const r = ops.statRoots(req.items);
+      return {
+        value: r,
+        transfer: r.flatMap((x) => [x.stat, x.xattrNames].filter((a) => a !== undefined).map((a) => a.buffer as ArrayBuffer)),
+      };
+    }
     case 'openNsFile':
       return { value: ops.openNsFile(req.rootFd, req.path, req.nsInode), transfer: [] };
     case 'stat': {
@@ -69,7 +76,7 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
     }
     case 'getxattr': {
       const r = ops.getXattr(req.root, b(req.path), req.name);
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
+      return { value: r, transfer: [r.names.buffer as ArrayBuffer, ...(r.value ? [r.value.buffer as ArrayBuffer] : [])] };
     }
     case 'listxattr': {
       const r = ops.listXattr(req.root, b(req.path));

@@ -26,7 +26,9 @@ import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
-import type { DirChunk, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult } from '../io/protocol.js';
+import type { DirChunk, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult, XattrResult } from '../io/protocol.js';
+import { hasXattrName } from '../io/xattr-names.js';
+import { ExpiringMap } from './expiring-map.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
 import type { DiscoverySnapshot, MountNamespace } from '../discovery/model.js';
 import { NodeTable, BYPID_ID } from './nodes.js';
@@ -75,9 +77,10 @@ export class NamespaceView implements FuseOperations {
   private readonly cursors = new NodeFds<DirCursor>((c) => this.closeLater(c.fd, c.nsInode, c.unpin));
   private readonly files = new NodeFds<NodeFd>((f) => this.closeLater(f.fd, f.nsInode, f.unpin), 1024);
   /** Listings of the view's own directories, computed at offset 0 and served from here after. */
-  private readonly listings = new Map<bigint, DirEntry[]>();
+  private readonly listings = new Map<bigint, ListItem[]>();
   private readonly fast = new FastStat();
   private session: FuseSession | undefined;
+  private readonly xattrNames: ExpiringMap<bigint, Uint8Array>;
   private topTime: VirtualTime | undefined;
   private pidsTime: VirtualTime | undefined;
   private lastPids: ReadonlyMap<number, number> = new Map();
@@ -89,7 +92,9 @@ export class NamespaceView implements FuseOperations {
     private readonly roots: NamespaceAccess,
     private readonly io: IoPool,
     private readonly opts: ViewOptions,
-  ) {}
+  ) {
+    this.xattrNames = new ExpiringMap(opts.attrTimeoutMs, 8192);
+  }
 
   /** Connect to the mounted session (for invalidations) and learn our own device number. */
   attach(session: FuseSession, ownDev: number): void {
@@ -262,6 +267,7 @@ export class NamespaceView implements FuseOperations {
     if (!this.nodes.get(nodeid)) {
       this.files.drop(nodeid);
       this.cursors.drop(nodeid);
+      this.xattrNames.delete(nodeid);
     }
   }
 
@@ -360,21 +366,30 @@ export class NamespaceView implements FuseOperations {
     throw new NsviewError(E.ENOSYS, 'zero-message opendir');
   }
 
-  private topEntries(snap: DiscoverySnapshot): DirEntry[] {
-    const names: Array<{ name: string; ino: bigint }> = [{ name: 'by-pid', ino: BYPID_ID }];
+  /**
+   * The top directory, with each namespace root's attributes where they could be had in one
+   * worker trip (see statRootsForListing): then `ls -l` of the top directory costs no lookups.
+   */
+  private async topEntries(snap: DiscoverySnapshot): Promise<ListItem[]> {
+    const roots = await this.roots.statRootsForListing(snap.namespaces.values());
+    const items: Array<Omit<ListItem, 'off'>> = [{ name: Buffer.from('by-pid'), ino: BYPID_ID, type: DT.DIR }];
     for (const ino of [...snap.namespaces.keys()].sort((a, b) => a - b)) {
-      names.push({ name: String(ino), ino: InodeNumbers.virtual(BigInt(ino)) });
+      const root = roots.get(ino);
+      const st = root && new StatxView(Buffer.from(root.stat.buffer, root.stat.byteOffset, STATX_RECORD));
+      items.push({
+        name: Buffer.from(String(ino)),
+        ino: st ? this.numbers.of(st.dev, st.ino) : InodeNumbers.virtual(BigInt(ino)),
+        type: DT.DIR,
+        nsRoot: st && { nsInode: ino, stat: st, xattrNames: root.xattrNames },
+      });
     }
-    return listEntries(
-      names.map((e) => ({ ...e, type: DT.DIR })),
-      FUSE_ROOT_ID,
-    );
+    return listEntries(items, FUSE_ROOT_ID);
   }
 
-  private byPidEntries(snap: DiscoverySnapshot): DirEntry[] {
+  private byPidEntries(snap: DiscoverySnapshot): ListItem[] {
     const pids = [...snap.pidToNamespace.keys()].sort((a, b) => a - b);
     return listEntries(
-      pids.map((pid) => ({ name: String(pid), ino: InodeNumbers.virtual(0x1_0000_0000n + BigInt(pid)), type: DT.LNK })),
+      pids.map((pid) => ({ name: Buffer.from(String(pid)), ino: InodeNumbers.virtual(0x1_0000_0000n + BigInt(pid)), type: DT.LNK })),
       BYPID_ID,
     );
   }
@@ -385,15 +400,24 @@ export class NamespaceView implements FuseOperations {
     if (n.kind === 'real' && !n.opaque) return this.readRealDir(n, offset, plus);
     let list = offset === 0n ? undefined : this.listings.get(nodeid);
     if (!list) {
-      if (n.kind === 'top') list = this.topEntries(await this.catalog.fresh(250));
+      if (n.kind === 'top') list = await this.topEntries(await this.catalog.fresh(250));
       else if (n.kind === 'bypid') list = this.byPidEntries(await this.catalog.fresh(250));
       else if (n.kind === 'real') list = listEntries([], n.id);
       else throw new NsviewError(E.ENOTDIR);
       this.listings.set(nodeid, list);
     }
-    const out = list.slice(Number(offset), Number(offset) + PLAIN_BATCH);
-    if (out.length === 0) this.listings.delete(nodeid);
-    return out;
+    const slice = list.slice(Number(offset), Number(offset) + (plus ? PLUS_BATCH : PLAIN_BATCH));
+    if (slice.length === 0) this.listings.delete(nodeid);
+    // Entries (and their lookup counts) are made as they are served, never cached.
+    return slice.map(({ nsRoot, ...de }) =>
+      plus && nsRoot ? { ...de, entry: this.rootEntry(nsRoot) } : de,
+    );
+  }
+
+  private rootEntry(r: NonNullable<ListItem['nsRoot']>): Entry {
+    const e = this.realEntry(r.nsInode, '', r.stat, 0, true);
+    if (r.xattrNames) this.xattrNames.set(e.nodeid, r.xattrNames);
+    return e;
   }
 
   /** The chunk holding the entries after `offset`, reading or reopening as needed. */
@@ -505,13 +529,22 @@ export class NamespaceView implements FuseOperations {
     if (mask & W_OK) throw new NsviewError(E.EROFS);
   }
 
+  /**
+   * Values go to a worker, but a name the file does not have is answered here from its cached
+   * name list (no older than the attribute timeout): `ls -l` probes every file for ACLs and
+   * security labels, which would otherwise cost a worker trip per probe.
+   */
   async getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer> {
     const n = this.node(nodeid);
     if (n.kind !== 'real' || this.fromSelf(ctx)) throw new NsviewError(E.ENODATA);
-    const v = await this.inRoot(n.nsInode, (root) =>
-      this.io.run<Uint8Array>({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
+    const known = this.xattrNames.get(nodeid);
+    if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
+    const r = await this.inRoot(n.nsInode, (root) =>
+      this.io.run<XattrResult>({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
     );
-    return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    this.xattrNames.set(nodeid, r.names);
+    if (!r.value) throw new NsviewError(E.ENODATA);
+    return Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
   }
 
   async listxattr(ctx: RequestContext, nodeid: bigint): Promise<Buffer> {
@@ -520,13 +553,15 @@ export class NamespaceView implements FuseOperations {
     const v = await this.inRoot(n.nsInode, (root) =>
       this.io.run<Uint8Array>({ op: 'listxattr', root, path: n.path }, n.nsInode),
     );
+    this.xattrNames.set(nodeid, v);
     return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
 
   /** Numbers for logs and the soak test. */
-  stats(): { nodes: number; openFiles: number; openDirs: number; fastHits: number; fastMisses: number } {
+  stats(): Record<string, number> {
     return {
       nodes: this.nodes.size,
+      xattrLists: this.xattrNames.size,
       openFiles: this.files.size,
       openDirs: this.cursors.size,
       fastHits: this.fast.hits,
@@ -541,12 +576,21 @@ function samePids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>
   return true;
 }
 
+/** An entry of one of the view's own directories; a namespace root carries its attributes. */
+interface ListItem {
+  name: Buffer;
+  ino: bigint;
+  type: number;
+  off: bigint;
+  nsRoot?: { nsInode: number; stat: StatxView; xattrNames?: Uint8Array };
+}
+
 /** '.', '..' and the given entries, with offsets 1..n (the list is the whole directory). */
-function listEntries(entries: Array<{ name: string; ino: bigint; type: number }>, self: bigint): DirEntry[] {
+function listEntries(entries: Array<Omit<ListItem, 'off'>>, self: bigint): ListItem[] {
   const all = [
-    { name: '.', ino: self, type: DT.DIR },
-    { name: '..', ino: FUSE_ROOT_ID, type: DT.DIR },
+    { name: Buffer.from('.'), ino: self, type: DT.DIR },
+    { name: Buffer.from('..'), ino: FUSE_ROOT_ID, type: DT.DIR },
     ...entries,
   ];
-  return all.map((e, i) => ({ name: Buffer.from(e.name), ino: e.ino, type: e.type, off: BigInt(i + 1) }));
+  return all.map((e, i) => ({ ...e, off: BigInt(i + 1) }));
 }
