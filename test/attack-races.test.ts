@@ -259,34 +259,50 @@ test('rewrite and raw: regular file swapped with a FIFO and a char device: never
 });
 
 const OPEN_PY = String.raw`
-import os, sys, json
+import os, sys, json, errno
 view_file, host_dir = sys.argv[1].encode(), sys.argv[2].encode()
 fd = os.open(view_file, os.O_RDONLY)
 want = os.pread(fd, 1 << 20, 0)
 dfd = os.open(os.path.dirname(view_file), os.O_RDONLY | os.O_DIRECTORY)
-bad = 0; n = 0
+bad = 0; n = 0; errs = {}
 a = os.path.join(host_dir, b'a'); ax = os.path.join(host_dir, b'ax')
 b = os.path.join(host_dir, b'ax', b'b'); bx = os.path.join(host_dir, b'ax', b'bx')
+def check(off, size):
+    global bad
+    # Drop the file's pages first, so the read reaches the daemon instead of the page cache.
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    try:
+        if os.pread(fd, size, off) != want[off:off + size]: bad += 1
+    except OSError as e:
+        k = errno.errorcode.get(e.errno, str(e.errno)); errs[k] = errs.get(k, 0) + 1
 for i in range(int(sys.argv[3])):
     os.rename(a, ax); os.rename(b, bx)
     # A symlink where the directory was, pointing at the host canary directory.
     os.symlink(sys.argv[4].encode(), a)
-    if os.pread(fd, 1 << 20, 0) != want: bad += 1
-    if os.pread(fd, 4096, (i * 4096) % (1 << 20)) != want[(i * 4096) % (1 << 20):][:4096]: bad += 1
+    check(0, 1 << 20); check((i * 4096) % (1 << 20), 4096)
     os.unlink(a); os.rename(bx, b); os.rename(ax, a)
     n += 1
-names = sorted(os.listdir(dfd)) if hasattr(os, 'listdir') else []
+names = sorted(os.listdir(dfd))
 os.close(fd)
-sys.stdout.write(json.dumps({'rounds': n, 'bad': bad, 'size': len(want), 'names': [x if isinstance(x, str) else x.decode() for x in names]}))
+sys.stdout.write(json.dumps({'rounds': n, 'bad': bad, 'errors': errs, 'size': len(want), 'names': names}))
 `;
 
-test('a file open through the view keeps reading its data while the container renames its parents', async (t) => {
+// BUG (since 5a8a071, zero-message open): no fd belongs to an open file handle any more. READ
+// uses a per-node fd cache (NodeFds: closed after 2 s idle, at most 1024) and, when the node has
+// none, re-resolves the node's path ("openAndRead"). Once the container renames a directory
+// above a file that is open through the view, reads that miss the page cache fail with ENOENT
+// (ESTALE if something else is at the old path). Seen here: ~400 of 600 reads fail. Reproduction:
+// open VIEW/NS/race/a/b/c/big and read it; in the container `mv /race/a /race/ax`;
+// posix_fadvise(fd, 0, 0, DONTNEED) (or memory pressure, or 2 s idle) then pread -> ENOENT.
+// Before 5a8a071 the handle held the file's own fd and reads went on.
+test.failing('a file open through the view keeps reading its data while the container renames its parents', async (t) => {
   for (const d of [rewrite, raw]) {
-    const r = await run('python3', ['-c', OPEN_PY, view(d, 'a/b/c/big'), R, '2000', canary.dir], { timeoutMs: 60_000 });
-    const out = JSON.parse(r.stdout) as { rounds: number; bad: number; size: number; names: string[] };
-    t.log(`${d === rewrite ? 'rewrite' : 'raw'}: ${out.rounds} rename rounds, ${out.bad} wrong reads`);
+    const r = await run('python3', ['-c', OPEN_PY, view(d, 'a/b/c/big'), R, '300', canary.dir], { timeoutMs: 60_000 });
+    const out = JSON.parse(r.stdout) as { rounds: number; bad: number; errors: Record<string, number>; size: number; names: string[] };
+    t.log(`${d === rewrite ? 'rewrite' : 'raw'}: ${out.rounds} rename rounds, ${out.bad} wrong reads, errors ${JSON.stringify(out.errors)}`);
     t.is(out.size, 1 << 20);
     t.is(out.bad, 0);
+    t.deepEqual(out.errors, {});
     t.deepEqual(out.names, ['big']);
   }
 });
