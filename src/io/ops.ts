@@ -132,6 +132,13 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     if (a.dev !== b.dev || a.ino !== b.ino || a.mntId !== b.mntId) {
       throw new NsviewError(E.EPERM, `${base} is chrooted below its namespace root`);
     }
+    // `..` stays put on any mount root without a parent: a detached copy (open_tree clone) or a
+    // mount of another namespace (the host's root, reached through a leaked fd) pass that test.
+    // The namespace's root is a mount *of that namespace* mounted on `/`, which the task's own
+    // mountinfo lists; the others are not in its mount list at all.
+    if (!isNamespaceRootMount(guardFd, rootFd)) {
+      throw new NsviewError(EPERM_ROOT, `${base} has a root that is not its namespace's root mount`);
+    }
     // Checked again after opening the root: had the task changed namespace in between, the root
     // we hold could belong to the other one.
     if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
@@ -170,6 +177,31 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
 }
 
 const NSFS_MAGIC = 0x6e736673;
+const EPERM_ROOT = E.EPERM;
+const MOUNTINFO = cpath('mountinfo');
+const mountinfoBuf = Buffer.alloc(1 << 20);
+
+/** Is the mount of `rootFd` listed in the task's mountinfo, mounted on "/"? */
+function isNamespaceRootMount(taskFd: number, rootFd: number): boolean {
+  // The mountinfo id is the old (reusable) mount id: ask statx for that one only.
+  const rec = Buffer.alloc(STATX_SIZE);
+  statx(rootFd, EMPTY, AT.EMPTY_PATH | AT.STATX_DONT_SYNC, STATX.MNT_ID, rec);
+  const id = String(new StatxView(rec).mntId);
+  const fd = openat(taskFd, MOUNTINFO, O.RDONLY | O.CLOEXEC);
+  let text = '';
+  try {
+    for (let n; (n = pread(fd, mountinfoBuf, mountinfoBuf.length, text.length)) > 0; ) {
+      text += mountinfoBuf.toString('latin1', 0, n);
+    }
+  } finally {
+    close(fd);
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(' ', 5);
+    if (f[0] === id) return f[4] === '/';
+  }
+  return false;
+}
 
 /**
  * For a listing of the top directory: the root stat of many namespaces in one trip, opening the

@@ -1,10 +1,10 @@
 /**
- * NodeFds: open files and directories, keyed by node rather than by FUSE file handle.
+ * NodeFds: open directories, keyed by node rather than by FUSE file handle.
  *
- * nsview answers OPEN and OPENDIR with ENOSYS, which makes the kernel stop sending OPEN, OPENDIR,
- * RELEASE and RELEASEDIR altogether (FUSE_NO_OPEN_SUPPORT, FUSE_NO_OPENDIR_SUPPORT): reading a
- * file or listing a directory costs its READ / READDIRPLUS requests only, half the round trips of
- * a walk or a backup. Those requests then carry no handle, so the open fds live here, per node.
+ * nsview answers OPENDIR with ENOSYS, which makes the kernel stop sending OPENDIR and RELEASEDIR
+ * altogether (FUSE_NO_OPENDIR_SUPPORT): listing a directory costs its READDIRPLUS requests only,
+ * half the round trips of a tree walk. Those requests then carry no handle, so the directory fds
+ * live here, per node.
  *
  * An fd is closed after `idleMs` without use, and at most `max` are open at once (least recently
  * used go first); a later request reopens by path with the node's identity checked again.

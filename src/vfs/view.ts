@@ -37,7 +37,7 @@ import { InodeNumbers } from './inode-numbers.js';
 import { attrFromStatx, nextVirtualTime, virtualAttr } from './attrs.js';
 import type { VirtualTime } from './attrs.js';
 import { NodeFds, positionIn } from './node-fds.js';
-import type { DirCursor, NodeFd } from './node-fds.js';
+import type { DirCursor } from './node-fds.js';
 
 export type SymlinkMode = 'rewrite' | 'raw';
 
@@ -68,14 +68,25 @@ const W_OK = 2;
 const O_ACCMODE = 3;
 const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100 /* O_CREAT */;
 const PLUS_BATCH = 128;
+/** Read together with an open: most files are smaller, and the kernel asks for offset 0 first. */
+const PREFETCH = 128 * 1024;
 const PLAIN_BATCH = 1024;
 const BYPID = Buffer.from('by-pid');
+
+/** An open regular file: its own fd, and the first bytes read along with the open. */
+interface OpenFile {
+  fd: number;
+  nsInode: number;
+  unpin: () => void;
+  head?: Uint8Array;
+}
 
 export class NamespaceView implements FuseOperations {
   private readonly nodes = new NodeTable();
   private readonly numbers = new InodeNumbers();
   private readonly cursors = new NodeFds<DirCursor>((c) => this.closeLater(c.fd, c.nsInode, c.unpin));
-  private readonly files = new NodeFds<NodeFd>((f) => this.closeLater(f.fd, f.nsInode, f.unpin), 1024);
+  private readonly files = new Map<bigint, OpenFile>();
+  private nextFh = 1n;
   /** Listings of the view's own directories, computed at offset 0 and served from here after. */
   private readonly listings = new Map<bigint, ListItem[]>();
   private readonly fast = new FastStat();
@@ -265,7 +276,6 @@ export class NamespaceView implements FuseOperations {
   forget(nodeid: bigint, nlookup: bigint): void {
     this.nodes.forget(nodeid, nlookup);
     if (!this.nodes.get(nodeid)) {
-      this.files.drop(nodeid);
       this.cursors.drop(nodeid);
       this.xattrNames.delete(nodeid);
     }
@@ -282,11 +292,18 @@ export class NamespaceView implements FuseOperations {
         return { attr: virtualAttr(n.id, 'link', `../${n.nsInode}`.length), attrTimeoutMs: this.opts.topTimeoutMs };
       case 'real': {
         if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
-        const { st } = await this.statReal(n.nsInode, n.path);
+        const { st, fsType } = await this.statReal(n.nsInode, n.path);
         // Same path, other file of another type: the kernel re-looks it up after ENOENT.
         if (st.type !== n.type) throw new NsviewError(E.ENOENT);
-        n.dev = st.dev;
-        n.ino = st.ino;
+        if (st.dev !== n.dev || st.ino !== n.ino) {
+          // Another file now (a rename over it, or a mount on it): what it shows is decided
+          // anew, a pseudo filesystem mounted on a known directory stays hidden.
+          n.dev = st.dev;
+          n.ino = st.ino;
+          n.opaque = this.isOpaque(st, fsType);
+          this.cursors.drop(n.id);
+          this.xattrNames.delete(n.id);
+        }
         const timeout = n.path.length === 0 ? this.opts.topTimeoutMs : this.opts.attrTimeoutMs;
         return { attr: attrFromStatx(st, this.numbers), attrTimeoutMs: timeout };
       }
@@ -310,35 +327,25 @@ export class NamespaceView implements FuseOperations {
   }
 
   /**
-   * ENOSYS for every file: the kernel then never sends OPEN, FLUSH or RELEASE again (it offers
-   * FUSE_NO_OPEN_SUPPORT since 4.20) and reading a file costs its READ requests only; the first
-   * one opens and reads in one worker trip and the fd is kept per node (NodeFds). The kernel
-   * keeps the page cache across opens, and AUTO_INVAL_DATA drops it when a refreshed mtime or
-   * size differs, so contents are never staler than the attribute timeout.
+   * Each open gets its own fd, opened in the worker together with a read of the file's first
+   * 128 KiB: the first READ (often the only one) is then answered here without a trip. The fd
+   * belongs to the open file, so it keeps reading the same file whatever the container renames
+   * meanwhile, as a process inside would. The page cache is kept across opens; AUTO_INVAL_DATA
+   * drops it when a refreshed mtime or size differs, so contents are never staler than
+   * --attr-timeout.
    */
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
     const n = this.realNode(nodeid);
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    throw new NsviewError(E.ENOSYS, 'zero-message open');
-  }
-
-  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer> {
-    if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
-    const f = this.files.get(nodeid);
-    if (f) {
-      const out = await this.io.run<Uint8Array>({ op: 'read', fd: f.fd, offset, size }, f.nsInode);
-      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-    }
-    const n = this.realNode(nodeid);
     const ns = this.namespace(n.nsInode);
     const unpin = await this.roots.pin(ns);
     let r: OpenReadResult;
     try {
       r = await this.roots.withRoot(ns, (root) =>
         this.io.run<OpenReadResult>(
-          { op: 'openAndRead', root, path: n.path, dev: n.dev, ino: n.ino, offset, size },
+          { op: 'openAndRead', root, path: n.path, dev: n.dev, ino: n.ino, offset: 0n, size: PREFETCH },
           n.nsInode,
         ),
       );
@@ -346,13 +353,38 @@ export class NamespaceView implements FuseOperations {
       unpin();
       throw err;
     }
-    if (this.files.get(nodeid)) this.closeLater(r.fd, n.nsInode, unpin);
-    else this.files.put({ nodeid, nsInode: n.nsInode, fd: r.fd, lastUsed: performance.now(), unpin });
-    return Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+    const fh = this.nextFh++;
+    this.files.set(fh, { fd: r.fd, nsInode: n.nsInode, unpin, head: r.data });
+    return { fh, keepCache: true };
   }
 
-  /** Not sent by the kernel once OPEN answered ENOSYS; kept for the contract. */
-  async release(): Promise<void> {}
+  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer> {
+    const f = this.files.get(fh);
+    if (!f) throw new NsviewError(E.EBADF);
+    const head = f.head;
+    if (head) {
+      const end = offset + BigInt(size);
+      const atEof = head.byteLength < PREFETCH;
+      if (offset <= BigInt(head.byteLength) && (end <= BigInt(head.byteLength) || atEof)) {
+        const from = Number(offset);
+        const to = Math.min(head.byteLength, Number(end));
+        if (to >= head.byteLength) f.head = undefined; // served to its end: let it go
+        return Buffer.from(head.buffer, head.byteOffset + from, to - from);
+      }
+      f.head = undefined;
+    }
+    const out = await this.io.run<Uint8Array>({ op: 'read', fd: f.fd, offset, size }, f.nsInode);
+    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  async release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void> {
+    const f = this.files.get(fh);
+    if (!f) return;
+    this.files.delete(fh);
+    // close() may call into the file's filesystem (flush on FUSE), so it runs in a worker;
+    // nobody waits for it (the kernel has already let go of the file).
+    this.closeLater(f.fd, f.nsInode, f.unpin);
+  }
 
   /**
    * ENOSYS for every directory: the kernel then never sends OPENDIR or RELEASEDIR again (it
