@@ -304,29 +304,22 @@ test("a chrooted process is not taken as the namespace's root", async (t) => {
   t.false(canary.ok);
 });
 
-// BUG: openTaskRoot accepts any root whose `..` is itself. A process of the container (with
-// CAP_SYS_ADMIN over its mount namespace: privileged or user-namespaced containers) that
-// chroots into a detached copy of one of its directories (open_tree(OPEN_TREE_CLONE) + fchdir +
-// chroot) passes that check; once it is the namespace's only (or first) process, the view shows
-// the copy as the namespace's root: the real root's files vanish from every scan and backup.
-// Reproduction: DETACHED_PY above (python3 -c "$DETACHED_PY" CTRPID /fake), kill the container's
-// other processes, `nsview mount`, `cat VIEW/NS/marker` -> FAKE-ROOT. A fix: require the root
-// fd's mount (statx STATX_MNT_ID_UNIQUE) to be the root mount listed in /proc/PID/mountinfo of
-// that namespace (a detached or foreign mount is not in it), else use a sandbox.
-test.failing('a process whose root is a detached copy of a directory does not replace the namespace root', async (t) => {
+// Found by this suite, fixed in ddcf3f7: openTaskRoot accepted any root whose `..` is itself,
+// so a process (CAP_SYS_ADMIN over its mount namespace: privileged or user-namespaced containers)
+// chrooted into a detached copy of one of its directories (open_tree(OPEN_TREE_CLONE) + fchdir +
+// chroot) became the namespace's root in the view once it was the only or first process: the
+// real root's files vanished from scans and backups.
+test('a process whose root is a detached copy of a directory does not replace the namespace root', async (t) => {
   const { marker, canary } = await rootSeenThrough(t, 'detached', makeTempDir(scope, 'canary'));
   t.true(!marker.ok || marker.data!.toString() === 'REAL-ROOT\n', show(marker));
   t.false(canary.ok);
 });
 
-// BUG: same check, worse outcome: a process in the container's mount namespace whose root is
-// the HOST's root directory (it held a host directory fd: a leaked fd as in runc
-// CVE-2024-21626, or a host tool that setns()'d without chrooting; plus CAP_SYS_CHROOT, in
-// Docker's default set) passes `..` == itself, and the container's directory in the view then
-// shows the host's files. Reproduction: HOSTROOT_PY above (opens "/" on the host, setns into the
-// container's mount namespace, fchdir + chroot(".")), kill the container's other processes,
-// `nsview mount`, `cat VIEW/NS/<host path>` -> the host's file. Same fix as above.
-test.failing("a process of the namespace whose root is the host's root does not expose host files", async (t) => {
+// Found by this suite, fixed in ddcf3f7: same check, worse outcome: a process in the container's
+// mount namespace whose root was the HOST's root directory (a held host fd, as with a leaked fd
+// like runc CVE-2024-21626, + CAP_SYS_CHROOT) passed it, and the container's directory in the
+// view showed the host's files.
+test("a process of the namespace whose root is the host's root does not expose host files", async (t) => {
   const canaryDir = makeTempDir(scope, 'canary');
   await writeFile(path.join(canaryDir, 'secret'), 'HOST-CANARY\n');
   const { marker, canary } = await rootSeenThrough(t, 'host-root', canaryDir);
