@@ -179,14 +179,6 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
     const r = await tool(cmd);
     t.regex(r.stderr, /Read-only file system/, cmd);
   }
-  // Blocking or endless kernel files answer promptly (a read of /proc/kmsg never reaches a worker
-  // as long as its size is 0; a trace_pipe likewise).
-  const slow = await probe([
-    { op: 'read', path: `${ns}/pfs/proc/kmsg` },
-    { op: 'read', path: `${ns}/pfs/tracefs/trace_pipe` },
-    { op: 'read', path: `${ns}/pfs/sysfs/kernel/address_bits` },
-  ]);
-  for (const r of slow) t.true(r.ms < 5_000, `took ${r.ms} ms: ${show(r)}`);
   // Observation for the report: procfs answers relative to the reader, which is the daemon.
   const self = await probe([
     { op: 'readlink', path: `${ns}/pfs/proc/self` },
@@ -194,4 +186,30 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
     { op: 'lstat', path: `${ns}/pfs/proc/sys/kernel/hostname` },
   ]);
   t.log(`--pseudo: proc/self -> ${show(self[0]!)} (daemon pid ${d.pid}); proc/sys/kernel/hostname ${show(self[1]!)} size ${self[2]!.size}`);
+});
+
+// BUG (since ddcf3f7, open reads the first 128 KiB in the same worker trip): with --pseudo,
+// OPEN of /proc/kmsg through the view makes a worker pread() it. That read blocks until the
+// kernel logs something (the worker is stuck; the open answers ETIMEDOUT after --op-timeout) and
+// then CONSUMES what it reads: kernel messages taken from /proc/kmsg no longer reach
+// rsyslog/klogd. Opening tracefs' trace_pipe now fails with ESPIPE (no pread there) instead of
+// opening. Before ddcf3f7 a size-0 file was never read (the kernel sends no READ past i_size).
+// Reproduction: `nsview mount --pseudo`; a container with proc mounted;
+// `head -c0 VIEW/NS/proc/kmsg` -> 10 s, "Connection timed out".
+// Fix idea: prefetch only regular files on filesystems known to be plain (the local-fs list
+// FastStat uses), never on pseudo filesystems; or prefetch no more than st_size bytes (0 here).
+test.failing('with --pseudo, opening /proc/kmsg or trace_pipe through the view neither blocks nor reads them', async (t) => {
+  const c = await pseudoContainer();
+  const d = await startNsview(scope, { pseudo: true, extraArgs: ['--op-timeout', '4'] });
+  const ns = `${d.mountpoint}/${c.nsInode}`;
+  const res = await probe(
+    [
+      { op: 'read', path: `${ns}/pfs/proc/kmsg` },
+      { op: 'read', path: `${ns}/pfs/tracefs/trace_pipe` },
+      { op: 'read', path: `${ns}/pfs/sysfs/kernel/address_bits` },
+    ],
+    { timeoutMs: 60_000 },
+  );
+  t.log(res.map((r) => `${show(r)} ${r.ms.toFixed(0)} ms`).join(', '));
+  for (const r of res) t.true(r.ms < 2_000, `took ${r.ms.toFixed(0)} ms: ${show(r)}`);
 });
