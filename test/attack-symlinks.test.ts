@@ -379,7 +379,7 @@ test('raw: the documented edge, a host program following a raw absolute link', a
 test('loops and long chains never hang the daemon', async (t) => {
   for (const d of [rewrite, raw, pseudo]) {
     const started = Date.now();
-    const r = await tool(`for i in 1 2 3 4 5; do cat ${shq(atk(d, 'loop-a'))} ${shq(atk(d, 'self-loop'))} ${shq(atk(d, 'loop-dir'))}; done; ls -lR ${shq(atk(d))} >/dev/null`, 30_000);
+    const r = await tool(`for i in 1 2; do cat ${shq(atk(d, 'loop-a'))} ${shq(atk(d, 'self-loop'))} ${shq(atk(d, 'loop-dir'))}; done; ls -lR ${shq(atk(d))} >/dev/null`, 30_000);
     t.false(r.timedOut);
     t.regex(r.stderr, /Too many levels of symbolic links/);
     t.true(Date.now() - started < 20_000);
