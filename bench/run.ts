@@ -216,6 +216,10 @@ class Mounts {
     return { data: m.data, mountpoint: m.mountpoint, pid: m.pid };
   }
 
+  mainNsviewMem(): ReturnType<typeof memOf> {
+    return this.mainNsview ? memOf(this.mainNsview.pid) : undefined;
+  }
+
   daemonStats(): DaemonStats {
     const out: DaemonStats = {};
     if (this.mainNsview) {
@@ -376,8 +380,17 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     if (aborted) break;
     log(`[${w.name}] ${w.title}`);
     try {
-      if (w.name === 'topdir') results.push(await runTopdir(w, opts, mounts, scope));
-      else results.push(await runWorkload(w, opts, mounts));
+      const r = w.name === 'topdir' ? await runTopdir(w, opts, mounts, scope) : await runWorkload(w, opts, mounts);
+      if (w.name === 'topdir') {
+        const f = await fdsAfterFarm(mounts);
+        if (f) {
+          r.notes.push(`main nsview daemon's open fds when the ${opts.namespaces} namespaces died: ${f.atStop}; 5 s later: ${f.after5s}`);
+          log(`[topdir] main daemon fds when the farm stopped: ${f.atStop}, 5 s later: ${f.after5s}`);
+        }
+      }
+      const m = mounts.mainNsviewMem();
+      if (m) r.nsviewAfter = { hwmBytes: m.hwm, rssBytes: m.rss, fds: m.fds };
+      results.push(r);
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
       log(`[${w.name}] ERROR: ${msg}`);
@@ -470,6 +483,19 @@ async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: Clea
   } finally {
     await farm.stop();
   }
+}
+
+/**
+ * After the farm's namespaces died: the main daemon's open fds right away and once discovery
+ * had time to notice (a few scan intervals), to tell per-namespace state that is released
+ * from a leak.
+ */
+async function fdsAfterFarm(mounts: Mounts): Promise<{ atStop: number; after5s: number } | undefined> {
+  const a = mounts.mainNsviewMem();
+  if (!a) return undefined;
+  await sleep(5_000);
+  const b = mounts.mainNsviewMem();
+  return b ? { atStop: a.fds, after5s: b.fds } : undefined;
 }
 
 async function main(): Promise<void> {

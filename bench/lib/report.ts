@@ -40,6 +40,8 @@ export interface WorkloadResult {
   traces: TracePass[];
   notes: string[];
   error?: string;
+  /** The main nsview daemon right after this workload. */
+  nsviewAfter?: { hwmBytes: number; rssBytes: number; fds: number };
 }
 
 export interface DaemonStats {
@@ -237,6 +239,10 @@ export function renderMarkdown(
     L.push(
       `nsview daemon after the run (pid ${d.main.pid}, served every warm workload): peak RSS (VmHWM) ${(d.main.hwmBytes / 1e6).toFixed(0)} MB (${(d.main.hwmAtStartBytes / 1e6).toFixed(0)} MB right after mounting), RSS now ${(d.main.rssBytes / 1e6).toFixed(0)} MB, ${d.main.fds} open fds (${d.main.fdsAtStart} right after mounting), ${d.main.threads} threads.`,
     );
+  }
+  const after = r.workloads.filter((w) => w.nsviewAfter);
+  if (after.length > 0) {
+    L.push('', `Main nsview daemon after each workload (VmHWM / RSS / fds): ${after.map((w) => `${w.name} ${(w.nsviewAfter!.hwmBytes / 1e6).toFixed(0)}/${(w.nsviewAfter!.rssBytes / 1e6).toFixed(0)} MB/${w.nsviewAfter!.fds}`).join(', ')}.`);
   }
   if (d.maxHwmBytes !== undefined) L.push(`Highest VmHWM of any nsview daemon in the timed runs (fresh ones for cold runs included): ${(d.maxHwmBytes / 1e6).toFixed(0)} MB.`);
   L.push('');
