@@ -290,15 +290,7 @@ os.close(fd)
 sys.stdout.write(json.dumps({'rounds': n, 'bad': bad, 'errors': errs, 'size': len(want), 'names': names}))
 `;
 
-// BUG (since 5a8a071, zero-message open): no fd belongs to an open file handle any more. READ
-// uses a per-node fd cache (NodeFds: closed after 2 s idle, at most 1024) and, when the node has
-// none, re-resolves the node's path ("openAndRead"). Once the container renames a directory
-// above a file that is open through the view, reads that miss the page cache fail with ENOENT
-// (ESTALE if something else is at the old path). Seen here: ~400 of 600 reads fail. Reproduction:
-// open VIEW/NS/race/a/b/c/big and read it; in the container `mv /race/a /race/ax`;
-// posix_fadvise(fd, 0, 0, DONTNEED) (or memory pressure, or 2 s idle) then pread -> ENOENT.
-// Before 5a8a071 the handle held the file's own fd and reads went on.
-test.failing('a file open through the view keeps reading its data while the container renames its parents', async (t) => {
+test('a file open through the view keeps reading its data while the container renames its parents', async (t) => {
   for (const d of [rewrite, raw]) {
     const r = await run('python3', ['-c', OPEN_PY, view(d, 'a/b/c/big'), R, '300', canary.dir], { timeoutMs: 60_000 });
     const out = JSON.parse(r.stdout) as { rounds: number; bad: number; errors: Record<string, number>; size: number; names: string[] };

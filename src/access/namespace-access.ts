@@ -204,23 +204,19 @@ export class NamespaceAccess {
   }
 
   private remember(nsInode: number, r: OpenTaskRootResult, via: string, sandbox?: SandboxTask): RootHandle {
-    const ref: RootRef = { rootFd: r.rootFd, guardFd: r.guardFd, nsLink: r.nsLink };
+    const ref: RootRef = { rootFd: r.rootFd, guardFd: r.guardFd, nsLink: r.nsLink, rootId: r.rootId };
     const h: RootHandle = { nsInode, ref, via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
     this.handles.set(nsInode, h);
     return h;
   }
 
-  /** Open a namespace file for `ref` (host path, or a path inside another namespace). */
-  private async openNsFd(ns: MountNamespace, ref: NamespaceRef): Promise<number> {
+  /** Start a sandbox in `ns` through `ref` (host path, or a path inside another namespace). */
+  private async startSandbox(ns: MountNamespace, ref: NamespaceRef): Promise<SandboxTask> {
     const last = ref[ref.length - 1]!;
-    if (ref.length === 1) {
-      return this.io.run<number>({ op: 'openNsFile', rootFd: -1, path: last, nsInode: ns.inode }, ns.inode);
-    }
+    if (ref.length === 1) return SandboxTask.start({ rootFd: -1, path: last, nsInode: ns.inode });
     const outer = this.namespaceOfRef(ref.slice(0, -1));
     if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${ref.slice(0, -1).join(' -> ')}`);
-    return this.withRoot(outer, (root) =>
-      this.io.run<number>({ op: 'openNsFile', rootFd: root.rootFd, path: last, nsInode: ns.inode }, outer.inode),
-    );
+    return this.withRoot(outer, (root) => SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode }));
   }
 
   private namespaceOfRef(ref: NamespaceRef): MountNamespace | undefined {
@@ -234,10 +230,8 @@ export class NamespaceAccess {
   private async openSandbox(ns: MountNamespace): Promise<RootHandle> {
     let lastErr: unknown = new NsviewError(E.ENOENT, `no way into namespace ${ns.inode}`);
     for (const ref of ns.refs) {
-      let nsFd = -1;
       try {
-        nsFd = await this.openNsFd(ns, ref);
-        const task = await SandboxTask.start(nsFd);
+        const task = await this.startSandbox(ns, ref);
         try {
           const r = await this.io.run<OpenTaskRootResult>(
             { op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true },
@@ -251,8 +245,6 @@ export class NamespaceAccess {
         }
       } catch (err) {
         lastErr = err;
-      } finally {
-        if (nsFd >= 0) fs.close(nsFd, () => {});
       }
     }
     throw lastErr;

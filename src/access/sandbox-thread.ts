@@ -8,12 +8,16 @@
  * may not change mount namespace. Being a thread, it cannot outlive the daemon.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { unshare, setns, gettid, setThreadName, CLONE } from '../sys/libc.js';
+import { unshare, setns, gettid, setThreadName, close, CLONE } from '../sys/libc.js';
+import { openNsFile } from '../io/ops.js';
 import { SANDBOX_THREAD_NAME } from './sandbox-name.js';
 import { errnoOf } from '../sys/errors.js';
 
 interface SandboxInit {
-  nsFd: number;
+  /** Where the namespace file is: a host path (rootFd -1) or a path inside another root. */
+  rootFd: number;
+  path: string;
+  nsInode: number;
   release: SharedArrayBuffer;
 }
 
@@ -23,7 +27,14 @@ const flag = new Int32Array(init.release);
 try {
   setThreadName(SANDBOX_THREAD_NAME);
   unshare(CLONE.FS);
-  setns(init.nsFd, CLONE.NEWNS);
+  // Opened here, checked (nsfs, expected inode) and closed right after setns: a pin is held
+  // open for microseconds, so removing it (umount) is never refused as busy because of us.
+  const nsFd = openNsFile(init.rootFd, init.path, init.nsInode);
+  try {
+    setns(nsFd, CLONE.NEWNS);
+  } finally {
+    close(nsFd);
+  }
   parentPort!.postMessage({ tid: gettid() });
   // Block without any syscall on a path until the daemon sets the flag.
   while (Atomics.load(flag, 0) === 0) Atomics.wait(flag, 0, 0);

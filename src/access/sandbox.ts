@@ -9,12 +9,15 @@ export class SandboxTask {
     private readonly flag: Int32Array,
   ) {}
 
-  /** Start a thread that joins the namespace open on `nsFd` (the caller closes nsFd afterwards). */
-  static start(nsFd: number, timeoutMs = 10_000): Promise<SandboxTask> {
+  /**
+   * Start a thread that joins the mount namespace whose file is `path` (a host path when rootFd
+   * is -1, else resolved inside that root) and must have inode `nsInode`.
+   */
+  static start(ref: { rootFd: number; path: string; nsInode: number }, timeoutMs = 10_000): Promise<SandboxTask> {
     const release = new SharedArrayBuffer(4);
     const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), {
-      workerData: { nsFd, release },
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+      workerData: { ...ref, release },
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
     });
     worker.unref();
     return new Promise((resolve, reject) => {

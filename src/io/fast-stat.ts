@@ -19,6 +19,7 @@ import type { RootRef, StatResult } from './protocol.js';
 import { pathBytes } from '../resolve/names.js';
 import { NODE_PATH } from '../resolve/in-root.js';
 import { isLocalFs } from './fs-kinds.js';
+import { currentRootId } from './root-id.js';
 import type { InRootPath } from '../resolve/names.js';
 
 const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
@@ -54,6 +55,7 @@ export class FastStat {
     } catch {
       return false;
     }
+    if (currentRootId(root.guardFd) !== root.rootId) return false;
     if (this.guardChecked.size > 4096) this.guardChecked.clear();
     this.guardChecked.set(root.guardFd, now);
     return true;
@@ -64,7 +66,7 @@ export class FastStat {
    * left to the workers when `linksRewritten` (their st_size must be the rewritten length).
    */
   tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean): StatResult | undefined {
-    if (!this.guardOk(root)) return undefined;
+    if (!this.guardOk(root) || path.length > 3072) return undefined;
     let fd: number;
     try {
       fd = openat2(root.rootFd, cpath(path.length === 0 ? DOT : pathBytes(path)), FLAGS, RESOLVE_FAST);

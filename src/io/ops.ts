@@ -36,6 +36,7 @@ import { isPseudoFs } from '../resolve/pseudo.js';
 import type { DirChunk, LinkView, OpenResult, OpenTaskRootResult, RootRef, StatResult, StatRootItem, StatRootResult, XattrResult } from './protocol.js';
 import { isLocalFs } from './fs-kinds.js';
 import { hasXattrName } from './xattr-names.js';
+import { currentRootId, rootIdOf } from './root-id.js';
 
 const EMPTY = cpath('');
 const DOTDOT = cpath('..');
@@ -44,6 +45,10 @@ const ROOT = cpath('root');
 const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const XATTR_MAX = 65536;
 const LINK_MAX = 4096;
+/** Components one rewrite may resolve (each one openat2 + statx). */
+const LINK_STEPS = 512;
+/** Components the rewrites of one directory chunk may resolve in all. */
+const CHUNK_LINK_STEPS = 16384;
 /** As the kernel's MAXSYMLINKS. */
 const MAX_SYMLINKS = 40;
 
@@ -79,6 +84,10 @@ function checkGuard(root: RootRef): void {
   if (link !== root.nsLink) {
     guardChecked.delete(root.guardFd);
     throw new NsviewError(E.ESRCH, 'access task left the namespace');
+  }
+  if (currentRootId(root.guardFd) !== root.rootId) {
+    guardChecked.delete(root.guardFd);
+    throw new NsviewError(E.ESRCH, 'the namespace root moved (pivot_root)');
   }
   if (guardChecked.size > 4096) guardChecked.clear();
   guardChecked.set(root.guardFd, now);
@@ -142,7 +151,7 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     // Checked again after opening the root: had the task changed namespace in between, the root
     // we hold could belong to the other one.
     if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
-    return { rootFd, guardFd, nsLink, rootStat };
+    return { rootFd, guardFd, nsLink, rootId: rootIdOf(a), rootStat };
   } catch (err) {
     if (rootFd >= 0) close(rootFd);
     close(guardFd);
@@ -215,7 +224,7 @@ export function statRoots(items: StatRootItem[]): StatRootResult[] {
       if (it.rootFd !== undefined) r = { nsInode: it.nsInode, stat: statFd(it.rootFd, undefined, true) };
       else {
         const o = openTaskRoot(it.pid!, it.tid!, it.nsInode, false, true);
-        r = { nsInode: it.nsInode, stat: o.rootStat!, opened: { rootFd: o.rootFd, guardFd: o.guardFd, nsLink: o.nsLink } };
+        r = { nsInode: it.nsInode, stat: o.rootStat!, opened: { rootFd: o.rootFd, guardFd: o.guardFd, nsLink: o.nsLink, rootId: o.rootId } };
       }
       // xattr names too, where that cannot wait on a server (a mount seen before, known local).
       const st = new StatxView(Buffer.from(r.stat!.buffer));
@@ -249,12 +258,17 @@ export function statPath(root: RootRef, path: Buffer, links?: LinkView): StatRes
 }
 
 /** st_size of a symlink := length of its rewritten target (left as stored if that fails). */
-function sizeLinkAsShown(root: RootRef, path: Buffer, rec: Buffer, links: LinkView): void {
+function sizeLinkAsShown(root: RootRef, path: Buffer, rec: Buffer, links: LinkView, budget?: { steps: number }): void {
   if (!new StatxView(rec).isSymlink) return;
+  if (budget && budget.steps <= 0) return;
+  const mine = { steps: Math.min(LINK_STEPS, budget?.steps ?? LINK_STEPS) };
+  const given = mine.steps;
   try {
-    rec.writeBigUInt64LE(BigInt(viewLink(root, path, links.ownDev, links.pseudo).length), STATX_SIZE_OFFSET);
+    rec.writeBigUInt64LE(BigInt(viewLink(root, path, links.ownDev, links.pseudo, mine).length), STATX_SIZE_OFFSET);
   } catch {
     // unreadable link: keep the stored size
+  } finally {
+    if (budget) budget.steps -= given - Math.max(0, mine.steps);
   }
 }
 
@@ -289,7 +303,7 @@ function joinComponents(parts: Buffer[]): Buffer {
  * container races to create it, nothing can climb out. A link that loops inside the container
  * points at itself, so it still loops (ELOOP) on the host.
  */
-export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: boolean): Uint8Array {
+export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: boolean, budget = { steps: LINK_STEPS }): Uint8Array {
   checkGuard(root);
   const linkParts = components(path);
   const linkDir = linkParts.slice(0, -1);
@@ -312,6 +326,13 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
     if (isDotDot(c)) {
       stack.pop();
       continue;
+    }
+    // Bounded work per link: a container can plant chains of 4 KB targets full of `x/..`; past
+    // the budget the link is shown as pointing at itself (ELOOP when followed).
+    if (--budget.steps < 0) {
+      stack = linkParts;
+      mustBeDir = false;
+      break;
     }
     const candidate = joinComponents([...stack, c]);
     let st: StatxView;
@@ -391,15 +412,26 @@ export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): 
   return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
 }
 
-/** Open a regular file and read its first request's worth: one worker trip for most reads. */
-export function openAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint, offset: bigint, size: number): { fd: number; data: Uint8Array } {
-  const { fd } = openFile(root, path, dev, ino);
+/**
+ * Open a regular file and read its first bytes in the same trip (most files are smaller than
+ * `size`, and the kernel reads offset 0 first). Speculative only: a file whose size says nothing
+ * (0, as procfs and sysfs report, e.g. /proc/kmsg, which would block and consume messages) is not
+ * read ahead, and a failed read-ahead (ESPIPE on trace_pipe) never fails the open.
+ */
+export function openAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint, offset: bigint, size: number): { fd: number; data?: Uint8Array } {
+  const { fd, stat } = openFile(root, path, dev, ino);
+  const known = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE)).size;
+  if (known === 0n) return { fd };
   try {
-    return { fd, data: readAt(fd, offset, size) };
-  } catch (err) {
-    close(fd);
-    throw err;
+    return { fd, data: readAt(fd, offset, Number(known < BigInt(size) ? known : BigInt(size))) };
+  } catch {
+    return { fd };
   }
+}
+
+/** Attributes of an open file (the file itself, wherever its path went). */
+export function fstatFd(fd: number): Uint8Array {
+  return statFd(fd);
 }
 
 /** Read exactly `size` bytes unless EOF comes first: a short FUSE read reply means EOF. */
@@ -442,6 +474,9 @@ export function readDir(fd: number, offset: bigint, at?: { root: RootRef; path: 
 }
 
 function sizeLinksAsShown(c: DirChunk, root: RootRef, dir: Buffer, links: LinkView): void {
+  // One budget for the whole chunk: past it, links keep their stored size (their lookup, if
+  // anyone looks, sizes them exactly).
+  const budget = { steps: CHUNK_LINK_STEPS };
   const names = Buffer.from(c.names.buffer, c.names.byteOffset, c.names.byteLength);
   const stats = Buffer.from(c.stats.buffer, c.stats.byteOffset, c.stats.byteLength);
   for (let i = 0; i < c.statOk.length; i++) {
@@ -450,7 +485,7 @@ function sizeLinksAsShown(c: DirChunk, root: RootRef, dir: Buffer, links: LinkVi
     if (!new StatxView(rec).isSymlink) continue;
     const name = names.subarray(i === 0 ? 0 : c.nameEnds[i - 1]!, c.nameEnds[i]!);
     const path = dir.length === 0 ? Buffer.from(name) : Buffer.concat([dir, Buffer.from('/'), name]);
-    sizeLinkAsShown(root, path, rec, links);
+    sizeLinkAsShown(root, path, rec, links, budget);
   }
 }
 

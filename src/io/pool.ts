@@ -21,6 +21,7 @@ interface Pending {
   id: number;
   req: IoRequest;
   key: number;
+  queuedAt: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
@@ -32,14 +33,28 @@ interface Slot {
   tid: number;
   busy?: Pending;
   ready: Promise<void>;
+  /** A temporary worker (see grow), retired when idle. */
+  extra?: boolean;
+  idleSince?: number;
 }
+
+/** Workers a namespace may leave stuck in the kernel before its requests stop being started. */
+const MAX_STUCK_PER_NAMESPACE = 2;
+/** Temporary workers beyond --workers, for requests of other namespaces stuck behind a hang. */
+const MAX_EXTRA_WORKERS = 4;
+/** How long a request of an idle namespace may wait behind busy workers before one is added. */
+const GROW_AFTER_MS = 200;
+const RETIRE_AFTER_MS = 5000;
 
 export class IoPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private readonly running = new Map<number, number>();
   private readonly suspect = new Set<number>();
-  private readonly abandoned = new Set<Worker>();
+  /** Workers written off while stuck, by the namespace they are stuck in. */
+  private readonly abandoned = new Map<Worker, number>();
+  private readonly stuckPerKey = new Map<number, number>();
+  private growTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private closed = false;
   /** Thread ids of the workers, to recognise requests our own threads make to our own mount. */
@@ -90,27 +105,94 @@ export class IoPool {
         id: this.nextId++,
         req,
         key,
+        queuedAt: performance.now(),
         resolve: resolve as (v: unknown) => void,
         reject,
         timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs),
       };
       this.queue.push(p);
       this.pump();
+      if (this.queue.length > 0) this.scheduleGrow();
     });
   }
 
   private allowed(key: number): boolean {
     if (key === 0 || !this.suspect.has(key)) return true;
+    // A namespace that already stranded workers in the kernel gets no more: its requests time
+    // out in the queue instead of taking another thread each.
+    if ((this.stuckPerKey.get(key) ?? 0) >= MAX_STUCK_PER_NAMESPACE) return false;
     return (this.running.get(key) ?? 0) === 0;
+  }
+
+  /**
+   * A request of a namespace with nothing running that waited GROW_AFTER_MS while every worker
+   * was busy: the busy ones may be stuck on a mount that has just hung (nothing timed out yet),
+   * so add a temporary worker rather than let every other namespace wait for the op timeout.
+   */
+  private scheduleGrow(): void {
+    if (this.growTimer || this.closed) return;
+    this.growTimer = setTimeout(() => {
+      this.growTimer = undefined;
+      const now = performance.now();
+      const starved = this.queue.some(
+        (p) => this.allowed(p.key) && (this.running.get(p.key) ?? 0) === 0 && now - p.queuedAt >= GROW_AFTER_MS,
+      );
+      const free = this.slots.some((sl) => !sl.busy && sl.tid !== 0);
+      const extras = this.slots.filter((sl) => sl.extra).length;
+      if (starved && !free && extras < MAX_EXTRA_WORKERS) {
+        const slot = this.spawn();
+        slot.extra = true;
+        this.slots.push(slot);
+        this.opts.onEvent?.(`all io workers busy while other namespaces wait: extra worker ${extras + 1} started`);
+        void slot.ready.then(() => this.pump());
+      }
+      this.retireIdleExtras(now);
+      if (this.queue.length > 0 || this.slots.some((sl) => sl.extra)) this.scheduleGrow();
+    }, GROW_AFTER_MS);
+    this.growTimer.unref();
+  }
+
+  private retireIdleExtras(now: number): void {
+    for (const slot of [...this.slots]) {
+      if (!slot.extra || slot.busy) continue;
+      slot.idleSince ??= now;
+      if (now - slot.idleSince >= RETIRE_AFTER_MS) {
+        this.slots.splice(this.slots.indexOf(slot), 1);
+        this.ownTids.delete(slot.tid);
+        void slot.worker.terminate();
+      }
+    }
+  }
+
+  /**
+   * The next request to run: of those allowed, the one whose namespace has the fewest requests
+   * running (the oldest among equals), so that one busy or hostile namespace never holds every
+   * worker while others wait.
+   */
+  private next(): number {
+    let best = -1;
+    let bestRunning = Infinity;
+    for (let i = 0; i < this.queue.length; i++) {
+      const p = this.queue[i]!;
+      if (!this.allowed(p.key)) continue;
+      const running = this.running.get(p.key) ?? 0;
+      if (running < bestRunning) {
+        best = i;
+        bestRunning = running;
+        if (running === 0) break;
+      }
+    }
+    return best;
   }
 
   private pump(): void {
     for (const slot of this.slots) {
       if (slot.busy || slot.tid === 0) continue;
-      const idx = this.queue.findIndex((p) => this.allowed(p.key));
+      const idx = this.next();
       if (idx < 0) return;
       const p = this.queue.splice(idx, 1)[0]!;
       slot.busy = p;
+      slot.idleSince = undefined;
       p.slot = slot;
       this.running.set(p.key, (this.running.get(p.key) ?? 0) + 1);
       slot.worker.postMessage({ id: p.id, req: p.req });
@@ -121,7 +203,15 @@ export class IoPool {
     const p = slot.busy;
     if (!p || p.id !== msg.id) {
       // An answer from a worker we gave up on: it is free of the kernel now, let it go.
-      if (this.abandoned.delete(slot.worker)) void slot.worker.terminate();
+      const key = this.abandoned.get(slot.worker);
+      if (key !== undefined) {
+        this.abandoned.delete(slot.worker);
+        const n = (this.stuckPerKey.get(key) ?? 1) - 1;
+        if (n <= 0) this.stuckPerKey.delete(key);
+        else this.stuckPerKey.set(key, n);
+        void slot.worker.terminate();
+        this.pump();
+      }
       return;
     }
     slot.busy = undefined;
@@ -158,7 +248,8 @@ export class IoPool {
     slot.busy = undefined;
     this.settle(p, { id: p.id, ok: false, errno: E.ETIMEDOUT, message: `${p.req.op} timed out` });
     this.replace(slot);
-    this.abandoned.add(slot.worker);
+    this.abandoned.set(slot.worker, p.key);
+    this.stuckPerKey.set(p.key, (this.stuckPerKey.get(p.key) ?? 0) + 1);
     this.pump();
   }
 
@@ -166,6 +257,10 @@ export class IoPool {
     const i = this.slots.indexOf(slot);
     if (i < 0) return;
     this.ownTids.delete(slot.tid);
+    if (slot.extra) {
+      this.slots.splice(i, 1);
+      return;
+    }
     const fresh = this.spawn();
     this.slots[i] = fresh;
     void fresh.ready.then(() => this.pump());
@@ -178,6 +273,7 @@ export class IoPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.growTimer) clearTimeout(this.growTimer);
     for (const p of this.queue.splice(0)) {
       clearTimeout(p.timer);
       p.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));

@@ -16,6 +16,12 @@ export interface RootRef {
   guardFd: number;
   /** Expected `ns/mnt` link text of the guard task, e.g. "mnt:[4026532177]". */
   nsLink: string;
+  /**
+   * Identity of the root we hold ("mntid:dev:ino"): the guard task's root must still be it. A
+   * pivot_root in the namespace moves every task's root, and an fd taken before would go on
+   * showing the old, soon detached, tree.
+   */
+  rootId: string;
 }
 
 /**
@@ -30,12 +36,12 @@ export interface LinkView {
 export type IoRequest =
   | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
   | { op: 'statRoots'; items: StatRootItem[] }
-  | { op: 'openNsFile'; rootFd: number; path: string; nsInode: number }
   | { op: 'stat'; root: RootRef; path: InRootPath; links?: LinkView }
   | { op: 'readlink'; root: RootRef; path: InRootPath }
   | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
   | { op: 'openAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; offset: bigint; size: number }
   | { op: 'read'; fd: number; offset: bigint; size: number }
+  | { op: 'fstat'; fd: number }
   | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
   | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
   | { op: 'close'; fd: number }
@@ -53,6 +59,7 @@ export interface OpenTaskRootResult {
   rootFd: number;
   guardFd: number;
   nsLink: string;
+  rootId: string;
   /** statx of the root, taken while checking it (not part of a RootRef). */
   rootStat?: Uint8Array;
 }
@@ -97,7 +104,8 @@ export interface DirChunk {
 
 export interface OpenReadResult {
   fd: number;
-  data: Uint8Array;
+  /** The file's first bytes, when they were read along (see openAndRead). */
+  data?: Uint8Array;
 }
 
 export interface OpenDirResult {

@@ -37,8 +37,6 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
         transfer: r.flatMap((x) => [x.stat, x.xattrNames].filter((a) => a !== undefined).map((a) => a.buffer as ArrayBuffer)),
       };
     }
-    case 'openNsFile':
-      return { value: ops.openNsFile(req.rootFd, req.path, req.nsInode), transfer: [] };
     case 'stat': {
       const r = ops.statPath(req.root, b(req.path), req.links);
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
@@ -53,7 +51,11 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
     }
     case 'openAndRead': {
       const r = ops.openAndRead(req.root, b(req.path), req.dev, req.ino, req.offset, req.size);
-      return { value: r, transfer: [r.data.buffer as ArrayBuffer] };
+      return { value: r, transfer: r.data ? [r.data.buffer as ArrayBuffer] : [] };
+    }
+    case 'fstat': {
+      const r = ops.fstatFd(req.fd);
+      return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'read': {
       const r = ops.readAt(req.fd, req.offset, req.size);

@@ -6,7 +6,7 @@
  * and can never land on a host file. Magic links (/proc/self/root and friends) are refused
  * outright: they are the one kind of link RESOLVE_IN_ROOT cannot scope. Runs in io workers only.
  */
-import { openat2, cpath, O, RESOLVE } from '../sys/libc.js';
+import { openat2, close, cpath, O, RESOLVE } from '../sys/libc.js';
 import { NsviewError, E } from '../sys/errors.js';
 
 /** How often a walk may be retried after EAGAIN (a concurrent rename/mount); as libpathrs. */
@@ -36,6 +36,43 @@ export interface ResolveOptions {
  * Returns a new O_CLOEXEC fd the caller must close.
  */
 export function resolveInRoot(rootfd: number, path: Buffer, opts: ResolveOptions = {}): number {
+  if (path.length > SEGMENT_MAX && opts.nodePath) return resolveLongNodePath(rootfd, path, opts);
+  return resolveOnce(rootfd, path, opts);
+}
+
+/** Below PATH_MAX (4096 with its NUL), with room to spare. */
+const SEGMENT_MAX = 3072;
+
+/**
+ * A node path longer than the kernel takes in one call (a container may nest directories deeper
+ * than PATH_MAX; its own processes walk them with relative paths). Walked in segments cut at '/',
+ * each resolved from the directory fd the previous one gave. Node paths have neither '..' nor
+ * symlinks (NODE_PATH refuses them), so scoping each segment to its starting directory is the
+ * same walk as one call from the root would be.
+ */
+function resolveLongNodePath(rootfd: number, path: Buffer, opts: ResolveOptions): number {
+  let dirfd = rootfd;
+  let start = 0;
+  try {
+    for (;;) {
+      const rest = path.length - start;
+      if (rest <= SEGMENT_MAX) {
+        const fd = resolveOnce(dirfd, path.subarray(start), opts);
+        return fd;
+      }
+      const cut = path.lastIndexOf(0x2f, start + SEGMENT_MAX);
+      if (cut <= start) throw new NsviewError(E.ENAMETOOLONG, 'path component too long');
+      const next = resolveOnce(dirfd, path.subarray(start, cut), { nodePath: true, followLast: false, flags: O.PATH | O.DIRECTORY });
+      if (dirfd !== rootfd) close(dirfd);
+      dirfd = next;
+      start = cut + 1;
+    }
+  } finally {
+    if (dirfd !== rootfd) close(dirfd);
+  }
+}
+
+function resolveOnce(rootfd: number, path: Buffer, opts: ResolveOptions): number {
   let flags = (opts.flags ?? O.PATH) | O.CLOEXEC;
   if (!opts.followLast) flags |= O.NOFOLLOW;
   const p = cpath(path.length === 0 ? Buffer.from('.') : path);

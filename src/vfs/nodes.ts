@@ -125,6 +125,11 @@ export class NodeTable {
     }
   }
 
+  /** The node ids the kernel holds in one namespace. */
+  *idsOf(nsInode: number): Iterable<bigint> {
+    for (const n of this.realByPath.get(nsInode)?.values() ?? []) yield n.id;
+  }
+
   get size(): number {
     return this.byId.size;
   }

@@ -68,6 +68,8 @@ const W_OK = 2;
 const O_ACCMODE = 3;
 const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100 /* O_CREAT */;
 const PLUS_BATCH = 128;
+/** Inode invalidations sent for a vanished namespace (the rest expire with --attr-timeout). */
+const VANISH_INVALIDATIONS = 4096;
 /** Read together with an open: most files are smaller, and the kernel asks for offset 0 first. */
 const PREFETCH = 128 * 1024;
 const PLAIN_BATCH = 1024;
@@ -119,7 +121,16 @@ export class NamespaceView implements FuseOperations {
    * listing is dropped, so `ls` shows the change at once.
    */
   catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
-    for (const ino of vanished) this.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(ino)));
+    for (const ino of vanished) {
+      this.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(ino)));
+      // A shell whose cwd is inside must not keep listing cached entries: drop what the kernel
+      // caches (attributes, pages, directory listings) of every inode of that namespace.
+      let budget = VANISH_INVALIDATIONS;
+      for (const id of this.nodes.idsOf(ino)) {
+        if (budget-- <= 0) break;
+        this.session?.invalidateInode(id);
+      }
+    }
     if (appeared.length > 0 || vanished.length > 0) {
       this.topTime = nextVirtualTime(this.topTime);
       this.session?.invalidateInode(FUSE_ROOT_ID);
@@ -281,8 +292,16 @@ export class NamespaceView implements FuseOperations {
     }
   }
 
-  async getattr(ctx: RequestContext, nodeid: bigint): Promise<AttrReply> {
+  async getattr(ctx: RequestContext, nodeid: bigint, fh: bigint | undefined): Promise<AttrReply> {
     const n = this.node(nodeid);
+    // From an open file (the kernel refreshes attributes before reads): that file, not whatever
+    // its path holds now, which may be nothing after a rename.
+    const f = fh === undefined ? undefined : this.files.get(fh);
+    if (f && n.kind === 'real') {
+      const rec = await this.io.run<Uint8Array>({ op: 'fstat', fd: f.fd }, f.nsInode);
+      const st = new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
+      return { attr: attrFromStatx(st, this.numbers), attrTimeoutMs: this.opts.attrTimeoutMs };
+    }
     switch (n.kind) {
       case 'top':
         return { attr: virtualAttr(n.id, 'dir', 0, this.topTime), attrTimeoutMs: this.opts.topTimeoutMs };
@@ -363,12 +382,17 @@ export class NamespaceView implements FuseOperations {
     if (!f) throw new NsviewError(E.EBADF);
     const head = f.head;
     if (head) {
-      const end = offset + BigInt(size);
-      const atEof = head.byteLength < PREFETCH;
-      if (offset <= BigInt(head.byteLength) && (end <= BigInt(head.byteLength) || atEof)) {
+      // The read-ahead holds the file's start as of the open (all of it when shorter than
+      // PREFETCH). Served: ranges inside it, and for a whole file, requests for the pages that
+      // cover its end (a short answer = EOF). A request reaching further means the kernel knows
+      // the file is longer now: the file itself answers.
+      const len = head.byteLength;
+      const end = Number(offset) + size;
+      const whole = len < PREFETCH;
+      if (Number(offset) <= len && (end <= len || (whole && end <= roundUpPage(len)))) {
         const from = Number(offset);
-        const to = Math.min(head.byteLength, Number(end));
-        if (to >= head.byteLength) f.head = undefined; // served to its end: let it go
+        const to = Math.min(end, len);
+        if (to === len) f.head = undefined; // served to its end: let it go
         return Buffer.from(head.buffer, head.byteOffset + from, to - from);
       }
       f.head = undefined;
@@ -600,6 +624,10 @@ export class NamespaceView implements FuseOperations {
       fastMisses: this.fast.misses,
     };
   }
+}
+
+function roundUpPage(n: number): number {
+  return Math.ceil(n / 4096) * 4096;
 }
 
 function samePids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
