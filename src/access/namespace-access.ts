@@ -171,9 +171,15 @@ export class NamespaceAccess {
     if (!p) {
       p = this.open(ns)
         .catch(async (err: unknown) => {
-          if (errnoOf(err) !== E.ETIMEDOUT && !(await this.events.confirmAlive(ns.inode))) {
+          if (errnoOf(err) === E.ETIMEDOUT) throw err;
+          if (!(await this.events.confirmAlive(ns.inode))) {
             throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
           }
+          // Alive per a fresh pass, which may know other tasks and refs: namespace inode
+          // numbers are reused at once, so the record we tried may describe a namespace that
+          // died and whose number a new one took. One more try with the fresh record.
+          const fresh = this.snapshot?.namespaces.get(ns.inode);
+          if (fresh && fresh !== ns) return this.open(fresh);
           throw err;
         })
         .finally(() => this.acquiring.delete(ns.inode));
