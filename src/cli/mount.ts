@@ -35,7 +35,9 @@ export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger
     if (mode.readyFd !== undefined) report(mode.readyFd, `error: ${(err as Error).message}`);
     throw err;
   }
+  // The pid file first, then the word: whoever waits for "mounted" may rely on it.
   writePidFile(opts.mountpoint);
+  log.info(daemon.description);
   const exit = (code: number) => {
     removePidFile(opts.mountpoint);
     process.exit(code);

@@ -32,6 +32,8 @@ export interface DaemonOptions {
 
 export interface RunningDaemon {
   readonly session: FuseSession;
+  /** One line saying what is served where; the caller logs it once it is ready for users. */
+  readonly description: string;
   /** Resolves when the filesystem is no longer served. */
   readonly done: Promise<void>;
   stop(reason: string): Promise<void>;
@@ -122,9 +124,6 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   }
   const m = findMount(opts.mountpoint);
   view.attach(session, m ? m.major * 0x100000 + m.minor : 0);
-  log.info(
-    `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''})`,
-  );
 
   // `kill -USR1 <pid>`: one line of counters, to see what a workload costs without --verbose.
   const dumpStats = () => {
@@ -157,5 +156,6 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     return stopping;
   };
   const done = session.closed.then(() => stop('session ended'));
-  return { session, done, stop };
+  const description = `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''})`;
+  return { session, description, done, stop };
 }
