@@ -26,7 +26,7 @@ import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
-import type { DirChunk, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult, XattrResult } from '../io/protocol.js';
+import type { DirChunk, IoRequest, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult, XattrResult } from '../io/protocol.js';
 import { hasXattrName } from '../io/xattr-names.js';
 import { ExpiringMap } from './expiring-map.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
@@ -186,6 +186,22 @@ export class NamespaceView implements FuseOperations {
     if (!st.isDir) return false;
     if (this.ownDev !== 0 && st.dev === this.ownDev) return true;
     return st.isMountRoot && !this.opts.pseudo && isPseudoFs(fsType);
+  }
+
+  /**
+   * A worker request that opens something of `n` and so keeps its namespace's way in pinned (a
+   * sandbox stays while the fd is open): the caller owns `unpin`, called here only on failure.
+   */
+  private async openPinned<T>(n: RealNode, req: (root: RootRef) => IoRequest): Promise<{ value: T; unpin: () => void }> {
+    const ns = this.namespace(n.nsInode);
+    const unpin = await this.roots.pin(ns);
+    try {
+      const value = await this.roots.withRoot(ns, (root) => this.io.run<T>(req(root), n.nsInode));
+      return { value, unpin };
+    } catch (err) {
+      unpin();
+      throw err;
+    }
   }
 
   /** What workers need to size symlinks as rewritten (undefined in raw mode). */
@@ -358,20 +374,15 @@ export class NamespaceView implements FuseOperations {
     if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
     const n = this.realNode(nodeid);
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    const ns = this.namespace(n.nsInode);
-    const unpin = await this.roots.pin(ns);
-    let r: OpenReadResult;
-    try {
-      r = await this.roots.withRoot(ns, (root) =>
-        this.io.run<OpenReadResult>(
-          { op: 'openAndRead', root, path: n.path, dev: n.dev, ino: n.ino, offset: 0n, size: PREFETCH },
-          n.nsInode,
-        ),
-      );
-    } catch (err) {
-      unpin();
-      throw err;
-    }
+    const { value: r, unpin } = await this.openPinned<OpenReadResult>(n, (root) => ({
+      op: 'openAndRead',
+      root,
+      path: n.path,
+      dev: n.dev,
+      ino: n.ino,
+      offset: 0n,
+      size: PREFETCH,
+    }));
     const fh = this.nextFh++;
     this.files.set(fh, { fd: r.fd, nsInode: n.nsInode, unpin, head: r.data });
     return { fh, keepCache: true };
@@ -480,20 +491,14 @@ export class NamespaceView implements FuseOperations {
   private async dirChunk(n: RealNode, offset: bigint): Promise<{ c: DirCursor; start: number }> {
     let c = offset === 0n ? undefined : this.cursors.get(n.id);
     if (!c) {
-      const ns = this.namespace(n.nsInode);
-      const unpin = await this.roots.pin(ns);
-      let r: OpenDirResult;
-      try {
-        r = await this.roots.withRoot(ns, (root) =>
-          this.io.run<OpenDirResult>(
-            { op: 'openDirAndRead', root, path: n.path, dev: n.dev, ino: n.ino, links: this.linkView() },
-            n.nsInode,
-          ),
-        );
-      } catch (err) {
-        unpin();
-        throw err;
-      }
+      const { value: r, unpin } = await this.openPinned<OpenDirResult>(n, (root) => ({
+        op: 'openDirAndRead',
+        root,
+        path: n.path,
+        dev: n.dev,
+        ino: n.ino,
+        links: this.linkView(),
+      }));
       c = { nodeid: n.id, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
       this.cursors.put(c);
     }
