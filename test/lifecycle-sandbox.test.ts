@@ -8,7 +8,8 @@
  *   within idle + 1 s (`sandbox released for namespace N (idle)`);
  * - nsview never keeps a namespace alive: after its pin is removed, no task of the daemon (and no
  *   task on the host) is in it within idle + 1 s;
- * - none is left after `nsview unmount`.
+ * - none is left after `nsview unmount`;
+ * - a pin can always be removed with umount, also while nsview is starting a sandbox through it.
  */
 import test from 'ava';
 import { readdirSync, readlinkSync } from 'node:fs';

@@ -4,7 +4,8 @@
  * CapabilityBoundingSet lists exactly the capabilities src/daemon/preflight.ts requires (with the
  * right capability numbers). Then the daemon is run with exactly that bounding set and must
  * mount and read a container and a process-less namespace (through a sandbox), so the set is
- * also sufficient.
+ * also sufficient. And the libuv pool the unit sets (Environment=UV_THREADPOOL_SIZE=16) is what
+ * bin/nsview means to give the daemon outside systemd too (a known bug: it does not, marked failing).
  *
  * `systemd-analyze` comes with the `systemd` package; when it is missing, this file installs it
  * (apt-get) and skips the verify test with a clear message only if that fails.
