@@ -32,7 +32,7 @@ import {
   type Container,
   type Teardown,
 } from './helpers/index.js';
-import { linesMatching, OpenFileReader, ShellIn, timed } from './fixtures/lifecycle/lib.js';
+import { linesMatching, OpenFileReader, SERVICE_ENV, ShellIn, timed } from './fixtures/lifecycle/lib.js';
 
 /** A fresh mountpoint whose pid file is removed at teardown if its daemon was killed. */
 async function mountpoint(t: Teardown, label: string): Promise<string> {
@@ -72,7 +72,7 @@ async function listing(dir: string): Promise<string[]> {
 test('kill -9 of a busy daemon: nsview mount on the same mountpoint cleans the dead mount and serves again', async (t) => {
   const c = await container(t);
   const mp = await mountpoint(t, 'crash');
-  const first = await startNsview(t, { mountpoint: mp });
+  const first = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   const dir = path.join(mp, String(c.nsInode));
   await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
   const shell = new ShellIn(t, path.join(dir, 'etc'));
@@ -100,7 +100,7 @@ test('kill -9 of a busy daemon: nsview mount on the same mountpoint cleans the d
     if (m) await run('umount', ['-l', mp], { check: false });
   });
   const started = performance.now();
-  const r = await runNsview(['mount', mp, '--log-file', log], { timeoutMs: 40_000 });
+  const r = await runNsview(['mount', mp, '--log-file', log], { timeoutMs: 40_000, env: SERVICE_ENV });
   t.is(r.code, 0, r.stderr);
   pid = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1]);
   t.log(`nsview mount over the dead mount returned after ${Math.round(performance.now() - started)} ms`);
@@ -117,7 +117,7 @@ test('kill -9 of a busy daemon: nsview mount on the same mountpoint cleans the d
 
 test('nsview unmount works when the daemon is already gone (kill -9)', async (t) => {
   const mp = await mountpoint(t, 'crash-unmount');
-  const d = await startNsview(t, { mountpoint: mp });
+  const d = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   await waitFor('the pid file', () => readPidFile(mp) === d.pid, { timeoutMs: 5_000 });
   d.proc.kill('SIGKILL');
   t.true(await waitExit(d.proc, 10_000));
@@ -133,7 +133,7 @@ test('nsview unmount works when the daemon is already gone (kill -9)', async (t)
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} unmounts cleanly while busy: exit 0, mount gone, processes inside get an error; one line per event${signal === 'SIGINT' ? '; --verbose traces' : ''}`, async (t) => {
     const verbose = signal === 'SIGINT';
-    const d = await startNsview(t, { verbose });
+    const d = await startNsview(t, { verbose, env: SERVICE_ENV });
     const c = await container(t); // after the daemon: it logs the namespace appearing
     const dir = path.join(d.mountpoint, String(c.nsInode));
     await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
@@ -154,7 +154,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const log = d.stderr();
     t.is(linesMatching(log, new RegExp(`: mounted ${d.mountpoint} \\(symlinks rewrite\\)$`)).length, 1, 'one "mounted" line');
     t.is(linesMatching(log, new RegExp(`: unmounting ${d.mountpoint} \\(${signal}\\)$`)).length, 1, 'one "unmounting" line');
-    t.is(linesMatching(log, new RegExp(`namespace ${c.nsInode} appeared`)).length, 1, 'one "appeared" line for the container');
+    // At most one: none if the container took over the number of a namespace that died between
+    // two discovery passes (numbers are reused at once; on a busy machine that happens).
+    const appeared = linesMatching(log, new RegExp(`namespace ${c.nsInode} appeared`));
+    t.true(appeared.length <= 1, `at most one "appeared" line for the container: ${appeared.join(' | ')}`);
     const traces = linesMatching(log, /: trace: /);
     if (verbose) {
       t.true(traces.some((l) => /trace: LOOKUP node 1 "\d+" -> ok [\d.]+ms$/.test(l)), 'a LOOKUP trace line');
@@ -171,7 +174,7 @@ test('no .fuse_hidden* or any other file is created inside a container: its root
   const c = await container(t);
   const before = await listing(c.rootfs);
   const mp = await mountpoint(t, 'crash-files');
-  let d = await startNsview(t, { mountpoint: mp });
+  let d = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   const dir = path.join(mp, String(c.nsInode));
   await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
 
@@ -208,7 +211,7 @@ test('no .fuse_hidden* or any other file is created inside a container: its root
   t.true((await reader.read(0, 65536)).ok);
   d.proc.kill('SIGKILL');
   t.true(await waitExit(d.proc, 10_000));
-  d = await startNsview(t, { mountpoint: mp });
+  d = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   await waitFor('container in the view again', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
   await heavy();
   const stopped = await d.stop();

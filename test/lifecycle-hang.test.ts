@@ -36,7 +36,7 @@ import {
   type BindMountedNamespace,
   type Nsview,
 } from './helpers/index.js';
-import { daemonStats, linesMatching, loadAverage, timed, type TimedResult } from './fixtures/lifecycle/lib.js';
+import { daemonStats, linesMatching, loadAverage, SERVICE_ENV, timed, type TimedResult } from './fixtures/lifecycle/lib.js';
 
 const OP_TIMEOUT_MS = 2000;
 const PROMPT_MS = 2000;
@@ -62,7 +62,7 @@ function cont(pid: number): boolean {
 }
 
 test.before(async () => {
-  view = await startNsview(scope, { extraArgs: ['--op-timeout', String(OP_TIMEOUT_MS / 1000), '--idle-release', '1'] });
+  view = await startNsview(scope, { extraArgs: ['--op-timeout', String(OP_TIMEOUT_MS / 1000), '--idle-release', '1'], env: SERVICE_ENV });
   mp = view.mountpoint;
   ctr = await startContainer(scope);
   pin = await makeBindMountedNamespace(scope);
@@ -222,7 +222,7 @@ test('operations on a hung mount do not pile up stuck workers (at most 2 after 8
 // every other namespace waited for --op-timeout (measured ~4.9 s with --op-timeout 5): nsview
 // does not know a namespace hangs before its first request times out.
 test('other namespaces stay prompt when a freshly hung mount gets more concurrent requests than there are workers', async (t) => {
-  const v = await startNsview(t, { extraArgs: ['--op-timeout', '5'] });
+  const v = await startNsview(t, { extraArgs: ['--op-timeout', '5'], env: SERVICE_ENV });
   const hungHere = (rel: string) => path.join(v.mountpoint, String(server.ns), server.dir, rel);
   await waitFor('the hung mount through the second daemon', async () => (await timed('cat', [hungHere('hello')])).stdout === 'tiny\n', {
     timeoutMs: 10_000,

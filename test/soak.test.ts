@@ -7,7 +7,9 @@
  *
  * The daemon runs with UV_THREADPOOL_SIZE=16, the libuv pool the systemd unit gives it and that
  * bin/nsview means to set itself but does not (see test/systemd.test.ts): with the pool of 4 it
- * actually gets, the soak stalls or deadlocks in about one run out of two.
+ * actually gets, the soak deadlocked in about one short run out of four (a LOOKUP in the top
+ * directory never answered while every pool thread sat in a NOTIFY_INVAL_ENTRY write waiting for
+ * the directory lock that LOOKUP held; the soak's watchdog then aborts the connection and fails).
  */
 import test from 'ava';
 import path from 'node:path';
