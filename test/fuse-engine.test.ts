@@ -584,6 +584,25 @@ test('a notification stuck in the kernel does not stop serving', async (t) => {
   t.deepEqual(m.errors, []);
 });
 
+test('notifications stuck in the kernel never take the readers\' threads (one in flight at a time)', async (t) => {
+  const m = await mountMem(t);
+  await text('stat', [path.join(m.mp, 'big')]);
+  const hung = start(t, 'stat', [path.join(m.mp, 'hang')]); // holds the root's lock, pending
+  await waitFor('the hang handler', () => m.fs.trapsEntered.has('hang'));
+  // Each of these blocks in the kernel until the lookup above is answered. Written side by side
+  // on libuv's pool they would fill it (any size up to 64), and the /dev/fuse readers, which
+  // refill through the same pool, would never deliver another request: a dead mount.
+  for (let i = 0; i < 64; i++) m.session.invalidateEntry(1n, Buffer.from(`gone-${i}`));
+  const ino = await within(text('stat', ['-c', '%i', path.join(m.mp, 'big', 'entry-0007')]), 10_000, 'a lookup elsewhere');
+  t.is(ino.trim(), '1007');
+  const ls = await within(text('ls', [path.join(m.mp, 'big')]), 10_000, 'a listing elsewhere');
+  t.is(ls.split('\n').filter(Boolean).length, BIG_DIR_SIZE);
+  hung.child.kill('SIGKILL');
+  await within(hung.exited, 10_000, 'the interrupted stat exits');
+  await sleep(300); // the queued notifications drain (ENOENT: nothing cached under those names)
+  t.deepEqual(m.errors, []);
+});
+
 test('the session ends by itself when the connection is aborted from outside', async (t) => {
   const m = await mountMem(t);
   t.true(await unmountMountpoint(m.mp)); // what `nsview unmount` does

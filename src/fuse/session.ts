@@ -7,7 +7,11 @@
  * calls stay outstanding, each on its own buffer (they permanently occupy that many pool threads).
  * Replies are written synchronously (write(2) on /dev/fuse never blocks on userspace). The one
  * kind of write that CAN block is a notification (the kernel takes inode locks that a request we
- * have yet to answer may hold), so notifications go through the pool as well.
+ * have yet to answer may hold), so notifications go through the pool as well, ONE AT A TIME:
+ * a blocked notification waits for a reply that only the main thread sends after a reader has
+ * delivered the request, so notifications must never occupy more than one pool thread (with
+ * several in flight they could take every pool thread, readers' refills included: a deadlock).
+ * Queued duplicates are coalesced, so a burst of namespace churn costs one write per name.
  *
  * Nothing a handler does may take the daemon down: sync throws, rejections, non-promises and
  * malformed results all end as an error reply.
@@ -154,6 +158,10 @@ export class FuseServer {
   /** Outstanding async operations on the fd: reads and notifications. The fd closes at 0. */
   private pendingIo = 0;
 
+  /** Notifications waiting for the one in flight; keyed by content to coalesce duplicates. */
+  private readonly notifyQueue = new Map<string, { msg: Buffer; what: string }>();
+  private notifying = false;
+
   private readonly active = new Map<bigint, Request>();
   private readonly waiting: Request[] = [];
   /** Interrupts whose request we have not seen yet: target unique -> the interrupt's own unique. */
@@ -204,6 +212,7 @@ export class FuseServer {
     this.active.clear();
     this.waiting.length = 0;
     this.earlyInterrupts.clear();
+    this.notifyQueue.clear();
     this.callDestroy();
     this.resolveEnded();
     this.closeIfDrained();
@@ -635,12 +644,26 @@ export class FuseServer {
 
   private notify(msg: Buffer, what: string): void {
     if (this.stopping || this.initInfo === undefined) return;
+    const key = msg.toString('latin1');
+    if (!this.notifyQueue.has(key)) this.notifyQueue.set(key, { msg, what });
+    this.pumpNotifications();
+  }
+
+  private pumpNotifications(): void {
+    if (this.notifying || this.stopping) return;
+    const next = this.notifyQueue.entries().next();
+    if (next.done) return;
+    const [key, { msg, what }] = next.value;
+    this.notifyQueue.delete(key);
+    this.notifying = true;
     this.pendingIo++;
     fs.write(this.fd, msg, 0, msg.length, null, (err) => {
       this.pendingIo--;
+      this.notifying = false;
       // ENOENT: the kernel has nothing cached for it, which is what we wanted.
       if (err && err.code !== 'ENOENT' && !this.stopping) this.report(err, what);
       this.closeIfDrained();
+      this.pumpNotifications();
     });
   }
 
