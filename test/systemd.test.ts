@@ -5,7 +5,7 @@
  * right capability numbers). Then the daemon is run with exactly that bounding set and must
  * mount and read a container and a process-less namespace (through a sandbox), so the set is
  * also sufficient. And the libuv pool the unit sets (Environment=UV_THREADPOOL_SIZE=16) is what
- * bin/nsview means to give the daemon outside systemd too (a known bug: it does not, marked failing).
+ * bin/nsview gives the daemon outside systemd too (bin/ is CommonJS so its first line runs first).
  *
  * `systemd-analyze` comes with the `systemd` package; when it is missing, this file installs it
  * (apt-get) and skips the verify test with a clear message only if that fails.
@@ -181,17 +181,7 @@ test('with exactly that bounding set the daemon mounts and reads a container and
   t.is(await findMount(mp), undefined);
 });
 
-// BUG: bin/nsview sets `process.env.UV_THREADPOOL_SIZE ??= '16'` before it imports the CLI, but
-// bin/nsview is an ES module, loaded through libuv's pool, which is therefore already running
-// with its default 4 threads: the assignment has no effect (only the unit's Environment= works).
-// Two /dev/fuse readers hold two of those four for good; fs.close of an nsfs fd, discovery's
-// procfs reads and the notifications share the other two. Seen in the soak with the pool of 4: pin
-// umounts failing with EBUSY for seconds (the fd's close queued), ETIMEDOUT on a live namespace,
-// and once a deadlock (a LOOKUP in the top directory never answered: its handler waited for the
-// pool, held by 2 readers and 2 NOTIFY_INVAL_ENTRY writes blocked on the lock that LOOKUP held).
-// Measured: threads of a daemon started as `nsview mount -f` against one started with
-// UV_THREADPOOL_SIZE=16 in its environment; equal if bin/nsview's own setting took effect.
-test.failing('bin/nsview runs the daemon with the libuv pool of 16 it sets (as many threads as with UV_THREADPOOL_SIZE=16 given)', async (t) => {
+test('bin/nsview runs the daemon with the libuv pool of 16 it sets (as many threads as with UV_THREADPOOL_SIZE=16 given)', async (t) => {
   const plain = await startNsview(t, { env: { UV_THREADPOOL_SIZE: undefined } });
   const given = await startNsview(t, { env: { UV_THREADPOOL_SIZE: '16' } });
   const a = await threadCount(plain.pid);
