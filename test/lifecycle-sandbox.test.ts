@@ -260,16 +260,15 @@ test('no sandbox is left after nsview unmount: nothing of that daemon stays in t
   }
 });
 
-// BUG: nsview holds a namespace's pin (the nsfs bind mount) open while it starts a sandbox in it,
-// so an administrator's `umount PIN` at that moment fails with EBUSY ("target is busy"). Since
-// 2f8a4b9 the sandbox thread opens the pin itself and closes it right after setns(), but on a
-// loaded machine that thread is preempted in between and the fd stays open for milliseconds:
-// seen here with a umount 1-10 ms after the fd appeared in /proc/<daemon>/fd, about one round in
-// four (and by the soak before 2f8a4b9, a few times in every 30 pin removals). Each round makes 6
-// pins, reads through all of them at once while watching the daemon's fds, and umounts the first
-// pin an fd is seen open on at once (a perl child calls umount2; never blocking this process),
-// the others after the reads; up to 12 rounds, stopping at the first EBUSY.
-test.failing('removing a pin never fails with EBUSY, also while nsview is starting a sandbox in it', async (t) => {
+// An administrator's `umount PIN` must never fail with EBUSY ("target is busy") because nsview
+// is starting a sandbox in that namespace. Opening the pin itself, even for microseconds in the
+// sandbox thread, failed this on a loaded machine about one round in four (the thread preempted
+// while it held the fd); nsview now reaches a pin through a detached clone of its mount
+// (open_tree), so its fds never show the pin's path. Each round makes 6 pins, reads through all
+// of them at once while watching the daemon's fds, and umounts the first pin an fd is seen open on
+// at once (a perl child calls umount2; never blocking this process), the others after the reads;
+// 12 rounds, stopping at the first EBUSY.
+test('removing a pin never fails with EBUSY, also while nsview is starting a sandbox in it', async (t) => {
   const umounter = new Umounter(t);
   const outcomes: string[] = [];
   let busy = false;

@@ -27,8 +27,8 @@ const flag = new Int32Array(init.release);
 try {
   setThreadName(SANDBOX_THREAD_NAME);
   unshare(CLONE.FS);
-  // Opened here, checked (nsfs, expected inode) and closed right after setns: a pin is held
-  // open for microseconds, so removing it (umount) is never refused as busy because of us.
+  // Opened here, checked (nsfs, expected inode) and closed right after setns. A pin is opened
+  // through a detached clone of its mount, so removing it (umount) is never refused as busy.
   const nsFd = openNsFile(init.rootFd, init.path, init.nsInode);
   try {
     setns(nsFd, CLONE.NEWNS);

@@ -23,12 +23,14 @@ import {
   fgetxattr,
   flistxattr,
   openat,
+  openTree,
+  OPEN_TREE,
   pread,
   readlinkat,
   seekTo,
   statx,
 } from '../sys/libc.js';
-import { NsviewError, E } from '../sys/errors.js';
+import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import { StatxView } from '../sys/stat.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { components, isDot, isDotDot } from '../resolve/names.js';
@@ -165,13 +167,14 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
  * opened O_PATH first and must be an nsfs inode with the expected number before it is reopened
  * for reading: an fd number or pin path may have been reused for a FIFO or a device meanwhile,
  * and opening those could block or have side effects.
+ *
+ * A pin is reached through a detached clone of its mount (open_tree OPEN_TREE_CLONE, which the
+ * kernel allows across mount namespaces for nsfs files): our fds then hold the clone, never the
+ * pin itself, so an administrator's `umount PIN` is not refused as busy however long the thread
+ * holding them is preempted. Kernels without open_tree fall back to opening the path.
  */
 export function openNsFile(rootFd: number, path: string, nsInode: number): number {
-  const p = Buffer.from(path);
-  const pathFd =
-    rootFd < 0
-      ? openat(AT.FDCWD, cpath(p), O.PATH | O.CLOEXEC)
-      : resolveInRoot(rootFd, Buffer.from(path.replace(/^\/+/, '')), { followLast: true });
+  const pathFd = openNsPath(rootFd, path);
   try {
     const st = new StatxView(Buffer.from(statFd(pathFd)));
     const sfs = Buffer.alloc(STATFS_SIZE);
@@ -183,6 +186,39 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
   } finally {
     close(pathFd);
   }
+}
+
+function openNsPath(rootFd: number, path: string): number {
+  if (rootFd < 0) {
+    const p = cpath(path);
+    try {
+      return openTree(AT.FDCWD, p, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
+    } catch (err) {
+      if (!openTreeUnsupported(err)) throw err;
+      return openat(AT.FDCWD, p, O.PATH | O.CLOEXEC);
+    }
+  }
+  const rel = path.replace(/^\/+/, '');
+  const cut = rel.lastIndexOf('/');
+  const base = rel.slice(cut + 1);
+  if (base === '' || base === '.' || base === '..') throw new NsviewError(E.ENOENT, `${path} names no file`);
+  // The directory is resolved in-root (contained); the last component is looked up by the kernel
+  // in it without following a symlink, crossing into the pin mounted there.
+  const dirFd = resolveInRoot(rootFd, Buffer.from(cut < 0 ? '' : rel.slice(0, cut)), { followLast: true });
+  try {
+    return openTree(dirFd, cpath(base), OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC | AT.SYMLINK_NOFOLLOW);
+  } catch (err) {
+    if (!openTreeUnsupported(err)) throw err;
+    return resolveInRoot(rootFd, Buffer.from(rel), { followLast: true });
+  } finally {
+    close(dirFd);
+  }
+}
+
+/** ENOSYS: no open_tree; EINVAL/EPERM: a kernel that refuses clones from another namespace. */
+function openTreeUnsupported(err: unknown): boolean {
+  const e = errnoOf(err);
+  return e === E.ENOSYS || e === E.EINVAL || e === E.EPERM;
 }
 
 const NSFS_MAGIC = 0x6e736673;

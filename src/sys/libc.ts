@@ -14,6 +14,7 @@ const lib = koffi.load('libc.so.6');
 
 // New syscalls share one number on every architecture since 5.x (asm-generic unification).
 const SYS_pidfd_send_signal = 424;
+const SYS_open_tree = 428;
 const SYS_pidfd_open = 434;
 const SYS_openat2 = 437;
 const SYS_getxattrat = 464;
@@ -26,6 +27,7 @@ const sys_openat2 = lib.func('syscall', 'long', ['long', 'int', 'void *', 'void 
 const sys_getxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'void *', 'size_t']);
 const sys_listxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'size_t']);
 const sys_pidfd_open = lib.func('syscall', 'long', ['long', 'int', 'uint']);
+const sys_open_tree = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint']);
 const sys_pidfd_send_signal = lib.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']);
 
 const c_close = lib.func('int close(int)');
@@ -195,6 +197,16 @@ export function setns(fd: number, nstype: number): void {
 
 export function gettid(): number {
   return c_gettid();
+}
+
+export const OPEN_TREE = { CLONE: 1, CLOEXEC: 0o2000000 } as const;
+
+/**
+ * open_tree(2): with OPEN_TREE_CLONE, an O_PATH fd on a detached copy of the mount at `path`.
+ * An fd on the copy does not keep the original mount busy (nsview uses it for namespace pins).
+ */
+export function openTree(dirfd: number, path: Buffer, flags: number): number {
+  return check(sys_open_tree(SYS_open_tree, dirfd, path, flags), 'open_tree');
 }
 
 export function pidfdOpen(pid: number): number {
