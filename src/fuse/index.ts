@@ -7,9 +7,11 @@
  *
  * Before mounting, callers run `cleanStaleMount(mountpoint)` to clear a crashed predecessor.
  *
- * Threadpool note: each session keeps `readers` (default 2) libuv threadpool threads blocked in
- * read(2) on the device for its whole life. Node's default pool has 4 threads, shared with every
- * async fs call of the process; a daemon should raise UV_THREADPOOL_SIZE before its first fs call.
+ * Threadpool note: requests are read from the main thread's event loop (epoll). Only where that
+ * is unavailable does a session keep `readers` (default 2) libuv threadpool threads blocked in
+ * read(2) on the device for its whole life. Notifications are written on the pool, one at a time.
+ * Node's default pool has 4 threads, shared with every async fs call of the process; a daemon
+ * should raise UV_THREADPOOL_SIZE before its first fs call.
  *
  * Deadlock note: the main thread answers every request, so the serving process must never wait
  * synchronously on its own mount. That includes child_process.spawn/exec with a `cwd` inside the
@@ -41,6 +43,8 @@ const DRAIN_TIMEOUT_MS = 2_000;
 /** A FuseSession with what INIT agreed on (for logs and tests). */
 export interface MountedSession extends FuseSession {
   readonly init: InitInfo;
+  /** How requests are read: 'epoll' (the main thread's event loop) or 'threadpool'. */
+  readonly reading: 'epoll' | 'threadpool';
 }
 
 class Session implements MountedSession {
@@ -64,6 +68,10 @@ class Session implements MountedSession {
 
   get dev(): bigint {
     return this.mount.dev;
+  }
+
+  get reading(): 'epoll' | 'threadpool' {
+    return this.server.polling ? 'epoll' : 'threadpool';
   }
 
   invalidateEntry(parent: bigint, name: Buffer): void {
@@ -147,7 +155,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
   server.start();
   let init: InitInfo;
   try {

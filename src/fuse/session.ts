@@ -3,8 +3,10 @@
  * replies. Knows nothing about mounting; index.ts wires it to a mount.
  *
  * Threading model. All of nsview's JS runs on the main thread, and that thread is the only one
- * that answers the kernel. Reads block, so they run on libuv's threadpool: `readers` fs.read()
- * calls stay outstanding, each on its own buffer (they permanently occupy that many pool threads).
+ * that answers the kernel. It reads requests itself, woken by epoll when the device is readable
+ * (device-poll.ts: one thread wake-up per request). Where that is unavailable, reads block on
+ * libuv's threadpool instead: `readers` fs.read() calls stay outstanding, each on its own buffer
+ * (they permanently occupy that many pool threads).
  * Replies are written synchronously (write(2) on /dev/fuse never blocks on userspace). The one
  * kind of write that CAN block is a notification (the kernel takes inode locks that a request we
  * have yet to answer may hold), so notifications go through the pool as well, ONE AT A TIME:
@@ -20,6 +22,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import type { DirEntry, FuseOperations, RequestContext } from './types.js';
 import { NsviewError } from '../sys/errors.js';
+import { PollReader } from './device-poll.js';
 import {
   decodeInitIn, decodeName, encodeInvalEntry, encodeInvalInode, lookupsNotDelivered, packDirents,
   writeAttrOut, writeEntryOut, writeGetxattrOut, writeInitOut, writeOpenOut, writeOutHeader,
@@ -37,8 +40,10 @@ export interface ServerOptions {
   readOnly: boolean;
   /** Concurrent handler invocations; further requests wait in a FIFO. */
   maxInFlight: number;
-  /** fs.read() calls kept outstanding on the device. */
+  /** fs.read() calls kept outstanding on the device, when it cannot be polled (see pollDevice). */
   readers: number;
+  /** Read the device from the main thread's event loop (default); false: pool reads only. */
+  pollDevice?: boolean;
   cacheSymlinks: boolean;
   onTrace?: (t: RequestTrace) => void;
   onError: (err: unknown, opcode: string) => void;
@@ -161,6 +166,8 @@ export class FuseServer {
   /** Notifications waiting for the one in flight; keyed by content to coalesce duplicates. */
   private readonly notifyQueue = new Map<string, { msg: Buffer; what: string }>();
   private notifying = false;
+  /** The epoll-driven reader, when this Node offers one (see device-poll.ts); else pool reads. */
+  private poller: PollReader | undefined;
 
   private readonly active = new Map<bigint, Request>();
   private readonly waiting: Request[] = [];
@@ -188,6 +195,16 @@ export class FuseServer {
 
   /** Start reading. Call after mount(2): before it, the device refuses reads (EPERM). */
   start(): void {
+    if (this.opts.pollDevice !== false) {
+      this.poller = PollReader.open(this.fd, Buffer.allocUnsafe(READ_BUFFER_SIZE), {
+        onRequest: (buf, n) => this.onRequest(buf, n),
+        onEnd: (errno) => {
+          if (errno !== E.ENODEV) this.report(new NsviewError(errno, 'reading /dev/fuse'), 'read');
+          this.stop();
+        },
+      });
+      if (this.poller) return;
+    }
     for (let i = 0; i < this.opts.readers; i++) {
       const reader: Reader = {
         buf: Buffer.allocUnsafe(READ_BUFFER_SIZE),
@@ -213,9 +230,15 @@ export class FuseServer {
     this.waiting.length = 0;
     this.earlyInterrupts.clear();
     this.notifyQueue.clear();
+    this.poller?.stop();
     this.callDestroy();
     this.resolveEnded();
     this.closeIfDrained();
+  }
+
+  /** Requests come through epoll on the main thread (else through threadpool reads). */
+  get polling(): boolean {
+    return this.poller !== undefined;
   }
 
   invalidateEntry(parent: bigint, name: Buffer): void {
@@ -253,13 +276,18 @@ export class FuseServer {
       }
       return;
     }
+    this.onRequest(reader.buf, n);
+    this.arm(reader);
+  }
+
+  private onRequest(buf: Buffer, n: number): void {
+    if (this.stopping) return;
     try {
-      this.dispatch(reader.buf, n);
+      this.dispatch(buf, n);
     } catch (e) {
       // Only a bug in the engine gets here: handlers are isolated in execute().
       this.report(e, 'dispatch');
     }
-    this.arm(reader);
   }
 
   // -------------------------------------------------------------------------------------------

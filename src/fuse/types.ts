@@ -151,8 +151,13 @@ export interface MountOptions {
   /** Called for requests the engine could not handle or answer (never throws to the kernel). */
   onError?: (err: unknown, opcode: string) => void;
   /**
-   * How many fs.read() calls stay outstanding on /dev/fuse (default 2). Each occupies one libuv
-   * threadpool thread for the session's whole life.
+   * Read /dev/fuse from the main thread's event loop (epoll; default true): one thread wake-up
+   * per request. false, or a Node without the pipe binding this needs, reads on the threadpool.
+   */
+  pollDevice?: boolean;
+  /**
+   * With threadpool reads: how many fs.read() calls stay outstanding on /dev/fuse (default 2).
+   * Each occupies one libuv threadpool thread for the session's whole life.
    */
   readers?: number;
   /**

@@ -31,6 +31,7 @@ const sys_open_tree = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uin
 const sys_pidfd_send_signal = lib.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']);
 
 const c_close = lib.func('int close(int)');
+const c_fcntl_int = lib.func('int fcntl(int, int, int)');
 const c_statx = lib.func('int statx(int, void *, int, unsigned int, void *)');
 const c_getdents64 = lib.func('long getdents64(int, void *, size_t)');
 const c_readlinkat = lib.func('long readlinkat(int, void *, void *, size_t)');
@@ -104,6 +105,11 @@ export function openat2(dirfd: number, path: Buffer, flags: number, resolve: num
 /** Plain openat(2) for host paths the daemon controls (procfs); never for container paths. */
 export function openat(dirfd: number, path: Buffer, flags: number): number {
   return check(c_openat(dirfd, path, flags, 0), 'openat');
+}
+
+/** fcntl(F_DUPFD_CLOEXEC): the same open file under a new fd number (Node has no dup). */
+export function dupCloexec(fd: number): number {
+  return check(c_fcntl_int(fd, 1030, 0), 'fcntl(F_DUPFD_CLOEXEC)');
 }
 
 export function close(fd: number): void {

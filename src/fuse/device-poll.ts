@@ -1,0 +1,151 @@
+/**
+ * Reading /dev/fuse from the main thread's own event loop (epoll), not from libuv's threadpool.
+ *
+ * Why: a blocking read on a pool thread costs every request two thread wake-ups before its
+ * handler runs (the kernel wakes the pool thread, which wakes the main thread); on a small VM a
+ * wake-up costs ~100 µs, more than handling most requests. /dev/fuse is pollable, so libuv can
+ * watch it like a pipe: the kernel then wakes the main thread itself, which reads the request
+ * without blocking (O_NONBLOCK) and answers it - one wake-up, as in libfuse's own loop.
+ *
+ * Node exposes no poll handle for arbitrary fds; its pipe handle (uv_pipe_open) is one, reached
+ * through process.binding('pipe_wrap'), with reads going into one buffer of ours
+ * (useUserBuffer), so every read(2) gets the full request-sized buffer the kernel insists on.
+ * If that binding is missing or refuses the fd, open() returns undefined and the session falls
+ * back to pool reads. libuv reports each read(2) separately, and /dev/fuse returns exactly one
+ * request per read, so message boundaries are kept.
+ *
+ * The handle owns a dup of the device fd (closing the handle closes only the dup). libuv stops
+ * a handle after any read error, so an ENOENT (a request interrupted while being read) is
+ * followed by a fresh handle on a fresh dup.
+ */
+import fs from 'node:fs';
+import { constants } from 'node:os';
+import { createRequire } from 'node:module';
+import { dupCloexec } from '../sys/libc.js';
+
+const E = constants.errno;
+
+interface PipeHandle {
+  open(fd: number): number;
+  useUserBuffer(buf: Uint8Array): void;
+  readStart(): number;
+  readStop(): number;
+  close(cb?: () => void): void;
+  onread: ((arrayBuffer?: ArrayBuffer) => void) | null;
+}
+interface PipeBinding {
+  Pipe: new (type: number) => PipeHandle;
+  constants: { SOCKET: number };
+}
+interface StreamBinding {
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+}
+
+let bindings: { pipe: PipeBinding; stream: StreamBinding } | null | undefined;
+
+function loadBindings(): { pipe: PipeBinding; stream: StreamBinding } | null {
+  if (bindings !== undefined) return bindings;
+  try {
+    // process.binding is deprecated (DEP0111) but kept for these modules; the require keeps
+    // TypeScript from typing it and lets a Node without it fail here, not at load.
+    const proc = createRequire(import.meta.url)('node:process') as {
+      binding(name: string): unknown;
+    };
+    const pipe = proc.binding('pipe_wrap') as PipeBinding;
+    const stream = proc.binding('stream_wrap') as StreamBinding;
+    const ok =
+      typeof pipe.Pipe === 'function' &&
+      typeof pipe.Pipe.prototype.useUserBuffer === 'function' &&
+      stream.streamBaseState instanceof Int32Array &&
+      typeof stream.kReadBytesOrError === 'number';
+    bindings = ok ? { pipe, stream } : null;
+  } catch {
+    bindings = null;
+  }
+  return bindings;
+}
+
+/** Called for every request read (n > 0) and once with the errno that ended reading. */
+export interface PollReaderCallbacks {
+  /** A request is in `buf[0, n)`; the buffer is reused as soon as this returns. */
+  onRequest(buf: Buffer, n: number): void;
+  /** Reading stopped for good: ENODEV (unmounted or aborted) or another error. */
+  onEnd(errno: number): void;
+}
+
+export class PollReader {
+  private handle: PipeHandle | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly deviceFd: number,
+    private readonly buf: Buffer,
+    private readonly b: { pipe: PipeBinding; stream: StreamBinding },
+    private readonly cb: PollReaderCallbacks,
+  ) {}
+
+  /** A reader on `deviceFd`, started; undefined when this Node offers no way to poll it. */
+  static open(deviceFd: number, buf: Buffer, cb: PollReaderCallbacks): PollReader | undefined {
+    const b = loadBindings();
+    if (!b) return undefined;
+    const r = new PollReader(deviceFd, buf, b, cb);
+    return r.startHandle() ? r : undefined;
+  }
+
+  private startHandle(): boolean {
+    let fd = -1;
+    try {
+      fd = dupCloexec(this.deviceFd); // a dup, never a reopen: that would be a new connection
+      const h = new this.b.pipe.Pipe(this.b.pipe.constants.SOCKET);
+      if (h.open(fd) !== 0) {
+        fs.closeSync(fd);
+        return false;
+      }
+      h.useUserBuffer(this.buf);
+      h.onread = () => this.onRead(h);
+      if (h.readStart() !== 0) {
+        h.close();
+        return false;
+      }
+      this.handle = h;
+      return true;
+    } catch {
+      if (fd >= 0 && this.handle === undefined) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* already owned and closed by the handle */
+        }
+      }
+      return false;
+    }
+  }
+
+  private onRead(h: PipeHandle): void {
+    if (h !== this.handle || this.stopped) return;
+    const n = this.b.stream.streamBaseState[this.b.stream.kReadBytesOrError]!;
+    if (n > 0) {
+      this.cb.onRequest(this.buf, n);
+      return;
+    }
+    // libuv has stopped this handle. n is a negative errno (UV_EOF for 0-byte reads).
+    const errno = -n;
+    this.handle = undefined;
+    h.close();
+    if (!this.stopped && (errno === E.ENOENT || errno === E.EINTR) && this.startHandle()) return;
+    this.stopped = true;
+    this.cb.onEnd(errno === 4095 ? E.ENODEV : errno); // UV_EOF: treat as the device's end
+  }
+
+  /** Stop reading and close the dup. Idempotent. */
+  stop(): void {
+    this.stopped = true;
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) {
+      h.readStop();
+      h.close();
+    }
+  }
+}
