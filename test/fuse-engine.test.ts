@@ -12,10 +12,11 @@ import fs from 'node:fs/promises';
 import { constants } from 'node:os';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { NsviewError } from '../src/sys/errors.js';
 import {
-  DT, cleanStaleMount, findMount, mountFuse, unmountMountpoint,
+  DT, REPLIED, cleanStaleMount, findMount, mountFuse, unmountMountpoint,
   type Attr, type DirEntry, type Entry, type FuseOperations, type MountOptions, type MountedSession,
   type RequestContext,
 } from '../src/fuse/index.js';
@@ -226,9 +227,22 @@ class MemFs implements FuseOperations {
     return { fh: nodeid, keepCache: true };
   }
 
-  async read(_ctx: RequestContext, nodeid: bigint, _fh: bigint, offset: bigint, size: number) {
-    const d = this.node(nodeid).data!;
-    return d.subarray(Number(offset), Number(offset) + size);
+  /** Reads answered by another thread through ctx.delegateReply(): its data, or this errno. */
+  delegateReads: 'off' | 'data' | number = 'off';
+
+  async read(ctx: RequestContext, nodeid: bigint, _fh: bigint, offset: bigint, size: number) {
+    const d = this.node(nodeid).data!.subarray(Number(offset), Number(offset) + size);
+    if (this.delegateReads === 'off') return d;
+    const frame = ctx.delegateReply();
+    const errno = this.delegateReads === 'data' ? 0 : this.delegateReads;
+    const w = new Worker(
+      `const fs = require('node:fs'); const { fd, header, data, errno } = require('node:worker_threads').workerData;
+       const out = Buffer.concat([header, errno ? Buffer.alloc(0) : data]);
+       out.writeUInt32LE(out.length, 0); out.writeInt32LE(-errno, 4); fs.writeSync(fd, out);`,
+      { eval: true, workerData: { fd: frame.fd, header: frame.header, data: d, errno } },
+    );
+    await new Promise((resolve, reject) => w.once('exit', resolve).once('error', reject));
+    return REPLIED;
   }
 
   async release() {}
@@ -436,6 +450,19 @@ test('READDIRPLUS: 3000 entries listed exactly once, lookup counts balance after
   await waitFor('all lookups forgotten', () => m.fs.outstanding() === 0n, 10_000).catch(() => undefined);
   t.is(m.fs.outstanding(), 0n);
   t.deepEqual(m.fs.violations, []);
+  t.deepEqual(m.errors, []);
+});
+
+test('a READ reply delegated to another thread (data or errno) reaches the reader', async (t) => {
+  const m = await mountMem(t);
+  m.fs.delegateReads = 'data';
+  t.deepEqual(await fs.readFile(path.join(m.mp, 'file')), FILE_DATA);
+  m.fs.delegateReads = E.ENOLINK;
+  m.session.invalidateInode(BIG_INO); // the page cache holds it now
+  await sleep(100);
+  const r = await run('cat', [path.join(m.mp, 'file')]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /Link has been severed/);
   t.deepEqual(m.errors, []);
 });
 

@@ -27,7 +27,7 @@ import { abortConnection, canonicalMountpoint, detach, findMount, mountDevice, t
 import { MAX_IO } from './protocol.js';
 
 export type * from './types.js';
-export { DT, FUSE_ROOT_ID } from './types.js';
+export { DT, FUSE_ROOT_ID, REPLIED } from './types.js';
 export { cleanStaleMount, unmountMountpoint, findMount, makedev, type MountInfo, type StaleOptions } from './mount.js';
 export type { InitInfo } from './session.js';
 
@@ -179,7 +179,25 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     server.stop();
     throw e;
   }
+  raiseReadahead(mount, maxRead, onError);
   return new Session(mountpoint, mount, server, init, onError);
+}
+
+/**
+ * The kernel sizes READ requests by the mount's readahead window, 128 KiB by default whatever
+ * max_pages allows: sequential reads then cost 8 requests per MiB. Widen it to the largest READ
+ * we accept (measured here: 237 -> 410 MB/s for a 1 GiB file). Best effort: a sysfs that refuses
+ * only leaves the default.
+ */
+function raiseReadahead(mount: MountInfo, maxRead: number, onError: (err: unknown, what: string) => void): void {
+  const file = `/sys/class/bdi/${mount.major}:${mount.minor}/read_ahead_kb`;
+  try {
+    const now = Number(fs.readFileSync(file, 'latin1'));
+    const want = Math.floor(maxRead / 1024);
+    if (!(now >= want)) fs.writeFileSync(file, String(want));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') onError(e, 'readahead');
+  }
 }
 
 export { canonicalMountpoint };

@@ -20,7 +20,7 @@
  */
 import fs from 'node:fs';
 import { constants } from 'node:os';
-import type { DirEntry, FuseOperations, RequestContext } from './types.js';
+import { REPLIED, type DelegatedReply, type DirEntry, type FuseOperations, type RequestContext } from './types.js';
 import { NsviewError } from '../sys/errors.js';
 import { PollReader } from './device-poll.js';
 import {
@@ -105,7 +105,14 @@ class Request implements RequestContext {
     readonly uid: number,
     readonly gid: number,
     readonly pid: number,
+    private readonly deviceFd: number,
   ) {}
+
+  delegateReply(): DelegatedReply {
+    const header = new Uint8Array(OUT_HEADER_SIZE);
+    writeOutHeader(Buffer.from(header.buffer), 0, OUT_HEADER_SIZE, 0, this.unique);
+    return { fd: this.deviceFd, header };
+  }
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
@@ -335,7 +342,7 @@ export class FuseServer {
     if (this.opts.readOnly && MODIFYING_OPS.has(opcode)) return this.replyError(unique, E.EROFS);
 
     const req = new Request(
-      opcode, unique, nodeid, buf.readUInt32LE(24), buf.readUInt32LE(28), buf.readUInt32LE(32),
+      opcode, unique, nodeid, buf.readUInt32LE(24), buf.readUInt32LE(28), buf.readUInt32LE(32), this.fd,
     );
     switch (opcode) {
       case Op.LOOKUP:
@@ -450,6 +457,10 @@ export class FuseServer {
         });
       case Op.READ:
         return ops.read(req, req.nodeid, req.fh, req.offset, req.size).then((data) => {
+          if (data === REPLIED) {
+            req.replied = true;
+            return;
+          }
           if (!Buffer.isBuffer(data)) throw new TypeError('read must return a Buffer');
           this.replyData(req, data.length > req.size ? data.subarray(0, req.size) : data);
         });

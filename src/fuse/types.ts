@@ -85,7 +85,30 @@ export interface RequestContext {
   pid: number;
   /** Aborted when the kernel interrupts the request (FUSE_INTERRUPT) or the session ends. */
   signal: AbortSignal;
+  /**
+   * Let another thread write this request's reply (READ only, for now): the handler hands the
+   * frame to the thread that has the data, which writes it straight to the device, and resolves
+   * with REPLIED once that is done. A reply from the main thread would cost one more thread
+   * wake-up and a copy of the data between threads.
+   */
+  delegateReply(): DelegatedReply;
 }
+
+/**
+ * A reply written by another thread: `header` (the protocol's 16-byte out header, unique filled
+ * in; its u32 total length at offset 0 and its i32 negated errno at 4 are the writer's to set)
+ * followed by the data, in one write(2) to `fd`. A reply that comes late (the request was
+ * interrupted or timed out meanwhile) is refused by the kernel with ENOENT, never delivered to
+ * another request: request ids are not reused while the connection lives.
+ */
+export interface DelegatedReply {
+  fd: number;
+  header: Uint8Array;
+}
+
+/** What a handler returns when its reply was delegated and has been written (see delegateReply). */
+export const REPLIED: unique symbol = Symbol('replied elsewhere');
+export type Replied = typeof REPLIED;
 
 /**
  * Handlers for the operations nsview serves. A handler rejects with an error carrying a positive
@@ -100,7 +123,8 @@ export interface FuseOperations {
   getattr(ctx: RequestContext, nodeid: bigint, fh: bigint | undefined): Promise<AttrReply>;
   readlink(ctx: RequestContext, nodeid: bigint): Promise<Buffer>;
   open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply>;
-  read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer>;
+  /** The data, or REPLIED when the reply was delegated (RequestContext.delegateReply). */
+  read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer | Replied>;
   release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
   opendir(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply>;
   /**

@@ -30,12 +30,13 @@ import {
   seekTo,
   statx,
 } from '../sys/libc.js';
+import { writeSync } from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import { StatxView } from '../sys/stat.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { components, isDot, isDotDot } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
-import type { DirChunk, LinkView, OpenResult, OpenTaskRootResult, RootRef, StatResult, StatRootItem, StatRootResult, XattrResult } from './protocol.js';
+import type { DirChunk, LinkView, OpenResult, ReplyFrame, OpenTaskRootResult, RootRef, StatResult, StatRootItem, StatRootResult, XattrResult } from './protocol.js';
 import { isLocalFs } from './fs-kinds.js';
 import { hasXattrName } from './xattr-names.js';
 import { currentRootId, rootIdOf } from './root-id.js';
@@ -448,38 +449,43 @@ export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): 
   return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
 }
 
+/** Reused by every framed read of this worker: header + up to the largest READ. */
+let frameBuf = Buffer.alloc(0);
+
 /**
- * Open a regular file and read its first bytes in the same trip (most files are smaller than
- * `size`, and the kernel reads offset 0 first). Speculative only: a file whose size says nothing
- * (0, as procfs and sysfs report, e.g. /proc/kmsg, which would block and consume messages) is not
- * read ahead, and a failed read-ahead (ESPIPE on trace_pipe) never fails the open.
+ * Read `size` bytes at `offset` (short only at EOF) straight into a reply frame and write it to
+ * the FUSE device: data, or the read's errno. Returns 0, or the errno of the device write.
  */
-export function openAndRead(root: RootRef, path: Buffer, dev: number, ino: bigint, offset: bigint, size: number): { fd: number; data?: Uint8Array } {
-  const { fd, stat } = openFile(root, path, dev, ino);
-  const known = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE)).size;
-  if (known === 0n) return { fd };
+export function readReply(fd: number, offset: bigint, size: number, reply: ReplyFrame): number {
+  const head = reply.header.byteLength;
+  if (frameBuf.length < head + size) frameBuf = Buffer.allocUnsafe(head + Math.max(size, 128 * 1024));
+  frameBuf.set(reply.header, 0);
+  let got = 0;
+  let errno = 0;
   try {
-    return { fd, data: readAt(fd, offset, Number(known < BigInt(size) ? known : BigInt(size))) };
-  } catch {
-    return { fd };
+    while (got < size) {
+      const n = pread(fd, frameBuf.subarray(head + got), size - got, offset + BigInt(got));
+      if (n === 0) break;
+      got += n;
+    }
+  } catch (err) {
+    errno = errnoOf(err);
+    got = 0;
+  }
+  const total = head + got;
+  frameBuf.writeUInt32LE(total, 0);
+  frameBuf.writeInt32LE(-errno, 4);
+  try {
+    writeSync(reply.fd, frameBuf, 0, total);
+    return 0;
+  } catch (err) {
+    return errnoOf(err);
   }
 }
 
 /** Attributes of an open file (the file itself, wherever its path went). */
 export function fstatFd(fd: number): Uint8Array {
   return statFd(fd);
-}
-
-/** Read exactly `size` bytes unless EOF comes first: a short FUSE read reply means EOF. */
-export function readAt(fd: number, offset: bigint, size: number): Uint8Array {
-  const out = Buffer.from(new ArrayBuffer(size));
-  let got = 0;
-  while (got < size) {
-    const n = pread(fd, out.subarray(got), size - got, offset + BigInt(got));
-    if (n === 0) break;
-    got += n;
-  }
-  return new Uint8Array(out.buffer, 0, got);
 }
 
 /**

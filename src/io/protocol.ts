@@ -33,14 +33,25 @@ export interface LinkView {
   pseudo: boolean;
 }
 
+/**
+ * A reply the worker writes itself, straight to the FUSE device, instead of sending data back
+ * to the main thread (one thread wake-up and one copy less): `header` with its first 4 bytes set
+ * to the frame's total length (u32 LE) and the next 4 to the negated errno (i32 LE, 0 for data),
+ * then the data, in one write(2) to `fd`. The io layer knows nothing else of the protocol.
+ */
+export interface ReplyFrame {
+  fd: number;
+  header: Uint8Array;
+}
+
 export type IoRequest =
   | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
   | { op: 'statRoots'; items: StatRootItem[] }
   | { op: 'stat'; root: RootRef; path: InRootPath; links?: LinkView }
   | { op: 'readlink'; root: RootRef; path: InRootPath }
   | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
-  | { op: 'openAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; offset: bigint; size: number }
-  | { op: 'read'; fd: number; offset: bigint; size: number }
+  | { op: 'openFile'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
+  | { op: 'readReply'; fd: number; offset: bigint; size: number; reply: ReplyFrame }
   | { op: 'fstat'; fd: number }
   | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
   | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
@@ -102,11 +113,8 @@ export interface DirChunk {
   end: boolean;
 }
 
-export interface OpenReadResult {
-  fd: number;
-  /** The file's first bytes, when they were read along (see openAndRead). */
-  data?: Uint8Array;
-}
+/** readReply: 0 when the frame was written, else the errno of writing it (ENOENT: interrupted). */
+export type ReadReplyResult = number;
 
 export interface OpenDirResult {
   fd: number;

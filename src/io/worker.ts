@@ -49,18 +49,16 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       const r = ops.viewLink(req.root, b(req.path), req.ownDev, req.pseudo);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
-    case 'openAndRead': {
-      const r = ops.openAndRead(req.root, b(req.path), req.dev, req.ino, req.offset, req.size);
-      return { value: r, transfer: r.data ? [r.data.buffer as ArrayBuffer] : [] };
+    case 'openFile': {
+      const r = ops.openFile(req.root, b(req.path), req.dev, req.ino);
+      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'fstat': {
       const r = ops.fstatFd(req.fd);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
-    case 'read': {
-      const r = ops.readAt(req.fd, req.offset, req.size);
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
+    case 'readReply':
+      return { value: ops.readReply(req.fd, req.offset, req.size, req.reply), transfer: [] };
     case 'readDir': {
       const r = ops.readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
       return { value: r, transfer: chunkBuffers(r) };

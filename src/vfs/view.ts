@@ -8,7 +8,7 @@
  * Everything under /<inode>/ is served by io workers acting on fds from resolveInRoot; this file
  * decides what to ask and how to present the answer, and never blocks.
  */
-import { FUSE_ROOT_ID, DT } from '../fuse/types.js';
+import { FUSE_ROOT_ID, DT, REPLIED, type Replied } from '../fuse/types.js';
 import type {
   AttrReply,
   DirEntry,
@@ -26,7 +26,7 @@ import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
 import type { IoPool } from '../io/pool.js';
 import { FastStat } from '../io/fast-stat.js';
-import type { DirChunk, IoRequest, LinkView, OpenDirResult, OpenReadResult, RootRef, StatResult, XattrResult } from '../io/protocol.js';
+import type { DirChunk, IoRequest, LinkView, OpenDirResult, OpenResult, ReadReplyResult, RootRef, StatResult, XattrResult } from '../io/protocol.js';
 import { hasXattrName } from '../io/xattr-names.js';
 import { ExpiringMap } from './expiring-map.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
@@ -70,17 +70,20 @@ const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100 /* O_
 const PLUS_BATCH = 128;
 /** Inode invalidations sent for a vanished namespace (the rest expire with --attr-timeout). */
 const VANISH_INVALIDATIONS = 4096;
-/** Read together with an open: most files are smaller, and the kernel asks for offset 0 first. */
-const PREFETCH = 128 * 1024;
 const PLAIN_BATCH = 1024;
 const BYPID = Buffer.from('by-pid');
 
-/** An open regular file: its own fd, and the first bytes read along with the open. */
+/**
+ * An open regular file. Its fd is opened by a worker right after OPEN is answered; reads wait
+ * for it (`opened`), most never need to (the page cache answers them).
+ */
 interface OpenFile {
-  fd: number;
   nsInode: number;
   unpin: () => void;
-  head?: Uint8Array;
+  /** Resolves to the fd (rejects with the open's error). */
+  opened: Promise<number>;
+  /** Set once RELEASE came: the fd is closed as soon as it exists. */
+  released: boolean;
 }
 
 export class NamespaceView implements FuseOperations {
@@ -313,8 +316,9 @@ export class NamespaceView implements FuseOperations {
     // From an open file (the kernel refreshes attributes before reads): that file, not whatever
     // its path holds now, which may be nothing after a rename.
     const f = fh === undefined ? undefined : this.files.get(fh);
-    if (f && n.kind === 'real') {
-      const rec = await this.io.run<Uint8Array>({ op: 'fstat', fd: f.fd }, f.nsInode);
+    const fd = f === undefined ? undefined : await f.opened.catch(() => undefined);
+    if (f && fd !== undefined && n.kind === 'real') {
+      const rec = await this.io.run<Uint8Array>({ op: 'fstat', fd }, f.nsInode);
       const st = new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
       return { attr: attrFromStatx(st, this.numbers), attrTimeoutMs: this.opts.attrTimeoutMs };
     }
@@ -362,63 +366,51 @@ export class NamespaceView implements FuseOperations {
   }
 
   /**
-   * Each open gets its own fd, opened in the worker together with a read of the file's first
-   * 128 KiB: the first READ (often the only one) is then answered here without a trip. The fd
-   * belongs to the open file, so it keeps reading the same file whatever the container renames
-   * meanwhile, as a process inside would. The page cache is kept across opens; AUTO_INVAL_DATA
-   * drops it when a refreshed mtime or size differs, so contents are never staler than
-   * --attr-timeout.
+   * Each open gets its own fd: the file as it was at open, whatever the container renames
+   * meanwhile, as for a process inside. OPEN is answered at once and a worker opens the fd in
+   * the background (microseconds later: about the window between LOOKUP and OPEN there always
+   * is). Reads that reach us wait for it; most never come, because the page cache is kept across
+   * opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs, so contents are never
+   * staler than --attr-timeout), so warm `tar` and `grep` cost no worker trip per file. A failed
+   * open (the file vanished) fails the reads with its errno.
    */
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
     const n = this.realNode(nodeid);
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    const { value: r, unpin } = await this.openPinned<OpenReadResult>(n, (root) => ({
-      op: 'openAndRead',
-      root,
-      path: n.path,
-      dev: n.dev,
-      ino: n.ino,
-      offset: 0n,
-      size: PREFETCH,
-    }));
+    const ns = this.namespace(n.nsInode);
+    const unpin = await this.roots.pin(ns);
+    const { path, dev, ino } = n;
+    const opened = this.inRoot(n.nsInode, (root) =>
+      this.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, n.nsInode),
+    ).then((r) => r.fd);
+    opened.catch(() => undefined); // observed by reads and release; never an unhandled rejection
     const fh = this.nextFh++;
-    this.files.set(fh, { fd: r.fd, nsInode: n.nsInode, unpin, head: r.data });
+    this.files.set(fh, { nsInode: n.nsInode, unpin, opened, released: false });
     return { fh, keepCache: true };
   }
 
-  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Buffer> {
+  /** The worker reads into the reply and writes it to the device itself (see ReplyFrame). */
+  async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Replied> {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
-    const head = f.head;
-    if (head) {
-      // The read-ahead holds the file's start as of the open (all of it when shorter than
-      // PREFETCH). Served: ranges inside it, and for a whole file, requests for the pages that
-      // cover its end (a short answer = EOF). A request reaching further means the kernel knows
-      // the file is longer now: the file itself answers.
-      const len = head.byteLength;
-      const end = Number(offset) + size;
-      const whole = len < PREFETCH;
-      if (Number(offset) <= len && (end <= len || (whole && end <= roundUpPage(len)))) {
-        const from = Number(offset);
-        const to = Math.min(end, len);
-        if (to === len) f.head = undefined; // served to its end: let it go
-        return Buffer.from(head.buffer, head.byteOffset + from, to - from);
-      }
-      f.head = undefined;
-    }
-    const out = await this.io.run<Uint8Array>({ op: 'read', fd: f.fd, offset, size }, f.nsInode);
-    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    const fd = await f.opened;
+    await this.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    return REPLIED;
   }
 
   async release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void> {
     const f = this.files.get(fh);
     if (!f) return;
     this.files.delete(fh);
-    // close() may call into the file's filesystem (flush on FUSE), so it runs in a worker;
-    // nobody waits for it (the kernel has already let go of the file).
-    this.closeLater(f.fd, f.nsInode, f.unpin);
+    // Closed once opened; close() may call into the file's filesystem (flush on FUSE), so it runs
+    // in a worker, and nobody waits for it (the kernel has already let go of the file).
+    f.released = true;
+    f.opened.then(
+      (fd) => this.closeLater(fd, f.nsInode, f.unpin),
+      () => f.unpin(),
+    );
   }
 
   /**
@@ -629,10 +621,6 @@ export class NamespaceView implements FuseOperations {
       fastMisses: this.fast.misses,
     };
   }
-}
-
-function roundUpPage(n: number): number {
-  return Math.ceil(n / 4096) * 4096;
 }
 
 function samePids(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
