@@ -173,73 +173,76 @@ test('overmounted pins are not visible', (t) => {
   );
 });
 
-test('fake procfs: refs, preference, vanished entries, recursion terminates on cycles', async (t) => {
-  const root = mkdtempSync('/tmp/nsview-disc-fake-');
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const link = (path: string, target: string): void => {
-    mkdirSync(dirname(`${root}/${path}`), { recursive: true });
-    symlinkSync(target, `${root}/${path}`);
-  };
-  const mi = (...lines: string[]): string => ['1 0 8:1 / / rw - ext4 /dev/sda1 rw', ...lines, ''].join('\n');
-  // 10 = the daemon (ns 1000), with a sandbox thread 13 in ns 1009 (ignored) and an fd of its own.
-  link('10/ns/mnt', 'mnt:[1000]');
-  link('10/task/10/ns/mnt', 'mnt:[1000]');
-  link('10/task/13/ns/mnt', 'mnt:[1009]');
-  link('10/fd/7', 'mnt:[1003]');
-  writeFileSync(`${root}/10/mountinfo`, mi('2 1 0:4 mnt:[1004] /run/a\\040b rw - nsfs nsfs rw'));
-  // 20: process in 1001 with a thread in 1002 and fds: 1003 and a socket.
-  link('20/ns/mnt', 'mnt:[1001]');
-  link('20/task/20/ns/mnt', 'mnt:[1001]');
-  link('20/task/21/ns/mnt', 'mnt:[1002]');
-  link('20/fd/3', 'mnt:[1003]');
-  link('20/fd/4', 'socket:[77]');
-  link('20/fd/5', 'mnt:[1001]');
-  writeFileSync(`${root}/20/mountinfo`, mi('2 1 0:4 mnt:[1006] /pin rw - nsfs nsfs rw', '3 1 0:4 net:[5] /netns rw - nsfs nsfs rw'));
-  writeFileSync(`${root}/20/task/21/mountinfo`, mi());
-  // 30: vanished mid-scan (no ns link, no task dir); 31: a non-namespace link.
-  mkdirSync(`${root}/30`);
-  link('31/ns/mnt', 'garbage');
-  mkdirSync(`${root}/self`);
+for (const sync of [false, true]) {
+  test(`fake procfs (${sync ? 'synchronous' : 'async'} reads): refs, preference, vanished entries, recursion terminates on cycles`, async (t) => {
+    const root = mkdtempSync('/tmp/nsview-disc-fake-');
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    const link = (path: string, target: string): void => {
+      mkdirSync(dirname(`${root}/${path}`), { recursive: true });
+      symlinkSync(target, `${root}/${path}`);
+    };
+    const mi = (...lines: string[]): string => ['1 0 8:1 / / rw - ext4 /dev/sda1 rw', ...lines, ''].join('\n');
+    // 10 = the daemon (ns 1000), with a sandbox thread 13 in ns 1009 (ignored) and an fd of its own.
+    link('10/ns/mnt', 'mnt:[1000]');
+    link('10/task/10/ns/mnt', 'mnt:[1000]');
+    link('10/task/13/ns/mnt', 'mnt:[1009]');
+    link('10/fd/7', 'mnt:[1003]');
+    writeFileSync(`${root}/10/mountinfo`, mi('2 1 0:4 mnt:[1004] /run/a\\040b rw - nsfs nsfs rw'));
+    // 20: process in 1001 with a thread in 1002 and fds: 1003 and a socket.
+    link('20/ns/mnt', 'mnt:[1001]');
+    link('20/task/20/ns/mnt', 'mnt:[1001]');
+    link('20/task/21/ns/mnt', 'mnt:[1002]');
+    link('20/fd/3', 'mnt:[1003]');
+    link('20/fd/4', 'socket:[77]');
+    link('20/fd/5', 'mnt:[1001]');
+    writeFileSync(`${root}/20/mountinfo`, mi('2 1 0:4 mnt:[1006] /pin rw - nsfs nsfs rw', '3 1 0:4 net:[5] /netns rw - nsfs nsfs rw'));
+    writeFileSync(`${root}/20/task/21/mountinfo`, mi());
+    // 30: vanished mid-scan (no ns link, no task dir); 31: a non-namespace link.
+    mkdirSync(`${root}/30`);
+    link('31/ns/mnt', 'garbage');
+    mkdirSync(`${root}/self`);
 
-  const fakeMountinfo: Record<number, string> = {
-    // 1004 pins 1005 at /x; 1005 pins 1004 back (cycle) and 1007 behind an overmount.
-    1004: mi('2 1 0:4 mnt:[1005] /x rw - nsfs nsfs rw'),
-    1005: mi('2 1 0:4 mnt:[1004] /back rw - nsfs nsfs rw', '3 1 0:4 mnt:[1007] /hid rw - nsfs nsfs rw', '4 3 0:9 / /hid rw - tmpfs t rw'),
-  };
-  const asked: number[] = [];
-  const snap = await discover({
-    procRoot: root,
-    selfPid: 10,
-    ignoreTids: new Set([13]),
-    readMountinfo: async (ns) => {
-      asked.push(ns.inode);
-      return fakeMountinfo[ns.inode];
-    },
+    const fakeMountinfo: Record<number, string> = {
+      // 1004 pins 1005 at /x; 1005 pins 1004 back (cycle) and 1007 behind an overmount.
+      1004: mi('2 1 0:4 mnt:[1005] /x rw - nsfs nsfs rw'),
+      1005: mi('2 1 0:4 mnt:[1004] /back rw - nsfs nsfs rw', '3 1 0:4 mnt:[1007] /hid rw - nsfs nsfs rw', '4 3 0:9 / /hid rw - tmpfs t rw'),
+    };
+    const asked: number[] = [];
+    const snap = await discover({
+      sync,
+      procRoot: root,
+      selfPid: 10,
+      ignoreTids: new Set([13]),
+      readMountinfo: async (ns) => {
+        asked.push(ns.inode);
+        return fakeMountinfo[ns.inode];
+      },
+    });
+    const p = (s: string): string => `${root}/${s}`;
+    t.deepEqual([...snap.namespaces.keys()], [1000, 1001, 1002, 1003, 1004, 1005, 1006]);
+    t.deepEqual([...snap.pidToNamespace], [
+      [10, 1000],
+      [20, 1001],
+    ]);
+    t.is(snap.ownNamespace, 1000);
+    const ns = (n: number): MountNamespace => snap.namespaces.get(n)!;
+    t.like(ns(1000), { source: 'process', pids: [10], threads: [], refs: [[p('10/ns/mnt')]] });
+    t.like(ns(1001), { source: 'process', pids: [20], refs: [[p('20/ns/mnt')], [p('20/fd/5')]] });
+    t.like(ns(1002), { source: 'thread', pids: [], threads: [{ pid: 20, tid: 21 }], refs: [[p('20/task/21/ns/mnt')]] });
+    t.like(ns(1003), { source: 'fd', refs: [[p('20/fd/3')]] }, 'the daemon’s own fd 7 is not a ref');
+    t.is(ns(1004).source, 'bindmount');
+    t.deepEqual(ns(1004).refs, [['/run/a b'], ['/run/a b', '/x', '/back']]);
+    t.deepEqual(ns(1005).refs, [['/run/a b', '/x']]);
+    t.deepEqual(ns(1006).refs, [[p('20/ns/mnt'), '/pin']]);
+    t.false(snap.namespaces.has(1007), 'overmounted pin');
+    t.false(snap.namespaces.has(1009), 'ignored sandbox thread');
+    // Asked only for namespaces without a readable process or thread; each once.
+    t.deepEqual(asked.sort(), [1003, 1004, 1005, 1006]);
+    t.deepEqual(snap.stats!.unexplored, [1003, 1006]);
+    t.is(snap.stats!.depth, 3);
+    t.is(snap.stats!.errors, 0, snap.stats!.errorSamples.join('; '));
   });
-  const p = (s: string): string => `${root}/${s}`;
-  t.deepEqual([...snap.namespaces.keys()], [1000, 1001, 1002, 1003, 1004, 1005, 1006]);
-  t.deepEqual([...snap.pidToNamespace], [
-    [10, 1000],
-    [20, 1001],
-  ]);
-  t.is(snap.ownNamespace, 1000);
-  const ns = (n: number): MountNamespace => snap.namespaces.get(n)!;
-  t.like(ns(1000), { source: 'process', pids: [10], threads: [], refs: [[p('10/ns/mnt')]] });
-  t.like(ns(1001), { source: 'process', pids: [20], refs: [[p('20/ns/mnt')], [p('20/fd/5')]] });
-  t.like(ns(1002), { source: 'thread', pids: [], threads: [{ pid: 20, tid: 21 }], refs: [[p('20/task/21/ns/mnt')]] });
-  t.like(ns(1003), { source: 'fd', refs: [[p('20/fd/3')]] }, 'the daemon’s own fd 7 is not a ref');
-  t.is(ns(1004).source, 'bindmount');
-  t.deepEqual(ns(1004).refs, [['/run/a b'], ['/run/a b', '/x', '/back']]);
-  t.deepEqual(ns(1005).refs, [['/run/a b', '/x']]);
-  t.deepEqual(ns(1006).refs, [[p('20/ns/mnt'), '/pin']]);
-  t.false(snap.namespaces.has(1007), 'overmounted pin');
-  t.false(snap.namespaces.has(1009), 'ignored sandbox thread');
-  // Asked only for namespaces without a readable process or thread; each once.
-  t.deepEqual(asked.sort(), [1003, 1004, 1005, 1006]);
-  t.deepEqual(snap.stats!.unexplored, [1003, 1006]);
-  t.is(snap.stats!.depth, 3);
-  t.is(snap.stats!.errors, 0, snap.stats!.errorSamples.join('; '));
-});
+}
 
 test('process-held namespace: source process, its pid, pidToNamespace', async (t) => {
   const child = start(t, 'unshare', ['-m', '--propagation', 'private', 'sleep', '300']);
@@ -349,6 +352,8 @@ test('bind mount visible only inside another namespace: 2-element ref', async (t
   const ns = get(t, snap, innerPin.inode);
   t.is(ns.source, 'bindmount');
   t.deepEqual(ns.refs, [[`/proc/${outer.pid}/ns/mnt`, pin]]);
+  // The daemon's discovery thread reads synchronously: same answer.
+  t.deepEqual(get(t, await discover({ sync: true }), innerPin.inode).refs, ns.refs);
   t.is(get(t, snap, outerNs).source, 'process');
   t.true(snap.stats!.depth >= 2);
 });

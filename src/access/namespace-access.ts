@@ -284,8 +284,9 @@ export class NamespaceAccess {
   }
 
   /** The thread id of the sandbox we hold in `nsInode`, if any (for reading its mountinfo). */
-  heldSandboxTid(nsInode: number): number | undefined {
-    return this.handles.get(nsInode)?.sandbox?.tid;
+  /** [namespace inode, sandbox tid] of every sandbox held. */
+  *heldSandboxes(): Iterable<[number, number]> {
+    for (const [ns, h] of this.handles) if (h.sandbox) yield [ns, h.sandbox.tid];
   }
 
   /** For logs and tests: how many sandbox tasks are held. */

@@ -4,17 +4,19 @@
  * never overlap; concurrent callers share one. Appearances and disappearances are logged and
  * passed on (the view drops vanished directories from the kernel's cache at once).
  */
-import fs from 'node:fs/promises';
-import { discover } from '../discovery/index.js';
-import type { DiscoverySnapshot, MountNamespace } from '../discovery/model.js';
+import { DiscoveryWorker } from '../discovery/index.js';
+import type { DiscoverySnapshot } from '../discovery/model.js';
 import type { NamespaceCatalog } from '../vfs/view.js';
 import type { Logger } from './log.js';
 
 export interface CatalogHooks {
   /** Thread ids of our own sandbox tasks (never a source of a namespace). */
   ownTids(): Set<number>;
-  /** Mountinfo of a namespace without a readable process, if we hold a way into it. */
-  readMountinfo?(ns: MountNamespace): Promise<string | undefined>;
+  /**
+   * [namespace, tid] of the sandbox threads we hold: the mountinfo of a namespace without a
+   * readable process is read through them (no new sandbox just for that).
+   */
+  sandboxes(): Iterable<[number, number]>;
   changed(snapshot: DiscoverySnapshot, appeared: number[], vanished: number[]): void;
 }
 
@@ -25,15 +27,24 @@ export class DiscoveryCatalog implements NamespaceCatalog {
 
   private constructor(
     first: DiscoverySnapshot,
+    private readonly worker: DiscoveryWorker,
     private readonly hooks: CatalogHooks,
     private readonly log: Logger,
   ) {
     this.snapshot = first;
   }
 
+  /** Discovery runs in its own thread (see discovery/worker.ts); the first pass is awaited. */
   static async start(hooks: CatalogHooks, log: Logger, intervalMs: number): Promise<DiscoveryCatalog> {
-    const first = await discover({ ignoreTids: hooks.ownTids() });
-    const c = new DiscoveryCatalog(first, hooks, log);
+    const worker = new DiscoveryWorker();
+    let first: DiscoverySnapshot;
+    try {
+      first = await worker.pass(hooks.ownTids(), []);
+    } catch (err) {
+      await worker.stop();
+      throw err;
+    }
+    const c = new DiscoveryCatalog(first, worker, hooks, log);
     log.info(`found ${first.namespaces.size} mount namespaces`);
     c.timer = setInterval(() => void c.fresh(0).catch(() => {}), intervalMs);
     c.timer.unref();
@@ -55,7 +66,7 @@ export class DiscoveryCatalog implements NamespaceCatalog {
   private async pass(): Promise<DiscoverySnapshot> {
     let next: DiscoverySnapshot;
     try {
-      next = await discover({ ignoreTids: this.hooks.ownTids(), readMountinfo: this.hooks.readMountinfo });
+      next = await this.worker.pass(this.hooks.ownTids(), this.hooks.sandboxes());
     } catch (err) {
       this.log.error(`discovery failed: ${(err as Error).message}`);
       return this.snapshot;
@@ -75,14 +86,6 @@ export class DiscoveryCatalog implements NamespaceCatalog {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-  }
-}
-
-/** Mountinfo through a task we already hold in the namespace (no new sandbox just for this). */
-export async function readTaskMountinfo(tid: number): Promise<string | undefined> {
-  try {
-    return await fs.readFile(`/proc/self/task/${tid}/mountinfo`, 'utf8');
-  } catch {
-    return undefined;
+    void this.worker.stop();
   }
 }

@@ -12,7 +12,7 @@ import { NamespaceView } from '../vfs/view.js';
 import type { SymlinkMode } from '../vfs/view.js';
 import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
 import { E, errnoName, errnoOf } from '../sys/errors.js';
-import { DiscoveryCatalog, readTaskMountinfo } from './catalog.js';
+import { DiscoveryCatalog } from './catalog.js';
 import { PreflightError, checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
 
@@ -73,10 +73,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   const catalog = await DiscoveryCatalog.start(
     {
       ownTids: () => access.sandboxTids(),
-      readMountinfo: async (ns) => {
-        const tid = access.heldSandboxTid(ns.inode);
-        return tid === undefined ? undefined : readTaskMountinfo(tid);
-      },
+      sandboxes: () => access.heldSandboxes(),
       changed: (snap, appeared, vanished) => {
         access.update(snap);
         view?.catalogChanged(snap, appeared, vanished);

@@ -16,3 +16,4 @@ export type {
   NamespaceSource,
   TaskRef,
 } from './model.js';
+export { DiscoveryWorker } from './runner.js';
