@@ -380,8 +380,9 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     if (aborted) break;
     log(`[${w.name}] ${w.title}`);
     try {
-      const r = w.name === 'topdir' ? await runTopdir(w, opts, mounts, scope) : await runWorkload(w, opts, mounts);
-      if (w.name === 'topdir') {
+      const topdir = w.name.startsWith('topdir');
+      const r = topdir ? await runTopdir(w, opts, mounts, scope) : await runWorkload(w, opts, mounts);
+      if (topdir) {
         const f = await fdsAfterFarm(mounts);
         if (f) {
           r.notes.push(`main nsview daemon's open fds when the ${opts.namespaces} namespaces died: ${f.atStop}; 5 s later: ${f.after5s}`);

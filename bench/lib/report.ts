@@ -135,6 +135,8 @@ export function evaluateChecks(r: Omit<BenchResult, 'checks'>): Check[] {
   if (seq) add('seq read: nsview/bindfs MB/s', ratio(seq, 'nsview', 'bindfs'), 1.0, (v) => v >= 1.0);
   const top = w('topdir');
   if (top) add(`top dir with ${r.namespaces} namespaces: ls -l / lsns -t mnt time`, ratio(top, 'nsview', 'native'), 2.0, (v) => v <= 2.0);
+  const topNames = w('topdir-ls');
+  if (topNames) add(`top dir with ${r.namespaces} namespaces: ls / lsns -t mnt time`, ratio(topNames, 'nsview', 'native'), 2.0, (v) => v <= 2.0);
   const hwm = r.daemon.maxHwmBytes ?? r.daemon.main?.hwmBytes;
   if (hwm !== undefined) add('nsview peak RSS (VmHWM), MB', hwm / 1e6, 150, (v) => v <= 150);
   return checks;

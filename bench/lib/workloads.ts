@@ -134,7 +134,20 @@ export function makeWorkloads(m: Manifest): Workload[] {
       // Other namespaces on the machine may die between ls's readdir and its lstat.
       tolerate: (rc, stderr) => rc === 1 && stderr.split('\n').every((l) => l === '' || /No such file or directory/.test(l)),
     },
+    {
+      // The listing alone (names, as `ls` without a terminal prints them): what nsview itself
+      // does for the top directory, without ls -l's 4 requests per entry (lstat and 3 xattrs).
+      name: 'topdir-ls',
+      title: 'top directory with N extra namespaces: ls MP vs lsns -t mnt',
+      unit: 's',
+      variants: ['native', 'nsview'],
+      prep: 'drop',
+      nativeLabel: 'lsns -t mnt',
+      command: (v, t) => (v === 'native' ? 'lsns -t mnt | wc -l' : `ls ${q(t.mountpoint!)} | wc -l`),
+      noOutputCheck: true,
+      timeoutMs: 60_000,
+    },
   ];
 }
 
-export const WORKLOAD_NAMES = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'topdir'] as const;
+export const WORKLOAD_NAMES = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'topdir', 'topdir-ls'] as const;
