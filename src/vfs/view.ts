@@ -74,17 +74,25 @@ const PLAIN_BATCH = 1024;
 const BYPID = Buffer.from('by-pid');
 
 /**
- * An open regular file. Its fd is opened by a worker right after OPEN is answered; reads wait
- * for it (`opened`), most never need to (the page cache answers them).
+ * An open regular file. Its fd is opened by a worker at the first read, or OPEN_FD_AFTER_MS
+ * after OPEN, whichever comes first; files whose data the page cache holds are usually released
+ * before that, and never cost a worker trip.
  */
 interface OpenFile {
   nsInode: number;
+  path: InRootPath;
+  dev: number;
+  ino: bigint;
   unpin: () => void;
-  /** Resolves to the fd (rejects with the open's error). */
-  opened: Promise<number>;
+  /** Resolves to the fd (rejects with the open's error); undefined until the open started. */
+  opened?: Promise<number>;
+  timer?: NodeJS.Timeout;
   /** Set once RELEASE came: the fd is closed as soon as it exists. */
   released: boolean;
 }
+
+/** See OpenFile: bounds how long after open() a file's identity is taken (renames meanwhile). */
+const OPEN_FD_AFTER_MS = 2;
 
 export class NamespaceView implements FuseOperations {
   private readonly nodes = new NodeTable();
@@ -316,7 +324,7 @@ export class NamespaceView implements FuseOperations {
     // From an open file (the kernel refreshes attributes before reads): that file, not whatever
     // its path holds now, which may be nothing after a rename.
     const f = fh === undefined ? undefined : this.files.get(fh);
-    const fd = f === undefined ? undefined : await f.opened.catch(() => undefined);
+    const fd = f?.opened === undefined ? undefined : await f.opened.catch(() => undefined);
     if (f && fd !== undefined && n.kind === 'real') {
       const rec = await this.io.run<Uint8Array>({ op: 'fstat', fd }, f.nsInode);
       const st = new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
@@ -366,36 +374,48 @@ export class NamespaceView implements FuseOperations {
   }
 
   /**
-   * Each open gets its own fd: the file as it was at open, whatever the container renames
-   * meanwhile, as for a process inside. OPEN is answered at once and a worker opens the fd in
-   * the background (microseconds later: about the window between LOOKUP and OPEN there always
-   * is). Reads that reach us wait for it; most never come, because the page cache is kept across
-   * opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs, so contents are never
-   * staler than --attr-timeout), so warm `tar` and `grep` cost no worker trip per file. A failed
-   * open (the file vanished) fails the reads with its errno.
+   * Each open gets its own fd: the file as it was when opened, whatever the container renames
+   * after, as for a process inside. OPEN is answered at once; the fd is opened by a worker at the
+   * first READ or OPEN_FD_AFTER_MS later, whichever comes first (a rename inside that window
+   * makes reads fail with ESTALE, never read another file: the identity is checked). Most opens
+   * never need it: the page cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed
+   * mtime or size differs, so contents are never staler than --attr-timeout), so warm `tar` and
+   * `grep` cost no worker trip per file. A failed open fails the reads with its errno.
    */
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
     const n = this.realNode(nodeid);
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    const ns = this.namespace(n.nsInode);
-    const unpin = await this.roots.pin(ns);
-    const { path, dev, ino } = n;
-    const opened = this.inRoot(n.nsInode, (root) =>
-      this.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, n.nsInode),
-    ).then((r) => r.fd);
-    opened.catch(() => undefined); // observed by reads and release; never an unhandled rejection
+    const unpin = await this.roots.pin(this.namespace(n.nsInode));
+    const f: OpenFile = { nsInode: n.nsInode, path: n.path, dev: n.dev, ino: n.ino, unpin, released: false };
+    f.timer = setTimeout(() => {
+      f.timer = undefined;
+      if (!f.released) void this.fileFd(f).catch(() => undefined);
+    }, OPEN_FD_AFTER_MS);
     const fh = this.nextFh++;
-    this.files.set(fh, { nsInode: n.nsInode, unpin, opened, released: false });
+    this.files.set(fh, f);
     return { fh, keepCache: true };
+  }
+
+  private fileFd(f: OpenFile): Promise<number> {
+    if (f.opened === undefined) {
+      if (f.timer !== undefined) clearTimeout(f.timer);
+      f.timer = undefined;
+      const { path, dev, ino } = f;
+      f.opened = this.inRoot(f.nsInode, (root) =>
+        this.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, f.nsInode),
+      ).then((r) => r.fd);
+      f.opened.catch(() => undefined); // observed by reads and release; never unhandled
+    }
+    return f.opened;
   }
 
   /** The worker reads into the reply and writes it to the device itself (see ReplyFrame). */
   async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Replied> {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
-    const fd = await f.opened;
+    const fd = await this.fileFd(f);
     await this.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
     return REPLIED;
   }
@@ -404,13 +424,12 @@ export class NamespaceView implements FuseOperations {
     const f = this.files.get(fh);
     if (!f) return;
     this.files.delete(fh);
-    // Closed once opened; close() may call into the file's filesystem (flush on FUSE), so it runs
-    // in a worker, and nobody waits for it (the kernel has already let go of the file).
     f.released = true;
-    f.opened.then(
-      (fd) => this.closeLater(fd, f.nsInode, f.unpin),
-      () => f.unpin(),
-    );
+    if (f.timer !== undefined) clearTimeout(f.timer);
+    // close() may call into the file's filesystem (flush on FUSE), so it runs in a worker, and
+    // nobody waits for it (the kernel has already let go of the file).
+    if (f.opened === undefined) f.unpin();
+    else f.opened.then((fd) => this.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
   }
 
   /**
