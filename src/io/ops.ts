@@ -445,6 +445,33 @@ export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint):
   }
 }
 
+/**
+ * Open for reading the regular file an O_PATH fd of ours holds (taken at OPEN, checked then),
+ * and close that fd. The O_PATH fd pins the inode, so this is the file that was opened, wherever
+ * the container has renamed it since.
+ */
+export function reopenHeld(pathFd: number): number {
+  const proc = cpath(`/proc/thread-self/fd/${pathFd}`);
+  try {
+    try {
+      return openat(AT.FDCWD, proc, O.RDONLY | O.NOATIME | O.CLOEXEC | O.NOCTTY);
+    } catch (err) {
+      if (!(err instanceof NsviewError && err.errno === E.EPERM)) throw err;
+      return openat(AT.FDCWD, proc, O.RDONLY | O.CLOEXEC | O.NOCTTY);
+    }
+  } finally {
+    close(pathFd);
+  }
+}
+
+/**
+ * Close fds in a worker: the last close of a file the container deleted meanwhile frees it,
+ * which can mean disk I/O (or a FUSE release) the main thread must not wait for.
+ */
+export function closeAll(fds: number[]): void {
+  for (const fd of fds) close(fd);
+}
+
 export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
   return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
 }

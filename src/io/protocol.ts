@@ -56,6 +56,8 @@ export type IoRequest =
   | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
   | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
   | { op: 'close'; fd: number }
+  | { op: 'closeAll'; fds: number[] }
+  | { op: 'reopenHeld'; pathFd: number }
   | { op: 'statfs'; root: RootRef; path: InRootPath }
   | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Buffer }
   | { op: 'listxattr'; root: RootRef; path: InRootPath };

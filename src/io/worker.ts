@@ -67,6 +67,11 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       const r = ops.openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
       return { value: r, transfer: chunkBuffers(r.first) };
     }
+    case 'closeAll':
+      ops.closeAll(req.fds);
+      return { value: undefined, transfer: [] };
+    case 'reopenHeld':
+      return { value: ops.reopenHeld(req.pathFd), transfer: [] };
     case 'close':
       ops.closeFd(req.fd);
       return { value: undefined, transfer: [] };

@@ -74,25 +74,22 @@ const PLAIN_BATCH = 1024;
 const BYPID = Buffer.from('by-pid');
 
 /**
- * An open regular file. Its fd is opened by a worker at the first read, or OPEN_FD_AFTER_MS
- * after OPEN, whichever comes first; files whose data the page cache holds are usually released
- * before that, and never cost a worker trip.
+ * An open regular file. At OPEN it gets either an O_PATH fd on the main thread (the RESOLVE_CACHED
+ * fast path: pins the very file, opened for reading by a worker at the first READ, so files whose
+ * data the page cache holds cost no worker trip) or, where the fast path cannot be taken, its
+ * read fd at once from a worker.
  */
 interface OpenFile {
   nsInode: number;
-  path: InRootPath;
-  dev: number;
-  ino: bigint;
   unpin: () => void;
-  /** Resolves to the fd (rejects with the open's error); undefined until the open started. */
+  /** The O_PATH fd taken at OPEN, until a read turns it into `opened`. */
+  pathFd?: number;
+  /** Resolves to the read fd (rejects with the open's error). */
   opened?: Promise<number>;
-  timer?: NodeJS.Timeout;
-  /** Set once RELEASE came: the fd is closed as soon as it exists. */
-  released: boolean;
 }
 
-/** See OpenFile: bounds how long after open() a file's identity is taken (renames meanwhile). */
-const OPEN_FD_AFTER_MS = 2;
+/** O_PATH fds of released files are closed in a worker, this many at a time (or after a tick). */
+const CLOSE_BATCH = 64;
 
 export class NamespaceView implements FuseOperations {
   private readonly nodes = new NodeTable();
@@ -324,6 +321,8 @@ export class NamespaceView implements FuseOperations {
     // From an open file (the kernel refreshes attributes before reads): that file, not whatever
     // its path holds now, which may be nothing after a rename.
     const f = fh === undefined ? undefined : this.files.get(fh);
+    const held = f?.pathFd === undefined ? undefined : this.fast.statHeld(f.pathFd);
+    if (held && n.kind === 'real') return { attr: attrFromStatx(held, this.numbers), attrTimeoutMs: this.opts.attrTimeoutMs };
     const fd = f?.opened === undefined ? undefined : await f.opened.catch(() => undefined);
     if (f && fd !== undefined && n.kind === 'real') {
       const rec = await this.io.run<Uint8Array>({ op: 'fstat', fd }, f.nsInode);
@@ -374,13 +373,11 @@ export class NamespaceView implements FuseOperations {
   }
 
   /**
-   * Each open gets its own fd: the file as it was when opened, whatever the container renames
-   * after, as for a process inside. OPEN is answered at once; the fd is opened by a worker at the
-   * first READ or OPEN_FD_AFTER_MS later, whichever comes first (a rename inside that window
-   * makes reads fail with ESTALE, never read another file: the identity is checked). Most opens
-   * never need it: the page cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed
-   * mtime or size differs, so contents are never staler than --attr-timeout), so warm `tar` and
-   * `grep` cost no worker trip per file. A failed open fails the reads with its errno.
+   * Each open gets its own fd: the file as it was at open, whatever the container renames
+   * after, as for a process inside. Usually an O_PATH fd taken on this thread without blocking
+   * (see OpenFile); else a worker opens the file for reading before OPEN is answered. The page
+   * cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs,
+   * so contents are never staler than --attr-timeout).
    */
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
@@ -388,11 +385,24 @@ export class NamespaceView implements FuseOperations {
     const n = this.realNode(nodeid);
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
     const unpin = await this.roots.pin(this.namespace(n.nsInode));
-    const f: OpenFile = { nsInode: n.nsInode, path: n.path, dev: n.dev, ino: n.ino, unpin, released: false };
-    f.timer = setTimeout(() => {
-      f.timer = undefined;
-      if (!f.released) void this.fileFd(f).catch(() => undefined);
-    }, OPEN_FD_AFTER_MS);
+    const f: OpenFile = { nsInode: n.nsInode, unpin };
+    const held = this.roots.peek(n.nsInode);
+    const fast = held && this.fast.tryOpenPath(held, n.path);
+    if (fast && fast.st.isReg && fast.st.dev === n.dev && fast.st.ino === n.ino) {
+      f.pathFd = fast.fd;
+    } else {
+      if (fast) this.closeSoon(fast.fd); // another file there now: the worker decides
+      const { path, dev, ino } = n;
+      try {
+        const r = await this.inRoot(n.nsInode, (root) =>
+          this.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, n.nsInode),
+        );
+        f.opened = Promise.resolve(r.fd);
+      } catch (err) {
+        unpin();
+        throw err;
+      }
+    }
     const fh = this.nextFh++;
     this.files.set(fh, f);
     return { fh, keepCache: true };
@@ -400,12 +410,9 @@ export class NamespaceView implements FuseOperations {
 
   private fileFd(f: OpenFile): Promise<number> {
     if (f.opened === undefined) {
-      if (f.timer !== undefined) clearTimeout(f.timer);
-      f.timer = undefined;
-      const { path, dev, ino } = f;
-      f.opened = this.inRoot(f.nsInode, (root) =>
-        this.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, f.nsInode),
-      ).then((r) => r.fd);
+      const pathFd = f.pathFd!;
+      f.pathFd = undefined; // the worker closes it
+      f.opened = this.io.run<number>({ op: 'reopenHeld', pathFd }, f.nsInode);
       f.opened.catch(() => undefined); // observed by reads and release; never unhandled
     }
     return f.opened;
@@ -424,12 +431,32 @@ export class NamespaceView implements FuseOperations {
     const f = this.files.get(fh);
     if (!f) return;
     this.files.delete(fh);
-    f.released = true;
-    if (f.timer !== undefined) clearTimeout(f.timer);
-    // close() may call into the file's filesystem (flush on FUSE), so it runs in a worker, and
-    // nobody waits for it (the kernel has already let go of the file).
-    if (f.opened === undefined) f.unpin();
-    else f.opened.then((fd) => this.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
+    // close() may call into the file's filesystem (flush on FUSE, freeing a deleted file), so it
+    // runs in a worker, and nobody waits for it (the kernel has already let go of the file).
+    if (f.pathFd !== undefined) {
+      this.closeSoon(f.pathFd);
+      f.unpin();
+    } else {
+      f.opened!.then((fd) => this.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
+    }
+  }
+
+  private readonly toClose: number[] = [];
+  private closeTimer: NodeJS.Timeout | undefined;
+
+  /** Close an fd in a worker, batched (one message per CLOSE_BATCH fds or per 10 ms). */
+  private closeSoon(fd: number): void {
+    this.toClose.push(fd);
+    if (this.toClose.length >= CLOSE_BATCH) this.flushCloses();
+    else this.closeTimer ??= setTimeout(() => this.flushCloses(), 10);
+  }
+
+  private flushCloses(): void {
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+    const fds = this.toClose.splice(0);
+    if (fds.length === 0) return;
+    this.io.run({ op: 'closeAll', fds }, 0).catch((err) => this.opts.trace?.('close', `${fds.length} fds: ${(err as Error).message}`));
   }
 
   /**
