@@ -30,6 +30,7 @@ import {
   waitForLine,
 } from './helpers/index.js';
 import { threadCount, timed } from './fixtures/lifecycle/lib.js';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 
 const UNIT = path.join(REPO_ROOT, 'systemd/nsview.service');
 const PREFLIGHT = path.join(REPO_ROOT, 'src/daemon/preflight.ts');
@@ -125,7 +126,12 @@ test('the unit runs `nsview mount --foreground /mnt/nsview`, restarts on failure
   const s = await serviceSection();
   const exec = s.get('ExecStart') ?? [];
   t.is(exec.length, 1, 'one ExecStart');
-  t.regex(exec[0] ?? '', /^\/usr\/bin\/env node \S*\/bin\/nsview mount --foreground \/mnt\/nsview$/);
+  t.regex(exec[0] ?? '', /^\/usr\/bin\/env node (--\S+ )*\S*\/bin\/nsview mount --foreground \/mnt\/nsview$/);
+  // The daemon's V8 flags are the same wherever it is started (unit, bin/nsview's shebang).
+  const flags = DAEMON_NODE_FLAGS.join(' ');
+  t.true((exec[0] ?? '').startsWith(`/usr/bin/env node ${flags} `), `ExecStart passes ${flags}`);
+  const shebang = (await readFile(path.join(REPO_ROOT, 'bin', 'nsview'), 'utf8')).split('\n')[0];
+  t.is(shebang, `#!/usr/bin/env -S node ${flags}`);
   t.deepEqual(s.get('Restart'), ['on-failure']);
   t.deepEqual(s.get('Type'), ['simple'], 'foreground daemon supervised directly');
   t.regex((s.get('ExecStopPost') ?? [])[0] ?? '', /^-\S*\/usr\/bin\/env node \S*\/bin\/nsview unmount \/mnt\/nsview$/);

@@ -28,6 +28,7 @@ import {
   waitForLine,
   type Teardown,
 } from '../../test/helpers/index.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
 
 // ---------------------------------------------------------------------------------------------
 // The namespace
@@ -202,7 +203,8 @@ export async function startNsviewMount(
     await mkdir(mountpoint);
   }
   const mp = mountpoint;
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), NSVIEW_BIN, 'mount', '-f', mp, ...(opts.extraArgs ?? [])];
+  // The daemon's own V8 flags first (as bin/nsview and systemd start it), then the bench's.
+  const argv = [process.execPath, ...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), NSVIEW_BIN, 'mount', '-f', mp, ...(opts.extraArgs ?? [])];
   const s = spawnLongLived(argv, { pdeathsig: 'TERM' });
   let stopping: Promise<void> | undefined;
   const stop = () =>

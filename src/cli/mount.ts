@@ -12,6 +12,7 @@ import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
 import { PreflightError, checkPrivileges } from '../daemon/preflight.js';
 import { removePidFile, writePidFile } from './pidfile.js';
+import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
 
 export interface MountMode {
   foreground: boolean;
@@ -69,7 +70,7 @@ function report(fd: number, message: string): void {
 async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<void> {
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/nsview');
   const logFd = fs.openSync(mode.logFile, 'a', 0o640);
-  const child = spawn(process.execPath, [bin, ...mode.argv, '--foreground', '--ready-fd', '3'], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, ...mode.argv, '--foreground', '--ready-fd', '3'], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
   });
