@@ -11,7 +11,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CleanupScope,
@@ -331,6 +331,43 @@ test('hardlinks share st_ino; distinct files never do, also across filesystems o
   // And a file of the host namespace (another filesystem again) is not any of them.
   const [hostIno] = await inodes([v(w.hostNs, 'etc/hostname')]);
   t.false(all.some((x) => x.ino === hostIno));
+});
+
+// Issue 5: caches never show data staler than --attr-timeout (1 s here). A file is read through
+// the view (its pages then stay cached across opens), changed inside the container (same size,
+// then longer), and each change must show within the timeout plus scheduling slack; likewise a
+// new name in a directory listed before. With the kernel's caches kept for longer (the 60 s
+// entry/attr timeouts of a careless daemon), every wait here would time out.
+test('a change inside the container shows through the view within --attr-timeout: contents, size, listing', async (t) => {
+  const ATTR_TIMEOUT_MS = 1000;
+  const BOUND_MS = ATTR_TIMEOUT_MS + 1000;
+  const name = `changing-${randomBytes(3).toString('hex')}`;
+  const inside = path.join(w.a.fs.dir, 'tmp', name); // the container's own file, written from outside
+  const through = v(w.a.nsInode, `tmp/${name}`);
+  t.teardown(() => rm(inside, { force: true }));
+  await writeFile(inside, 'version 1\n');
+  t.is(await out('cat', [through]), 'version 1\n');
+  t.is(await out('cat', [through]), 'version 1\n');
+  const took: string[] = [];
+  for (const next of ['version 2\n', 'version 3, longer\n']) {
+    await writeFile(inside, next);
+    const t0 = performance.now();
+    await waitFor(`the view to show ${JSON.stringify(next)}`, async () => (await out('cat', [through])) === next, { timeoutMs: 10_000, intervalMs: 50 });
+    const ms = performance.now() - t0;
+    took.push(`${JSON.stringify(next)} after ${Math.round(ms)} ms`);
+    t.true(ms <= BOUND_MS, `${JSON.stringify(next)} showed after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
+  }
+  const dir = v(w.a.nsInode, 'tmp');
+  const added = `${name}-new`;
+  t.false((await ls(dir)).includes(added));
+  t.teardown(() => rm(path.join(w.a.fs.dir, 'tmp', added), { force: true }));
+  await writeFile(path.join(w.a.fs.dir, 'tmp', added), 'new\n');
+  const t0 = performance.now();
+  await waitFor('the new name to be listed', async () => (await ls(dir)).includes(added), { timeoutMs: 10_000, intervalMs: 50 });
+  const ms = performance.now() - t0;
+  took.push(`new name listed after ${Math.round(ms)} ms`);
+  t.true(ms <= BOUND_MS, `listed after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
+  t.log(took.join('; '));
 });
 
 test('writes fail with EROFS and change nothing', async (t) => {
