@@ -108,15 +108,8 @@ const NS_GET_USERNS = 0xb701;
 async function readOwnerUserNs(nsLink: string, inode: number): Promise<number | undefined> {
   let fh: fsp.FileHandle | undefined;
   try {
-    fh = await fsp.open(nsLink, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC);
-    // fstat and ioctl of an nsfs fd never block.
-    if (fstatSync(fh.fd).ino !== inode) return undefined;
-    const userFd = ioctlInt(fh.fd, NS_GET_USERNS);
-    try {
-      return fstatSync(userFd).ino;
-    } finally {
-      close(userFd);
-    }
+    fh = await fsp.open(nsLink, NS_OPEN_FLAGS);
+    return ownerOfNsFd(fh.fd, inode);
   } catch {
     return undefined;
   } finally {
@@ -124,18 +117,23 @@ async function readOwnerUserNs(nsLink: string, inode: number): Promise<number | 
   }
 }
 
+/** The owning user namespace through an open nsfs fd (fstat and ioctl of it never block). */
+function ownerOfNsFd(fd: number, inode: number): number | undefined {
+  if (fstatSync(fd).ino !== inode) return undefined;
+  const userFd = ioctlInt(fd, NS_GET_USERNS);
+  try {
+    return fstatSync(userFd).ino;
+  } finally {
+    close(userFd);
+  }
+}
+
 /** readOwnerUserNs with synchronous calls (see DiscoverOptions.sync). */
 function readOwnerUserNsSync(nsLink: string, inode: number): number | undefined {
   let fd = -1;
   try {
-    fd = openSync(nsLink, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC);
-    if (fstatSync(fd).ino !== inode) return undefined;
-    const userFd = ioctlInt(fd, NS_GET_USERNS);
-    try {
-      return fstatSync(userFd).ino;
-    } finally {
-      close(userFd);
-    }
+    fd = openSync(nsLink, NS_OPEN_FLAGS);
+    return ownerOfNsFd(fd, inode);
   } catch {
     return undefined;
   } finally {
@@ -144,6 +142,7 @@ function readOwnerUserNsSync(nsLink: string, inode: number): number | undefined 
 }
 
 const O_CLOEXEC = 0o2000000;
+const NS_OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC;
 /** Tasks tried per namespace for its mountinfo before giving up (or asking readMountinfo). */
 const MAX_MOUNTINFO_TRIES = 16;
 const DEFAULT_CONCURRENCY = 32;
