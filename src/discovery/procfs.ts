@@ -90,13 +90,9 @@ export class ProcReader {
     readonly sync = false,
   ) {}
 
-  /** errno of the last failed read (for synchronous readers). */
-  private lastErrno = 0;
-
   /** Counts a failure; returns its positive errno. */
   private failed(what: string, err: unknown): number {
     const errno = errnoOf(err);
-    this.lastErrno = errno;
     if (VANISHED.has(errno)) this.counters.vanished++;
     else {
       this.counters.errors++;
@@ -150,16 +146,21 @@ export class ProcReader {
   ): Promise<void> {
     let left = paths.length;
     if (left === 0) return Promise.resolve();
+    this.counters.reads += left;
     if (this.sync) {
       for (let i = 0; i < paths.length; i++) {
         const path = paths[i]!;
-        const link = this.now(path, () => readlinkSync(path));
-        if (link !== undefined) each(i, link);
-        else failed?.(i, this.lastErrno);
+        let link: string;
+        try {
+          link = readlinkSync(path);
+        } catch (err) {
+          failed?.(i, this.failed(path, err));
+          continue;
+        }
+        each(i, link);
       }
       return Promise.resolve();
     }
-    this.counters.reads += left;
     return new Promise((resolve) => {
       for (let i = 0; i < paths.length; i++) {
         const path = paths[i]!;

@@ -24,6 +24,8 @@ import { createRequire } from 'node:module';
 import { dupCloexec } from '../sys/libc.js';
 
 const E = constants.errno;
+/** libuv's UV_EOF, negated (libuv reports a 0-byte read as -4095). */
+const UV_EOF = 4095;
 
 interface PipeHandle {
   open(fd: number): number;
@@ -94,32 +96,31 @@ export class PollReader {
   }
 
   private startHandle(): boolean {
-    let fd = -1;
+    let fd: number;
+    let h: PipeHandle;
     try {
       fd = dupCloexec(this.deviceFd); // a dup, never a reopen: that would be a new connection
-      const h = new this.b.pipe.Pipe(this.b.pipe.constants.SOCKET);
-      if (h.open(fd) !== 0) {
-        fs.closeSync(fd);
-        return false;
-      }
-      h.useUserBuffer(this.buf);
-      h.onread = () => this.onRead(h);
-      if (h.readStart() !== 0) {
-        h.close();
-        return false;
-      }
-      this.handle = h;
-      return true;
     } catch {
-      if (fd >= 0 && this.handle === undefined) {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          /* already owned and closed by the handle */
-        }
-      }
       return false;
     }
+    try {
+      h = new this.b.pipe.Pipe(this.b.pipe.constants.SOCKET);
+      if (h.open(fd) !== 0) throw new Error('uv_pipe_open refused the device');
+    } catch {
+      fs.closeSync(fd);
+      return false;
+    }
+    // From here the handle owns the dup: closing the handle closes it.
+    try {
+      h.useUserBuffer(this.buf);
+      h.onread = () => this.onRead(h);
+      if (h.readStart() !== 0) throw new Error('uv_read_start failed');
+    } catch {
+      h.close();
+      return false;
+    }
+    this.handle = h;
+    return true;
   }
 
   private onRead(h: PipeHandle): void {
@@ -135,7 +136,7 @@ export class PollReader {
     h.close();
     if (!this.stopped && (errno === E.ENOENT || errno === E.EINTR) && this.startHandle()) return;
     this.stopped = true;
-    this.cb.onEnd(errno === 4095 ? E.ENODEV : errno); // UV_EOF: treat as the device's end
+    this.cb.onEnd(errno === UV_EOF ? E.ENODEV : errno); // a 0-byte read: the device's end
   }
 
   /** Stop reading and close the dup. Idempotent. */

@@ -67,8 +67,8 @@ export class FastStat {
    * owns the fd.
    */
   tryOpenPath(root: RootRef, path: InRootPath): { fd: number; st: StatxView } | undefined {
-    const r = this.tryStat(root, path, false, true);
-    return r && r.fd !== undefined ? { fd: r.fd, st: new StatxView(Buffer.from(r.stat.buffer)) } : undefined;
+    const r = this.openCached(root, path, false);
+    return r && { fd: r.fd, st: new StatxView(Buffer.from(r.stat.buffer)) };
   }
 
   /** statx of an fd tryOpenPath gave (its mount is known local): never blocks. */
@@ -86,9 +86,15 @@ export class FastStat {
    * The stat of `path` in `root` if it can be had without blocking, else undefined. Symlinks are
    * left to the workers when `linksRewritten` (their st_size must be the rewritten length).
    */
-  tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean): StatResult | undefined;
-  tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean, keep: true): (StatResult & { fd?: number }) | undefined;
-  tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean, keep = false): (StatResult & { fd?: number }) | undefined {
+  tryStat(root: RootRef, path: InRootPath, linksRewritten: boolean): StatResult | undefined {
+    const r = this.openCached(root, path, linksRewritten);
+    if (!r) return undefined;
+    close(r.fd); // O_PATH: its close calls no filesystem release
+    return { stat: r.stat, fsType: r.fsType };
+  }
+
+  /** The non-blocking walk and stat; the fd is the caller's on success, closed otherwise. */
+  private openCached(root: RootRef, path: InRootPath, linksRewritten: boolean): (StatResult & { fd: number }) | undefined {
     if (!this.guardOk(root) || path.length > 3072) return undefined;
     let fd: number;
     try {
@@ -99,26 +105,22 @@ export class FastStat {
     }
     const out = new Uint8Array(STATX_RECORD);
     const buf = Buffer.from(out.buffer);
-    let ok = false;
     try {
       statx(fd, EMPTY, STAT_FLAGS, STAT_MASK, buf);
-      const st = new StatxView(buf);
-      const fsType = st.hasUniqueMntId ? this.localMounts.get(st.mntId) : undefined;
-      if (fsType === undefined || (linksRewritten && st.isSymlink)) {
-        this.misses++;
-        return undefined;
-      }
-      this.hits++;
-      ok = true;
-      return keep ? { stat: out, fsType, fd } : { stat: out, fsType };
     } catch {
+      close(fd);
       this.misses++;
       return undefined;
-    } finally {
-      // An O_PATH fd: its close calls no filesystem release (a file deleted meanwhile is the
-      // one exception, and only for fds the caller keeps, closed in a worker).
-      if (!(ok && keep)) close(fd);
     }
+    const st = new StatxView(buf);
+    const fsType = st.hasUniqueMntId ? this.localMounts.get(st.mntId) : undefined;
+    if (fsType === undefined || (linksRewritten && st.isSymlink)) {
+      close(fd);
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return { stat: out, fsType, fd };
   }
 }
 

@@ -183,7 +183,7 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
     if (Number(sfs.readBigInt64LE(0)) !== NSFS_MAGIC || st.ino !== BigInt(nsInode)) {
       throw new NsviewError(E.ESTALE, `${path} is not mount namespace ${nsInode}`);
     }
-    return openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${pathFd}`), O.RDONLY | O.CLOEXEC);
+    return reopenFd(pathFd, O.RDONLY);
   } finally {
     close(pathFd);
   }
@@ -419,7 +419,7 @@ function relativePath(from: Buffer[], to: Buffer[]): Buffer {
   return parts.length === 0 ? Buffer.from('.') : joinComponents(parts);
 }
 
-function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, flags: number): OpenResult {
+function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, reopen: (pathFd: number) => number): OpenResult {
   checkGuard(root);
   const pathFd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
@@ -427,22 +427,30 @@ function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wa
     const st = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE));
     if (st.dev !== dev || st.ino !== ino) throw new NsviewError(E.ESTALE, 'file was replaced');
     if (wantDir ? !st.isDir : !st.isReg) throw new NsviewError(wantDir ? E.ENOTDIR : E.EACCES, 'not a regular file');
-    // Reopen the very inode we checked (the O_PATH fd cannot change identity) for reading.
-    const fd = openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${pathFd}`), flags | O.CLOEXEC | O.NOCTTY);
-    return { fd, stat };
+    return { fd: reopen(pathFd), stat };
   } finally {
     close(pathFd);
   }
 }
 
-export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
+/** Reopen the very inode an O_PATH fd holds (it cannot change identity), with `flags`. */
+function reopenFd(pathFd: number, flags: number): number {
+  return openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${pathFd}`), flags | O.CLOEXEC | O.NOCTTY);
+}
+
+/** A regular file for reading, without touching its atime where the filesystem allows that. */
+function reopenForReading(pathFd: number): number {
   try {
-    return reopenChecked(root, path, dev, ino, false, O.RDONLY | O.NOATIME);
+    return reopenFd(pathFd, O.RDONLY | O.NOATIME);
   } catch (err) {
     // O_NOATIME is refused on some filesystems (EPERM); reading without it is still correct.
-    if (err instanceof NsviewError && err.errno === E.EPERM) return reopenChecked(root, path, dev, ino, false, O.RDONLY);
-    throw err;
+    if (!(err instanceof NsviewError && err.errno === E.EPERM)) throw err;
+    return reopenFd(pathFd, O.RDONLY);
   }
+}
+
+export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
+  return reopenChecked(root, path, dev, ino, false, reopenForReading);
 }
 
 /**
@@ -451,14 +459,8 @@ export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint):
  * the container has renamed it since.
  */
 export function reopenHeld(pathFd: number): number {
-  const proc = cpath(`/proc/thread-self/fd/${pathFd}`);
   try {
-    try {
-      return openat(AT.FDCWD, proc, O.RDONLY | O.NOATIME | O.CLOEXEC | O.NOCTTY);
-    } catch (err) {
-      if (!(err instanceof NsviewError && err.errno === E.EPERM)) throw err;
-      return openat(AT.FDCWD, proc, O.RDONLY | O.CLOEXEC | O.NOCTTY);
-    }
+    return reopenForReading(pathFd);
   } finally {
     close(pathFd);
   }
@@ -473,7 +475,7 @@ export function closeAll(fds: number[]): void {
 }
 
 export function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
-  return reopenChecked(root, path, dev, ino, true, O.RDONLY | O.DIRECTORY);
+  return reopenChecked(root, path, dev, ino, true, (pathFd) => reopenFd(pathFd, O.RDONLY | O.DIRECTORY));
 }
 
 /** Reused by every framed read of this worker: header + up to the largest READ. */
@@ -667,7 +669,7 @@ function onFile<T>(
   try {
     const st = new StatxView(Buffer.from(statFd(fd)));
     if (!st.isReg && !st.isDir) throw new NsviewError(E.ENODATA);
-    const rfd = openat(AT.FDCWD, cpath(`/proc/thread-self/fd/${fd}`), O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK | (st.isDir ? O.DIRECTORY : 0));
+    const rfd = reopenFd(fd, O.RDONLY | O.NONBLOCK | (st.isDir ? O.DIRECTORY : 0));
     try {
       return viaFd(rfd);
     } finally {
@@ -717,7 +719,3 @@ function sliceOf(buf: Buffer, n: number): Uint8Array {
   return Uint8Array.prototype.slice.call(buf, 0, n);
 }
 
-
-export function closeFd(fd: number): void {
-  close(fd);
-}

@@ -55,7 +55,6 @@ export type IoRequest =
   | { op: 'fstat'; fd: number }
   | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
   | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
-  | { op: 'close'; fd: number }
   | { op: 'closeAll'; fds: number[] }
   | { op: 'reopenHeld'; pathFd: number }
   | { op: 'statfs'; root: RootRef; path: InRootPath }

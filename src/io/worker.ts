@@ -72,9 +72,6 @@ function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
       return { value: undefined, transfer: [] };
     case 'reopenHeld':
       return { value: ops.reopenHeld(req.pathFd), transfer: [] };
-    case 'close':
-      ops.closeFd(req.fd);
-      return { value: undefined, transfer: [] };
     case 'statfs': {
       const r = ops.statfsPath(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };

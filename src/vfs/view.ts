@@ -596,7 +596,7 @@ export class NamespaceView implements FuseOperations {
 
   private closeLater(fd: number, nsInode: number, unpin: () => void): void {
     this.io
-      .run({ op: 'close', fd }, nsInode)
+      .run({ op: 'closeAll', fds: [fd] }, nsInode)
       .catch((err) => this.opts.trace?.('close', `fd ${fd}: ${(err as Error).message}`))
       .finally(unpin);
   }
