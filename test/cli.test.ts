@@ -96,7 +96,7 @@ test('--help of nsview and of every command', async (t) => {
 
   t.is(mount.code, 0, mount.stderr);
   t.regex(mount.stdout, /^nsview mount \[mountpoint\]$/m);
-  for (const opt of ['--foreground', '--symlinks', '--allow-other', '--pseudo', '--idle-release', '--op-timeout', '--attr-timeout', '--entry-timeout', '--scan-interval', '--workers', '--log-file', '--verbose']) {
+  for (const opt of ['--foreground', '--symlinks', '--allow-other', '--pseudo', '--idle-release', '--op-timeout', '--attr-timeout', '--entry-timeout', '--scan-interval', '--workers', '--busy-poll', '--log-file', '--verbose']) {
     t.true(mount.stdout.includes(opt), `mount --help mentions ${opt}`);
   }
   t.regex(mount.stdout, /"rewrite", "raw"/);
@@ -119,6 +119,21 @@ test('--help of nsview and of every command', async (t) => {
 
 // ---------------------------------------------------------------------------------------------
 // Refusals
+
+test('numeric options out of range are refused with one line, before anything is mounted', async (t) => {
+  const mp = await freshMountpoint(t);
+  const cases: Array<[string[], RegExp]> = [
+    [['--busy-poll', '-5'], /--busy-poll must be a number of microseconds from 0 to 100000$/m],
+    [['--busy-poll', '1e9'], /--busy-poll must be a number of microseconds from 0 to 100000$/m],
+    [['--attr-timeout', '-1'], /--attr-timeout must be a non-negative number of seconds$/m],
+    [['--scan-interval', '0'], /--scan-interval must be a positive number of seconds$/m],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runNsview(['mount', '-f', mp, ...args]);
+    assertOneLineError(t, r, re);
+  }
+  t.is(await mountsOn(mp), 0);
+});
 
 test('not root: mount, unmount and list refuse with one line', async (t) => {
   const mp = await freshMountpoint(t);

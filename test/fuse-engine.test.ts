@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { NsviewError } from '../src/sys/errors.js';
+import { NsviewError, errnoOf } from '../src/sys/errors.js';
 import {
   DT, REPLIED, cleanStaleMount, findMount, mountFuse, unmountMountpoint,
   type Attr, type DirEntry, type Entry, type FuseOperations, type MountOptions, type MountedSession,
@@ -635,6 +635,37 @@ for (const pollDevice of [true, false]) {
     t.deepEqual(m.errors, []);
   });
 }
+
+test('busy polling keeps the loop awake for its window after a request, then lets it sleep', async (t) => {
+  const windowUs = 100_000; // long enough to measure; the daemon's default is 200 µs
+  const m = await mountMem(t, { busyPollUs: windowUs });
+  t.is(m.session.reading, 'epoll');
+  const cpuOver = async (ms: number): Promise<number> => {
+    const start = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(ms);
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000 / (performance.now() - t0);
+  };
+  t.is(await text('cat', [path.join(m.mp, 'file')]), FILE_DATA.toString());
+  // Inside the window the loop spins (it yields the CPU each turn, so only mostly busy).
+  const busy = await cpuOver(60);
+  t.true(busy > 0.25, `CPU share right after a request: ${busy.toFixed(2)}`);
+  await sleep(windowUs / 1000);
+  // After it, nothing: a loop that never stopped spinning would show ~1.0 here.
+  const idle = await cpuOver(500);
+  t.true(idle < 0.15, `CPU share once idle: ${idle.toFixed(2)}`);
+  t.deepEqual(m.errors, []);
+});
+
+test('busyPollUs must be a non-negative number', async (t) => {
+  const mp = await tempDir(t);
+  const err = await t.throwsAsync(
+    mountFuse(new MemFs(), { mountpoint: mp, fsname: 'x', subtype: 'x', readOnly: true, allowOther: false, defaultPermissions: false, busyPollUs: -1 }),
+  );
+  t.is(errnoOf(err), E.EINVAL);
+  t.false(mountedAt(mp));
+});
 
 test('the session ends by itself when the connection is aborted from outside', async (t) => {
   const m = await mountMem(t);

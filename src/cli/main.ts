@@ -15,6 +15,8 @@ import { runUnmount } from './unmount.js';
 import { runList } from './list.js';
 
 export const DEFAULT_MOUNTPOINT = '/mnt/nsview';
+/** See --busy-poll and src/fuse/device-poll.ts; chosen from the measurements in bench/RESULTS.md. */
+export const DEFAULT_BUSY_POLL_US = 200;
 
 function packageVersion(): string {
   const pkg = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json');
@@ -62,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('entry-timeout', { type: 'number', default: 5, describe: 'seconds the kernel may cache names (identity is re-checked on use)' })
           .option('scan-interval', { type: 'number', default: 1, describe: 'seconds between namespace discovery passes' })
           .option('workers', { type: 'number', default: 2, describe: 'io worker threads (each ~10 MB)' })
+          .option('busy-poll', { type: 'number', default: DEFAULT_BUSY_POLL_US, describe: 'µs the daemon keeps polling for the next request before it sleeps; saves a wake-up per request on VMs, costs CPU in bursts (0: off)' })
           .option('log-file', { type: 'string', default: '/var/log/nsview.log', describe: 'where a background daemon logs' })
           .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'trace every operation' })
           .option('ready-fd', { type: 'number', hidden: true }),
@@ -80,6 +83,7 @@ export async function main(argv: string[]): Promise<void> {
             entryTimeoutMs: seconds(a['entry-timeout'], 'entry-timeout', true),
             scanIntervalMs: seconds(a['scan-interval'], 'scan-interval'),
             workers: Math.max(1, Math.min(64, Math.floor(a.workers))),
+            busyPollUs: microseconds(a['busy-poll'], 'busy-poll'),
           },
           { foreground: a.foreground, readyFd: a['ready-fd'], logFile: a['log-file'], argv },
           log,
@@ -114,6 +118,13 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(2);
     });
   await cli.parseAsync();
+}
+
+function microseconds(value: number, name: string): number {
+  if (!Number.isFinite(value) || value < 0 || value > 100_000) {
+    throw new PreflightError(`--${name} must be a number of microseconds from 0 to 100000`);
+  }
+  return value;
 }
 
 function seconds(value: number, name: string, zeroOk = false): number {

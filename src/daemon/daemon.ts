@@ -28,6 +28,8 @@ export interface DaemonOptions {
   entryTimeoutMs: number;
   scanIntervalMs: number;
   workers: number;
+  /** µs the FUSE loop keeps polling after each request or reply (0: off). */
+  busyPollUs: number;
 }
 
 export interface RunningDaemon {
@@ -104,6 +106,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       defaultPermissions: opts.allowOther,
       // Rewritten link targets differ in length from the stored ones (st_size).
       cacheSymlinks: opts.symlinks === 'raw',
+      busyPollUs: opts.busyPollUs,
       onError: (err, opcode) => log.error(`${opcode}: ${(err as Error)?.message ?? String(err)}`),
       onTrace: log.verbose
         ? (t) =>

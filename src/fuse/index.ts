@@ -119,6 +119,12 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
+function nonNegative(v: number | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isFinite(v) || v < 0) throw new NsviewError(E.EINVAL, `${what} must be a number >= 0`);
+  return v;
+}
+
 function positiveInt(v: number | undefined, dflt: number, what: string): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v < 1) throw new NsviewError(E.EINVAL, `${what} must be a positive integer`);
@@ -136,6 +142,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
   const maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight');
   const readers = positiveInt(options.readers, DEFAULT_READERS, 'readers');
   const maxRead = Math.min(positiveInt(options.maxRead, MAX_IO, 'maxRead'), MAX_IO);
+  const busyPollUs = nonNegative(options.busyPollUs, 0, 'busyPollUs');
   const onError = options.onError ?? ((err: unknown, op: string) => console.error(`nsview fuse ${op}:`, err));
 
   const mountpoint = canonicalMountpoint(options.mountpoint);
@@ -155,7 +162,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
   server.start();
   let init: InitInfo;
   try {

@@ -44,6 +44,8 @@ export interface ServerOptions {
   readers: number;
   /** Read the device from the main thread's event loop (default); false: pool reads only. */
   pollDevice?: boolean;
+  /** With epoll reads: µs the loop stays awake after each request or reply (see device-poll.ts). */
+  busyPollUs?: number;
   cacheSymlinks: boolean;
   onTrace?: (t: RequestTrace) => void;
   onError: (err: unknown, opcode: string) => void;
@@ -209,7 +211,7 @@ export class FuseServer {
           if (errno !== E.ENODEV) this.report(new NsviewError(errno, 'reading /dev/fuse'), 'read');
           this.stop();
         },
-      });
+      }, this.opts.busyPollUs);
       if (this.poller) return;
     }
     for (let i = 0; i < this.opts.readers; i++) {
@@ -664,6 +666,7 @@ export class FuseServer {
     if (this.fdClosed) return Sent.Closed;
     try {
       fs.writeSync(this.fd, buf, 0, len);
+      this.poller?.touch();
       return Sent.Ok;
     } catch (e) {
       return this.writeFailed(e, what);
