@@ -238,8 +238,9 @@ export class NamespaceView implements FuseOperations {
     return { st, fsType };
   }
 
-  private realEntry(nsInode: number, path: InRootPath, st: StatxView, fsType: number, top: boolean): Entry {
-    const node = this.nodes.lookupReal(nsInode, path, st.dev, st.ino, st.type, this.isOpaque(st, fsType));
+  /** The entry for `name` in directory `parent` (a namespace root: parent undefined, name ''). */
+  private realEntry(nsInode: number, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean): Entry {
+    const node = this.nodes.lookupReal(nsInode, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType));
     return {
       nodeid: node.id,
       generation: 0n,
@@ -279,7 +280,7 @@ export class NamespaceView implements FuseOperations {
         if (!snap.namespaces.has(ino)) snap = await this.catalog.fresh(100);
         if (!snap.namespaces.has(ino)) throw new NsviewError(E.ENOENT);
         const { st, fsType } = await this.statReal(ino, '');
-        return this.realEntry(ino, '', st, fsType, true);
+        return this.realEntry(ino, undefined, '', st, fsType, true);
       }
       case 'bypid': {
         const pid = NamespaceView.parseNumber(name);
@@ -303,7 +304,7 @@ export class NamespaceView implements FuseOperations {
         if (p.opaque) throw new NsviewError(E.ENOENT);
         const path = childOf(p.path, name);
         const { st, fsType } = await this.statReal(p.nsInode, path);
-        return this.realEntry(p.nsInode, path, st, fsType, false);
+        return this.realEntry(p.nsInode, p, name.toString('latin1'), st, fsType, false);
       }
     }
   }
@@ -520,7 +521,7 @@ export class NamespaceView implements FuseOperations {
   }
 
   private rootEntry(r: NonNullable<ListItem['nsRoot']>): Entry {
-    const e = this.realEntry(r.nsInode, '', r.stat, 0, true);
+    const e = this.realEntry(r.nsInode, undefined, '', r.stat, 0, true);
     if (r.xattrNames) this.xattrNames.set(e.nodeid, r.xattrNames);
     return e;
   }
@@ -582,7 +583,7 @@ export class NamespaceView implements FuseOperations {
           de.type = dtypeOf(st.mode);
           if (plus) {
             const rec = new StatxView(Buffer.from(stats.subarray(i * STATX_RECORD, (i + 1) * STATX_RECORD)));
-            de.entry = this.realEntry(n.nsInode, childOf(n.path, name), rec, 0, false);
+            de.entry = this.realEntry(n.nsInode, n, name.toString('latin1'), rec, 0, false);
           }
         }
       }
