@@ -30,7 +30,7 @@ import {
   waitForLine,
 } from './helpers/index.js';
 import { threadCount, timed } from './fixtures/lifecycle/lib.js';
-import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 
 const UNIT = path.join(REPO_ROOT, 'systemd/nsview.service');
 const PREFLIGHT = path.join(REPO_ROOT, 'src/daemon/preflight.ts');
@@ -131,7 +131,10 @@ test('the unit runs `nsview mount --foreground /mnt/nsview`, restarts on failure
   const flags = DAEMON_NODE_FLAGS.join(' ');
   t.true((exec[0] ?? '').startsWith(`/usr/bin/env node ${flags} `), `ExecStart passes ${flags}`);
   const shebang = (await readFile(path.join(REPO_ROOT, 'bin', 'nsview'), 'utf8')).split('\n')[0];
-  t.is(shebang, `#!/usr/bin/env -S node ${flags}`);
+  const env = Object.entries(DAEMON_ENV).map(([k, v]) => `${k}=${v}`);
+  t.is(shebang, `#!/usr/bin/env -S ${env.join(' ')} node ${flags}`);
+  const unitEnv = s.get('Environment') ?? [];
+  for (const kv of env) t.true(unitEnv.includes(kv), `the unit sets ${kv}`);
   t.deepEqual(s.get('Restart'), ['on-failure']);
   t.deepEqual(s.get('Type'), ['simple'], 'foreground daemon supervised directly');
   t.regex((s.get('ExecStopPost') ?? [])[0] ?? '', /^-\S*\/usr\/bin\/env node \S*\/bin\/nsview unmount \/mnt\/nsview$/);

@@ -28,7 +28,7 @@ import {
   waitForLine,
   type Teardown,
 } from '../../test/helpers/index.js';
-import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
 
 // ---------------------------------------------------------------------------------------------
 // The namespace
@@ -205,7 +205,7 @@ export async function startNsviewMount(
   const mp = mountpoint;
   // The daemon's own V8 flags first (as bin/nsview and systemd start it), then the bench's.
   const argv = [process.execPath, ...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), NSVIEW_BIN, 'mount', '-f', mp, ...(opts.extraArgs ?? [])];
-  const s = spawnLongLived(argv, { pdeathsig: 'TERM' });
+  const s = spawnLongLived(argv, { pdeathsig: 'TERM', env: { ...DAEMON_ENV } });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {

@@ -12,7 +12,7 @@ import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
 import { PreflightError, checkPrivileges } from '../daemon/preflight.js';
 import { removePidFile, writePidFile } from './pidfile.js';
-import { DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
 
 export interface MountMode {
   foreground: boolean;
@@ -72,6 +72,7 @@ async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<
   const logFd = fs.openSync(mode.logFile, 'a', 0o640);
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, ...mode.argv, '--foreground', '--ready-fd', '3'], {
     detached: true,
+    env: { ...process.env, ...DAEMON_ENV },
     stdio: ['ignore', logFd, logFd, 'pipe'],
   });
   fs.closeSync(logFd);

@@ -132,7 +132,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     log.info(
       `stats: requests ${JSON.stringify(session.requestCounts())} view ${JSON.stringify(view?.stats())} ` +
         `sandboxes ${access.sandboxCount} stuck-workers ${io.stuckWorkers} rss ${Math.round(mem.rss / 1048576)}MiB ` +
-        `heap ${Math.round(mem.heapUsed / 1048576)}MiB`,
+        `heap ${Math.round(mem.heapUsed / 1048576)}MiB heap-total ${Math.round(mem.heapTotal / 1048576)}MiB ` +
+        `buffers ${Math.round(mem.arrayBuffers / 1048576)}MiB`,
     );
   };
   process.on('SIGUSR1', dumpStats);
