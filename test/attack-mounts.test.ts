@@ -63,7 +63,7 @@ test("nsview's own mount inside other namespaces is an empty directory; walks ov
 
   // The mount really is there in each of them.
   for (const [what, pid] of [['before', before.pid], ['after', after.pid], ['binder', binder.pid]] as const) {
-    const mi = parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8'));
+    const mi = parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'latin1'));
     t.true(mi.some((m) => m.mountPoint === mp && m.fsType === 'fuse.nsview'), `${what} lacks the nsview mount`);
   }
 
@@ -122,7 +122,7 @@ async function pseudoContainer(): Promise<Container> {
     .map((f) => `mkdir -p /pfs/${f} && { mount -t ${f} ${f} /pfs/${f} 2>/dev/null || true; }`)
     .join('\n');
   pseudoCtr = await startContainer(scope, { mountProc: true, setup: `mkdir -p /pfs/proc && mount -t proc proc /pfs/proc\nmount -t sysfs sysfs /sys\n${setup}` });
-  const mi = parseMountinfo(await readFile(`/proc/${pseudoCtr.pid}/mountinfo`, 'utf8'));
+  const mi = parseMountinfo(await readFile(`/proc/${pseudoCtr.pid}/mountinfo`, 'latin1'));
   mounted = PSEUDO.filter((f) => mi.some((m) => m.mountPoint === `/pfs/${f}`));
   return pseudoCtr;
 }

@@ -22,6 +22,7 @@ import {
   visibleMountIds,
 } from '../src/discovery/index.js';
 import type { DiscoverySnapshot, MountNamespace } from '../src/discovery/index.js';
+import { bytesToText } from '../src/sys/mountinfo.js';
 
 const execFileP = promisify(execFile);
 const spawned: ChildProcess[] = [];
@@ -135,19 +136,27 @@ test('parseMountinfo decodes escapes and optional fields, skips torn lines', (t)
     '64 27 0:4 net:[4026532000] /run/netns/x rw shared:5 master:2 - nsfs nsfs rw',
     '65 27 0:50 / /mnt/caf\\303\\251 rw - tmpfs my\\040src rw,size=1k',
     '66 27 0:4 mnt:[40265',
+    '67 27 0:4 mnt:[4026532178] /mnt/\\351\\377 rw - nsfs nsfs rw',
     '',
   ].join('\n');
   const e = parseMountinfo(text);
-  t.is(e.length, 4);
+  t.is(e.length, 5);
   t.like(e[0], { id: 27, parentId: 1, dev: '8:1', major: 8, minor: 1, root: '/', mountPoint: '/', fstype: 'ext4' });
   t.deepEqual(e[0]!.optionalFields, ['shared:1']);
   t.is(e[0]!.superOptions, 'rw,errors=remount-ro');
   t.is(e[1]!.mountPoint, '/tmp/a b\tc\\d');
   t.deepEqual(e[2]!.optionalFields, ['shared:5', 'master:2']);
-  t.is(e[3]!.mountPoint, '/mnt/café');
+  // Paths are bytes (latin1 strings): UTF-8 text and bytes that are not UTF-8 both survive.
+  t.deepEqual(Buffer.from(e[3]!.mountPoint, 'latin1'), Buffer.from('/mnt/café'));
+  t.is(bytesToText(e[3]!.mountPoint), '/mnt/café');
   t.is(e[3]!.source, 'my src');
+  t.deepEqual(Buffer.from(e[4]!.mountPoint, 'latin1'), Buffer.from([...Buffer.from('/mnt/'), 0xe9, 0xff]));
+  t.is(bytesToText(e[4]!.mountPoint), '/mnt/\ufffd\ufffd');
   t.is(unescapeMountinfo('plain'), 'plain');
-  t.deepEqual(mountNamespacePins(e), [{ inode: 4026532177, mountPoint: '/tmp/a b\tc\\d', visible: true }]);
+  t.deepEqual(mountNamespacePins(e), [
+    { inode: 4026532177, mountPoint: '/tmp/a b\tc\\d', visible: true },
+    { inode: 4026532178, mountPoint: '/mnt/\xe9\xff', visible: true },
+  ]);
 });
 
 test('overmounted pins are not visible', (t) => {
@@ -339,10 +348,10 @@ test('bind mount visible only inside another namespace: 2-element ref', async (t
   await lineFrom(outer, /ready/);
   const outerNs = nsOf(outer.pid!)!;
   t.not(outerNs, ownNs);
-  const inside = mountNamespacePins(parseMountinfo(readFileSync(`/proc/${outer.pid}/mountinfo`, 'utf8')));
+  const inside = mountNamespacePins(parseMountinfo(readFileSync(`/proc/${outer.pid}/mountinfo`, 'latin1')));
   const innerPin = inside.find((p) => p.mountPoint === pin);
   if (!innerPin) return t.fail(`no pin at ${pin} inside the outer namespace`);
-  const host = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')));
+  const host = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'latin1')));
   t.false(
     host.some((p) => p.mountPoint === pin),
     'the pin must not propagate to the host',
@@ -375,7 +384,7 @@ test('chain of process-less namespaces is followed through readMountinfo', async
     ...['sh', '-c', 'unshare --mount="$1" -m true', 'sh', b],
   ]);
   const aNs = statSync(a).ino;
-  const host = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')));
+  const host = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'latin1')));
   t.false(host.some((p) => p.mountPoint === b));
 
   const asked: MountNamespace[] = [];
@@ -514,6 +523,6 @@ test('no leftovers', async (t) => {
     t.true(child.exitCode !== null || child.signalCode !== null, `child ${child.pid} ended`);
     t.is(nsOf(child.pid!), undefined);
   }
-  const pins = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')));
+  const pins = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'latin1')));
   for (const dir of tmpDirs) t.false(pins.some((p) => p.mountPoint.startsWith(dir)), `no pin under ${dir}`);
 });

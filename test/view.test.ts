@@ -11,7 +11,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CleanupScope,
@@ -22,6 +22,7 @@ import {
   makeTempDir,
   makeThreadNamespace,
   nsInodeOf,
+  removeTree,
   run,
   runNsview,
   sh,
@@ -532,6 +533,27 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   t.regex(plain.stdout, new RegExp(`^mnt:\\[${pin.nsInode}\\] bindmount .*ref=${pin.file}$`, 'm'));
   t.regex(plain.stdout, new RegExp(`^mnt:\\[${c.nsInode}\\] process +pids=${c.pid} `, 'm'));
   t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] fd +ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
+});
+
+test('a namespace pinned at a path that is not UTF-8 (and has a space) is found, listed and readable', async (t) => {
+  // The pin's file name: "pin x" then the bytes e9 ff (Latin-1 "éÿ", not UTF-8). mountinfo shows
+  // the space as \040 and the bytes raw; discovery must keep them as bytes to open the pin.
+  const dir = makeTempDir(t, 'pin-bytes');
+  await sh(`mount --bind ${shq(dir)} ${shq(dir)} && mount --make-private ${shq(dir)}`);
+  t.teardown(() => removeTree(dir));
+  const marker = `bytes-${randomBytes(4).toString('hex')}`;
+  const setup = `mount -t tmpfs -o size=1m nsview-spot ${shq(w.spot)} && printf '%s\\n' ${shq(marker)} > ${shq(`${w.spot}/marker`)}`;
+  await sh(`f=${shq(dir)}/"$(printf 'pin x\\351\\377')" && touch "$f" && unshare --mount="$f" --propagation private sh -c ${shq(setup)}`);
+  const name = (await readdir(dir, { encoding: 'buffer' })).find((n) => n.toString('latin1').startsWith('pin'));
+  t.deepEqual(name, Buffer.from([...Buffer.from('pin x'), 0xe9, 0xff]));
+  const nsInode = Number((await stat(Buffer.concat([Buffer.from(`${dir}/`), name!]))).ino);
+  // Discovery passes run every second; the sandbox reaches it through the pin's exact bytes.
+  await waitFor(`namespace ${nsInode} in the view`, async () => (await ls(w.mp)).includes(String(nsInode)), { timeoutMs: 10_000 });
+  t.is(await out('cat', [v(nsInode, `${w.spot}/marker`)]), `${marker}\n`);
+  // nsview list shows the path as text: the bytes that are not UTF-8 as U+FFFD.
+  const row = (await listJson()).find((x) => x.inode === nsInode);
+  t.deepEqual(row?.ref, [`${dir}/pin x\ufffd\ufffd`]);
+  t.is(row?.source, 'bindmount');
 });
 
 test('nsview list --json while the daemon holds sandboxes: sources are still fd and bindmount', async (t) => {

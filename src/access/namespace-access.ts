@@ -13,6 +13,7 @@ import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import type { IoPool } from '../io/pool.js';
 import type { OpenTaskRootResult, RootRef, StatRootItem, StatRootResult } from '../io/protocol.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
+import { formatRef } from '../discovery/format.js';
 import { SandboxTask } from './sandbox.js';
 
 export interface AccessEvents {
@@ -221,7 +222,7 @@ export class NamespaceAccess {
     const last = ref[ref.length - 1]!;
     if (ref.length === 1) return SandboxTask.start({ rootFd: -1, path: last, nsInode: ns.inode });
     const outer = this.namespaceOfRef(ref.slice(0, -1));
-    if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${ref.slice(0, -1).join(' -> ')}`);
+    if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${formatRef(ref.slice(0, -1))}`);
     return this.withRoot(outer, (root) => SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode }));
   }
 
@@ -243,7 +244,7 @@ export class NamespaceAccess {
             { op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true },
             ns.inode,
           );
-          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.join(' -> ')})`);
+          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${formatRef(ref)})`);
           return this.remember(ns.inode, r, `sandbox thread ${task.tid}`, task);
         } catch (err) {
           task.release();

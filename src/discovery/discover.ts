@@ -13,7 +13,7 @@ import { Gate, newCounters, ProcReader, scanProcfs } from './procfs.js';
 
 export interface DiscoverOptions {
   /**
-   * Mountinfo text of a namespace that has no process or thread whose mountinfo could be read
+   * Mountinfo text, read as latin1 (src/sys/mountinfo.ts), of a namespace that has no process or thread whose mountinfo could be read
    * (fd-held, pinned, or all its tasks gone/unreadable), e.g. through a sandbox that enters
    * `ns.refs[0]`. undefined (or a throw, counted in stats.errors) = skip it: pins inside stay
    * undiscovered and it is listed in stats.unexplored. Called at most once per namespace.
@@ -202,7 +202,7 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
     for (const t of a.threads.slice(0, MAX_MOUNTINFO_TRIES)) candidates.push(task(`${procRoot}/${t.pid}/task/${t.tid}`));
     for (const [mountinfo, nsLink] of candidates) {
       mountinfoReads++;
-      const text = await r.readText(mountinfo);
+      const text = await r.readBytes(mountinfo);
       // An empty text: the task exited between open and read (its nsproxy is gone).
       if (text && (await r.mntNs(nsLink)) === a.inode) return text;
     }

@@ -1,5 +1,6 @@
 /** Presentation helpers for `nsview list` and logs. */
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef, NamespaceSource, TaskRef } from './model.js';
+import { bytesToText } from '../sys/mountinfo.js';
 
 /** The best ref (first by preference: process > thread > fd > bindmount), or [] if none. */
 export function bestRef(ns: MountNamespace): NamespaceRef {
@@ -8,7 +9,12 @@ export function bestRef(ns: MountNamespace): NamespaceRef {
 
 /** A ref for humans: elements joined by " » " (open the next element inside the previous). */
 export function formatRef(ref: NamespaceRef): string {
-  return ref.join(' » ');
+  return refAsText(ref).join(' » ');
+}
+
+/** A ref's paths as text (they are bytes; bytes that are not UTF-8 show as U+FFFD). */
+export function refAsText(ref: NamespaceRef): string[] {
+  return ref.map(bytesToText);
 }
 
 export interface NamespaceListJson {
@@ -16,8 +22,9 @@ export interface NamespaceListJson {
   source: NamespaceSource;
   pids: number[];
   threads: TaskRef[];
-  ref: NamespaceRef;
-  refs: NamespaceRef[];
+  /** As text (see refAsText), like lxkns' JSON. */
+  ref: string[];
+  refs: string[][];
   ownerUserNs?: number;
 }
 
@@ -27,8 +34,8 @@ export function toListJson(ns: MountNamespace): NamespaceListJson {
     source: ns.source,
     pids: ns.pids,
     threads: ns.threads,
-    ref: bestRef(ns),
-    refs: ns.refs,
+    ref: refAsText(bestRef(ns)),
+    refs: ns.refs.map(refAsText),
   };
   if (ns.ownerUserNs !== undefined) out.ownerUserNs = ns.ownerUserNs;
   return out;

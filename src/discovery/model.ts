@@ -10,7 +10,9 @@ export type NamespaceSource = 'process' | 'thread' | 'fd' | 'bindmount';
  * A path sequence in the style of lxkns' NamespaceRef: the first path is opened in the daemon's
  * own mount namespace; each further path is opened *inside* the mount namespace reached by the
  * previous element. `["/proc/42/ns/mnt", "/run/netns/x"]` = "enter 42's mount namespace, then
- * open /run/netns/x there".
+ * open /run/netns/x there". Paths are bytes as latin1 strings (one char per byte, as in
+ * mountinfo): a pin's path need not be UTF-8. Open them with Buffer.from(p, 'latin1'); show
+ * them with bytesToText (src/sys/mountinfo.ts).
  */
 export type NamespaceRef = string[];
 // Refs are names, not handles: `/proc/PID/fd/N` can be closed and reused for any file (a FIFO,

@@ -1,87 +1,12 @@
 /**
- * `/proc/PID/mountinfo` parsing (proc(5)), mount visibility, and nsfs bind mounts of mount
- * namespaces. Pure functions on text: no I/O here.
+ * Mount visibility and nsfs bind mounts of mount namespaces, from a parsed mountinfo
+ * (src/sys/mountinfo.ts: byte strings, so a pin at a path that is not UTF-8 can be opened).
+ * Pure functions: no I/O here.
  */
+import type { MountinfoEntry } from '../sys/mountinfo.js';
 
-export interface MountinfoEntry {
-  /** Mount ID (field 1). */
-  id: number;
-  /** Parent mount ID (field 2); the namespace root's parent is not listed. */
-  parentId: number;
-  /** `major:minor` of the filesystem (field 3). */
-  dev: string;
-  major: number;
-  minor: number;
-  /** Root of the mount within its filesystem (field 4), unescaped; `mnt:[N]` for an nsfs pin. */
-  root: string;
-  /** Mount point relative to the reading process's root (field 5), unescaped. */
-  mountPoint: string;
-  /** Per-mount options (field 6). */
-  options: string;
-  /** Optional fields (`shared:N`, `master:N`, `propagate_from:N`, `unbindable`). */
-  optionalFields: string[];
-  fstype: string;
-  /** Mount source, unescaped; `none` style placeholders kept as is. */
-  source: string;
-  /** Per-superblock options. */
-  superOptions: string;
-}
-
-/**
- * Decodes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
- * backslash, any `\ooo`). Escaped bytes are reassembled with the unescaped text and decoded as
- * UTF-8 (a path that is not valid UTF-8 gets U+FFFD where its bad bytes were).
- */
-export function unescapeMountinfo(s: string): string {
-  if (!s.includes('\\')) return s;
-  const parts: Buffer[] = [];
-  let last = 0;
-  const re = /\\([0-7]{3})/g;
-  for (let m = re.exec(s); m !== null; m = re.exec(s)) {
-    if (m.index > last) parts.push(Buffer.from(s.slice(last, m.index), 'utf8'));
-    parts.push(Buffer.of(parseInt(m[1]!, 8) & 0xff));
-    last = m.index + m[0].length;
-  }
-  if (last < s.length) parts.push(Buffer.from(s.slice(last), 'utf8'));
-  return Buffer.concat(parts).toString('utf8');
-}
-
-/** Parses one line; undefined for a malformed one. */
-export function parseMountinfoLine(line: string): MountinfoEntry | undefined {
-  const f = line.split(' ');
-  const sep = f.indexOf('-', 6);
-  if (f.length < 10 || sep < 0 || f.length < sep + 4) return undefined;
-  const id = Number(f[0]);
-  const parentId = Number(f[1]);
-  const dev = f[2]!;
-  const colon = dev.indexOf(':');
-  if (!Number.isInteger(id) || !Number.isInteger(parentId) || colon < 0) return undefined;
-  return {
-    id,
-    parentId,
-    dev,
-    major: Number(dev.slice(0, colon)),
-    minor: Number(dev.slice(colon + 1)),
-    root: unescapeMountinfo(f[3]!),
-    mountPoint: unescapeMountinfo(f[4]!),
-    options: f[5]!,
-    optionalFields: f.slice(6, sep),
-    fstype: unescapeMountinfo(f[sep + 1]!),
-    source: unescapeMountinfo(f[sep + 2]!),
-    superOptions: f.slice(sep + 3).join(' '),
-  };
-}
-
-/** Parses mountinfo text; malformed lines (a torn read) are skipped. */
-export function parseMountinfo(text: string): MountinfoEntry[] {
-  const out: MountinfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const e = parseMountinfoLine(line);
-    if (e) out.push(e);
-  }
-  return out;
-}
+export { parseMountinfo, parseMountinfoLine, unescapeMountinfo } from '../sys/mountinfo.js';
+export type { MountinfoEntry } from '../sys/mountinfo.js';
 
 /** `mnt:[N]` -> N, else undefined. */
 export function parseMntNsLink(s: string): number | undefined {
@@ -149,7 +74,7 @@ export function visibleMountIds(entries: MountinfoEntry[]): Set<number> {
 export interface NsfsMountNsPin {
   /** Inode of the pinned mount namespace. */
   inode: number;
-  /** Where it is mounted, relative to the namespace root (as the reader saw it). */
+  /** Where it is mounted, relative to the namespace root (as the reader saw it), bytes (latin1). */
   mountPoint: string;
   /** False when overmounted: a path walk to mountPoint reaches another mount. */
   visible: boolean;

@@ -119,9 +119,10 @@ export class ProcReader {
     return this.limited(path, () => fsp.readdir(path));
   }
 
-  readText(path: string): Promise<string | undefined> {
-    if (this.sync) return Promise.resolve(this.now(path, () => readFileSync(path, 'utf8')));
-    return this.limited(path, () => fsp.readFile(path, 'utf8'));
+  /** A file's bytes as a latin1 string (one char per byte: paths in it survive exactly). */
+  readBytes(path: string): Promise<string | undefined> {
+    if (this.sync) return Promise.resolve(this.now(path, () => readFileSync(path, 'latin1')));
+    return this.limited(path, () => fsp.readFile(path, 'latin1'));
   }
 
   /** A synchronous read, counted like the others; undefined on failure. */

@@ -23,7 +23,7 @@ port.on('message', (req: PassRequest) => {
       const tid = tids.get(ns.inode);
       if (tid === undefined) return undefined;
       try {
-        return readFileSync(`/proc/self/task/${tid}/mountinfo`, 'utf8');
+        return readFileSync(`/proc/self/task/${tid}/mountinfo`, 'latin1'); // bytes: see sys/mountinfo.ts
       } catch {
         return undefined;
       }

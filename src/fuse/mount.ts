@@ -13,6 +13,7 @@ import os, { constants } from 'node:os';
 import path from 'node:path';
 import { MNT, MS, mount, umount2 } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
+import { bytesToText, parseMountinfo as parseMountinfoEntries } from '../sys/mountinfo.js';
 
 const E = constants.errno;
 
@@ -24,7 +25,7 @@ export interface MountInfo {
   dev: bigint;
   major: number;
   minor: number;
-  /** Mount point, octal escapes decoded (bytes kept as latin1 characters, see decodeField). */
+  /** Mount point, octal escapes decoded, bytes (latin1: see sys/mountinfo.ts). */
   mountpoint: string;
   fstype: string;
   source: string;
@@ -37,36 +38,18 @@ export function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. Works on latin1 (byte) strings. */
-function decodeField(s: string): string {
-  return s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) : s;
-}
-
-/** Latin1 byte-string back to UTF-8 text for display (sources are mostly ASCII anyway). */
-function bytesToText(s: string): string {
-  return Buffer.from(s, 'latin1').toString('utf8');
-}
-
+/** The parts of each mountinfo line nsview needs (paths stay bytes: see sys/mountinfo.ts). */
 export function parseMountinfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const f = line.split(' ');
-    const sep = f.indexOf('-', 6);
-    if (sep < 0 || f.length < sep + 3) continue;
-    const [major, minor] = f[2]!.split(':').map(Number) as [number, number];
-    out.push({
-      mountId: Number(f[0]),
-      parentId: Number(f[1]),
-      dev: makedev(major, minor),
-      major,
-      minor,
-      mountpoint: decodeField(f[4]!),
-      fstype: bytesToText(decodeField(f[sep + 1]!)),
-      source: bytesToText(decodeField(f[sep + 2]!)),
-    });
-  }
-  return out;
+  return parseMountinfoEntries(text).map((e) => ({
+    mountId: e.id,
+    parentId: e.parentId,
+    dev: makedev(e.major, e.minor),
+    major: e.major,
+    minor: e.minor,
+    mountpoint: e.mountPoint,
+    fstype: bytesToText(e.fstype),
+    source: bytesToText(e.source),
+  }));
 }
 
 /** Read as latin1 so every byte of a non-UTF-8 path survives as one character. */

@@ -189,9 +189,10 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
   }
 }
 
+/** `path`: bytes as a latin1 string (a NamespaceRef element). */
 function openNsPath(rootFd: number, path: string): number {
   if (rootFd < 0) {
-    const p = cpath(path);
+    const p = cpath(Buffer.from(path, 'latin1'));
     try {
       return openTree(AT.FDCWD, p, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
     } catch (err) {
@@ -205,12 +206,12 @@ function openNsPath(rootFd: number, path: string): number {
   if (base === '' || base === '.' || base === '..') throw new NsviewError(E.ENOENT, `${path} names no file`);
   // The directory is resolved in-root (contained); the last component is looked up by the kernel
   // in it without following a symlink, crossing into the pin mounted there.
-  const dirFd = resolveInRoot(rootFd, Buffer.from(cut < 0 ? '' : rel.slice(0, cut)), { followLast: true });
+  const dirFd = resolveInRoot(rootFd, Buffer.from(cut < 0 ? '' : rel.slice(0, cut), 'latin1'), { followLast: true });
   try {
-    return openTree(dirFd, cpath(base), OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC | AT.SYMLINK_NOFOLLOW);
+    return openTree(dirFd, cpath(Buffer.from(base, 'latin1')), OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC | AT.SYMLINK_NOFOLLOW);
   } catch (err) {
     if (!openTreeUnsupported(err)) throw err;
-    return resolveInRoot(rootFd, Buffer.from(rel), { followLast: true });
+    return resolveInRoot(rootFd, Buffer.from(rel, 'latin1'), { followLast: true });
   } finally {
     close(dirFd);
   }

@@ -15,6 +15,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ownerToken, run, type Teardown } from './proc.js';
+import { parseMountinfo as parseMountinfoEntries } from '../../src/sys/mountinfo.js';
 
 export const TMP_PREFIX = 'nsview-test-';
 export const OWNER_FILE = '.nsview-test-owner';
@@ -44,45 +45,32 @@ export interface MountInfo {
   parentId: number;
   /** `major:minor` of the filesystem (for FUSE: minor = connection number). */
   dev: string;
+  /** Paths are bytes as latin1 strings (src/sys/mountinfo.ts); ASCII paths compare as usual. */
   root: string;
   mountPoint: string;
   fsType: string;
   source: string;
 }
 
-/** Undoes mountinfo's octal escapes (`\040` for a space, ...). */
-export function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Parses mountinfo text (default: this process's namespace). */
+/** Parses mountinfo read as latin1, with nsview's own parser. */
 export function parseMountinfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const [pre, post] = line.split(' - ');
-    if (!pre || !post) continue;
-    const f = pre.split(' ');
-    const g = post.split(' ');
-    out.push({
-      id: Number(f[0]),
-      parentId: Number(f[1]),
-      dev: f[2]!,
-      root: unescapeMountPath(f[3]!),
-      mountPoint: unescapeMountPath(f[4]!),
-      fsType: g[0]!,
-      source: unescapeMountPath(g[1] ?? ''),
-    });
-  }
-  return out;
+  return parseMountinfoEntries(text).map((e) => ({
+    id: e.id,
+    parentId: e.parentId,
+    dev: e.dev,
+    root: e.root,
+    mountPoint: e.mountPoint,
+    fsType: e.fstype,
+    source: e.source,
+  }));
 }
 
 export async function readMountinfo(pid: number | 'self' = 'self'): Promise<MountInfo[]> {
-  return parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8'));
+  return parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'latin1'));
 }
 
 export function readMountinfoSync(pid: number | 'self' = 'self'): MountInfo[] {
-  return parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+  return parseMountinfo(readFileSync(`/proc/${pid}/mountinfo`, 'latin1'));
 }
 
 /** Mounts at or below `dir` in this namespace, deepest (latest) first. */
@@ -106,7 +94,12 @@ export async function detachMount(m: MountInfo): Promise<void> {
     const minor = m.dev.split(':')[1];
     await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => {});
   }
-  await run('umount', ['-l', m.mountPoint], { check: false, timeoutMs: 10_000 });
+  // Arguments reach a child as UTF-8: a path of other bytes goes through printf's octal escapes.
+  const octal = [...Buffer.from(m.mountPoint, 'latin1')].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+  const cmd: [string, string[]] = /^[\x20-\x7e]*$/.test(m.mountPoint)
+    ? ['umount', ['-l', m.mountPoint]]
+    : ['sh', ['-c', `umount -l -- "$(printf '${octal}')"`]];
+  await run(cmd[0], cmd[1], { check: false, timeoutMs: 10_000 });
 }
 
 /** Detaches every mount below `dir` (deepest first), then removes it without crossing mounts. */
