@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { spawnLongLived } from './namespaces.js';
 import { killGroup, run, waitExit, waitForLine, sleep, type RunOptions, type RunResult, type Teardown } from './proc.js';
 import { detachMount, findMount, makeTempDir } from './tmp.js';
+import { removePidFile } from '../../src/cli/pidfile.js';
 
 /** The repository root (helpers run from dist/test/helpers/). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -90,7 +91,8 @@ export async function startNsview(t: Teardown, opts: NsviewOptions = {}): Promis
   const mp = mountpoint;
 
   let stopping: Promise<StopResult> | undefined;
-  const stop = () => (stopping ??= stopDaemon(proc, mp));
+  // A daemon that had to be killed leaves its pid file in /run/nsview: never leave one behind.
+  const stop = () => (stopping ??= stopDaemon(proc, mp).finally(() => removePidFile(mp, proc.pid ?? -1)));
   t.teardown(stop);
 
   const describe = () => `nsview ${args.slice(1).join(' ')}\n--- stderr ---\n${s.stderr.all().slice(-8000)}`;
