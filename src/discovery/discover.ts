@@ -13,10 +13,11 @@ import { Gate, newCounters, ProcReader, scanProcfs } from './procfs.js';
 
 export interface DiscoverOptions {
   /**
-   * Mountinfo text, read as latin1 (src/sys/mountinfo.ts), of a namespace that has no process or thread whose mountinfo could be read
-   * (fd-held, pinned, or all its tasks gone/unreadable), e.g. through a sandbox that enters
-   * `ns.refs[0]`. undefined (or a throw, counted in stats.errors) = skip it: pins inside stay
-   * undiscovered and it is listed in stats.unexplored. Called at most once per namespace.
+   * Mountinfo text, read as latin1 (src/sys/mountinfo.ts), of a namespace that has no process or
+   * thread whose mountinfo could be read (fd-held, pinned, or all its tasks gone/unreadable),
+   * e.g. through a sandbox that enters `ns.refs[0]`. undefined (or a throw, counted in
+   * stats.errors) = skip it: pins inside stay undiscovered and it is listed in stats.unexplored.
+   * Called at most once per namespace.
    */
   readMountinfo?: (ns: MountNamespace) => Promise<string | undefined>;
   /**

@@ -23,10 +23,9 @@ export function assertComponent(name: Buffer): void {
  */
 export type InRootPath = string;
 
-/** Join an in-root path and one validated component. */
-export function childOf(parent: InRootPath, name: Buffer): InRootPath {
-  const n = name.toString('latin1');
-  return parent.length === 0 ? n : `${parent}/${n}`;
+/** Join an in-root path and one validated component (latin1, see InRootPath). */
+export function childOf(parent: InRootPath, name: string): InRootPath {
+  return parent.length === 0 ? name : `${parent}/${name}`;
 }
 
 /** The bytes of an in-root path, for the kernel. */

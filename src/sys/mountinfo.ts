@@ -41,7 +41,6 @@ export function unescapeMountinfo(s: string): string {
 
 /** A byte string (latin1) as text: UTF-8 decoded, U+FFFD where the bytes are not UTF-8. */
 export function bytesToText(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'latin1').toString('utf8');
 }
 

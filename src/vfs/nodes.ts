@@ -8,7 +8,7 @@
  * Node ids are never reused while the kernel may still hold them (lookup counting, FORGET).
  */
 import { FUSE_ROOT_ID } from '../fuse/types.js';
-import type { InRootPath } from '../resolve/names.js';
+import { childOf, type InRootPath } from '../resolve/names.js';
 
 interface NodeBase {
   readonly id: bigint;
@@ -88,9 +88,7 @@ class RealNodeRecord implements RealNode {
   }
 
   get path(): InRootPath {
-    const p = this.parent;
-    if (p === undefined) return '';
-    return p.parent === undefined ? this.name : `${p.path}/${this.name}`;
+    return this.parent === undefined ? '' : childOf(this.parent.path, this.name);
   }
 }
 

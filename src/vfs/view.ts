@@ -302,9 +302,9 @@ export class NamespaceView implements FuseOperations {
       case 'real': {
         assertComponent(name);
         if (p.opaque) throw new NsviewError(E.ENOENT);
-        const path = childOf(p.path, name);
-        const { st, fsType } = await this.statReal(p.nsInode, path);
-        return this.realEntry(p.nsInode, p, name.toString('latin1'), st, fsType, false);
+        const component = name.toString('latin1');
+        const { st, fsType } = await this.statReal(p.nsInode, childOf(p.path, component));
+        return this.realEntry(p.nsInode, p, component, st, fsType, false);
       }
     }
   }

@@ -94,12 +94,13 @@ export async function detachMount(m: MountInfo): Promise<void> {
     const minor = m.dev.split(':')[1];
     await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => {});
   }
+  if (/^[\x20-\x7e]*$/.test(m.mountPoint)) {
+    await run('umount', ['-l', m.mountPoint], { check: false, timeoutMs: 10_000 });
+    return;
+  }
   // Arguments reach a child as UTF-8: a path of other bytes goes through printf's octal escapes.
   const octal = [...Buffer.from(m.mountPoint, 'latin1')].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
-  const cmd: [string, string[]] = /^[\x20-\x7e]*$/.test(m.mountPoint)
-    ? ['umount', ['-l', m.mountPoint]]
-    : ['sh', ['-c', `umount -l -- "$(printf '${octal}')"`]];
-  await run(cmd[0], cmd[1], { check: false, timeoutMs: 10_000 });
+  await run('sh', ['-c', `umount -l -- "$(printf '${octal}')"`], { check: false, timeoutMs: 10_000 });
 }
 
 /** Detaches every mount below `dir` (deepest first), then removes it without crossing mounts. */
