@@ -39,6 +39,11 @@ const SYS_listmount = 458;
 export const NSFS_IOCTL = {
   /** _IOR(NSIO, 5, __u64): the id of a mount namespace (EINVAL for other namespace types). */
   GET_MNTNS_ID: 0x8008b705,
+  /**
+   * _IO(NSIO, 5): the same request as first published, without its argument size; 6.18 answers
+   * it with ENOTTY, kernels from before the number was corrected may know only this one.
+   */
+  GET_MNTNS_ID_LEGACY: 0xb705,
   /** _IOR(NSIO, 13, __u64): the id of a namespace of any type (6.18+). */
   GET_ID: 0x8008b70d,
   /** _IOR(NSIO, 10, struct mnt_ns_info): id and number of mounts. */
@@ -83,7 +88,9 @@ const idBuf = Buffer.alloc(8);
  */
 export function mountNamespaceId(nsFd: number): bigint {
   idBuf.fill(0);
-  if (c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID, idBuf) < 0) fail('NS_GET_MNTNS_ID');
+  if (c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID, idBuf) < 0) {
+    if (koffi.errno() !== E.ENOTTY || c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID_LEGACY, idBuf) < 0) fail('NS_GET_MNTNS_ID');
+  }
   return idBuf.readBigUInt64LE(0);
 }
 
