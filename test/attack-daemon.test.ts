@@ -25,6 +25,7 @@ import {
   run,
   sh,
   shq,
+  sleep,
   spawnLongLived,
   startContainer,
   startNsview,
@@ -49,7 +50,7 @@ function watchChildren(pid: number): { stop: () => Promise<string[]> } {
         const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
         if (Number(rest[1]) === pid) seen.add(`${e} ${st.slice(st.indexOf('('), st.lastIndexOf(')') + 1)}`);
       }
-      await new Promise((r) => setTimeout(r, 30));
+      await sleep(30);
     }
   })();
   return {

@@ -10,7 +10,7 @@ import test from 'ava';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { CleanupScope, makeRootfs, makeTempDir, run, startContainer, startNsview, type Container, type Nsview } from './helpers/index.js';
-import { probe, probe1, show, tool } from './fixtures/attack/lib.js';
+import { probe, probe1, show, tool, type Probe, type ProbeResult } from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
 let heavy: Container;
@@ -53,38 +53,63 @@ test('other namespaces keep answering while readers work through a directory of 
     { op: 'lstat', path: `${dos}/many/l0000` },
   ]);
   t.log(`one chain: readlink ${show(one[0]!).slice(0, 60)} in ${one[0]!.ms.toFixed(0)} ms, lstat ${one[1]!.ms.toFixed(0)} ms`);
-  // Eight readers at once (a parallel backup, several admins), stopped after 12 s.
-  const started = Date.now();
+  // Eight readers at once (a parallel backup, several admins) over links l0000..l0239, stopped
+  // after 12 s.
+  let loaded = true;
   const bg = tool(
     `for k in 0 1 2 3 4 5 6 7; do (ls -l ${dos}/many | tail -n +$((k * 30)) >/dev/null; for i in $(seq $((k * 30)) $((k * 30 + 29))); do readlink ${dos}/many/l$(printf %04d $i) >/dev/null; done) & done; wait; echo done`,
     12_000,
-  );
-  // Meanwhile: reads in another namespace, fresh names each time so nothing is cached.
-  const lat: string[] = [];
-  let worst = 0;
-  for (let i = 0; i < 8 && Date.now() - started < 8_000; i++) {
-    const t0 = Date.now();
-    const r = await probe(
-      [
+  ).finally(() => (loaded = false));
+  // Meanwhile two clients doing the same cheap operations (fresh names, so nothing is cached):
+  // one in another namespace, one in the heavy namespace.
+  // A request starved for --op-timeout (4 s) fails with ETIMEDOUT, whatever the machine's load.
+  const victimMs: number[] = [];
+  const heavyMs: number[] = [];
+  const failures: string[] = [];
+  let roundsUnderLoad = 0;
+  const client = async (label: string, ops: (i: number) => Probe[], check: (r: ProbeResult[]) => string | undefined, into: number[]) => {
+    for (let i = 0; loaded && i < 60; i++) {
+      const r = await probe(ops(i), { timeoutMs: 60_000 }).catch((e: Error) => e);
+      if (r instanceof Error) {
+        failures.push(`${label} probe failed: ${r.message.split('\n')[0]}`);
+        continue;
+      }
+      const bad = check(r);
+      if (bad) failures.push(`${label} round ${i}: ${bad}`);
+      into.push(...r.map((x) => x.ms));
+      if (label === 'victim' && loaded) roundsUnderLoad++;
+    }
+  };
+  await Promise.all([
+    client(
+      'victim',
+      (i) => [
         { op: 'lstat', path: `${d.mountpoint}/${victim.nsInode}/etc/nsview-nothing-${i}` },
         { op: 'read', path: `${d.mountpoint}/${victim.nsInode}/etc/os-release` },
       ],
-      { timeoutMs: 60_000 },
-    ).catch((e: Error) => {
-      lat.push(`probe failed after ${Date.now() - t0} ms: ${e.message.split('\n')[0]}`);
-      return undefined;
-    });
-    if (!r) {
-      worst = Math.max(worst, Date.now() - t0);
-      continue;
-    }
-    worst = Math.max(worst, ...r.map((x) => x.ms));
-    lat.push(r.map((x) => `${x.ok ? 'ok' : x.errno} ${x.ms.toFixed(0)}ms`).join('+'));
-    t.true(r[0]!.errno === 'ENOENT', `another namespace's lookup: ${show(r[0]!)} after ${r[0]!.ms.toFixed(0)} ms`);
-  }
-  await bg;
-  t.log(`other namespace during the load: ${lat.join(', ')}`);
-  t.true(worst < 2_000, `another namespace waited ${worst.toFixed(0)} ms`);
+      (r) => (r[0]!.errno === 'ENOENT' && r[1]!.ok ? undefined : `${show(r[0]!)} / ${show(r[1]!)}`),
+      victimMs,
+    ),
+    client(
+      'heavy',
+      (i) => [
+        { op: 'lstat', path: `${d.mountpoint}/${heavy.nsInode}/etc/nsview-nothing-${i}` },
+        { op: 'read', path: `${d.mountpoint}/${heavy.nsInode}/etc/os-release` },
+      ],
+      (r) => (r[0]!.errno === 'ENOENT' && r[1]!.ok ? undefined : `${show(r[0]!)} / ${show(r[1]!)}`),
+      heavyMs,
+    ),
+    bg,
+  ]);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  t.log(`under load, ops of another namespace: median ${med(victimMs).toFixed(0)} ms, worst ${Math.max(...victimMs).toFixed(0)} ms (${victimMs.length} ops)`);
+  t.log(`under load, ops of the heavy namespace: median ${med(heavyMs).toFixed(0)} ms, worst ${Math.max(...heavyMs).toFixed(0)} ms (${heavyMs.length} ops)`);
+  t.deepEqual(failures, [], 'every lookup in another namespace answered correctly, none timed out');
+  // Not starved until the load ends: the other namespace got answers while the readers worked.
+  t.true(roundsUnderLoad >= 3, `${roundsUnderLoad} rounds answered while the heavy readers still ran`);
+  // Not compared with a wall-clock bound (the machine may be loaded by anything) nor with the
+  // heavy client's latency: both medians are dominated by CPU scheduling on a busy machine, so
+  // they are logged, not asserted. A starved request fails above with ETIMEDOUT instead.
   // Let the workers drain before teardown (bounded).
   await probe1('read', `${d.mountpoint}/${victim.nsInode}/etc/hostname`, { timeoutMs: 60_000 });
 });

@@ -201,5 +201,10 @@ test('with --pseudo, opening /proc/kmsg or trace_pipe through the view neither b
     { timeoutMs: 60_000 },
   );
   t.log(res.map((r) => `${show(r)} ${r.ms.toFixed(0)} ms`).join(', '));
-  for (const r of res) t.true(r.ms < 2_000, `took ${r.ms.toFixed(0)} ms: ${show(r)}`);
+  // Blocking would end in ETIMEDOUT after --op-timeout (4 s): an answer before that, and not
+  // ETIMEDOUT, is one that did not block (a loaded machine only moves it closer).
+  for (const r of res) {
+    t.not(r.errno, 'ETIMEDOUT', show(r));
+    t.true(r.ms < 4_000, `took ${r.ms.toFixed(0)} ms (the op timeout): ${show(r)}`);
+  }
 });

