@@ -8,9 +8,20 @@
 import test from 'ava';
 // The only nsview module this file uses; its types are derived from the functions' signatures.
 import {
-  decodeInitIn, decodeName, encodeInvalEntry, encodeInvalInode, lookupsNotDelivered, packDirents,
-  writeAttr, writeAttrOut, writeEntryOut, writeGetxattrOut, writeInitOut, writeOpenOut,
-  writeOutHeader, writeStatfs,
+  decodeInitIn,
+  decodeName,
+  encodeInvalEntry,
+  encodeInvalInode,
+  lookupsNotDelivered,
+  packDirents,
+  writeAttr,
+  writeAttrOut,
+  writeEntryOut,
+  writeGetxattrOut,
+  writeInitOut,
+  writeOpenOut,
+  writeOutHeader,
+  writeStatfs,
 } from '../../src/fuse/codec.js';
 
 type Attr = Parameters<typeof writeAttr>[2];
@@ -59,12 +70,19 @@ function readEntryOut(b: Buffer, off: number) {
 
 /** struct fuse_dirent { u64 ino; u64 off; u32 namelen; u32 type; char name[]; } padded to 8. */
 function readDirents(b: Buffer, start: number, end: number, plus: boolean) {
-  const out: { entry?: ReturnType<typeof readEntryOut>; ino: bigint; off: bigint; type: number; name: Buffer; reclen: number }[] = [];
+  const out: {
+    entry?: ReturnType<typeof readEntryOut>;
+    ino: bigint;
+    off: bigint;
+    type: number;
+    name: Buffer;
+    reclen: number;
+  }[] = [];
   let off = start;
   while (off < end) {
     const d = plus ? off + 128 : off;
     const namelen = d + 16 <= end ? b.readUInt32LE(d + 16) : 0;
-    const reclen = (((plus ? 128 : 0) + 24 + namelen + 7) & ~7);
+    const reclen = ((plus ? 128 : 0) + 24 + namelen + 7) & ~7;
     out.push({
       ...(plus ? { entry: readEntryOut(b, off) } : {}),
       ino: b.readBigUInt64LE(d),
@@ -143,7 +161,12 @@ test('INIT request: 7.6+ fields, and flags2 only counted when FUSE_INIT_EXT is s
   b.writeUInt32LE(131072, 8);
   b.writeUInt32LE(1 << 30, 12); // FUSE_INIT_EXT
   b.writeUInt32LE(0b101, 16); // flags2
-  t.deepEqual(decodeInitIn(b, 0, 64), { major: 7, minor: 45, maxReadahead: 131072, flags: (1n << 30n) | (0b101n << 32n) });
+  t.deepEqual(decodeInitIn(b, 0, 64), {
+    major: 7,
+    minor: 45,
+    maxReadahead: 131072,
+    flags: (1n << 30n) | (0b101n << 32n),
+  });
   b.writeUInt32LE(1, 12); // no FUSE_INIT_EXT: flags2 is garbage to be ignored
   t.is(decodeInitIn(b, 0, 64).flags, 1n);
   // A pre-7.6 body has only major and minor.
@@ -151,7 +174,16 @@ test('INIT request: 7.6+ fields, and flags2 only counted when FUSE_INIT_EXT is s
 });
 
 test('INIT reply: the size follows the agreed minor, flags split into flags and flags2', (t) => {
-  const r = { minor: 45, maxReadahead: 131072, flags: (1n << 33n) | 0x8000_0001n, maxBackground: 16, congestionThreshold: 12, maxWrite: 1 << 20, timeGran: 1, maxPages: 256 };
+  const r = {
+    minor: 45,
+    maxReadahead: 131072,
+    flags: (1n << 33n) | 0x8000_0001n,
+    maxBackground: 16,
+    congestionThreshold: 12,
+    maxWrite: 1 << 20,
+    timeGran: 1,
+    maxPages: 256,
+  };
   const b = dirty(80);
   t.is(writeInitOut(b, 0, r), 64, 'fuse_init_out is 64 bytes since 7.23');
   t.is(b.readUInt32LE(0), 7);
@@ -164,7 +196,10 @@ test('INIT reply: the size follows the agreed minor, flags split into flags and 
   t.is(b.readUInt32LE(24), 1);
   t.is(b.readUInt16LE(28), 256);
   t.is(b.readUInt32LE(32), 0b10, 'flags2 is the high half');
-  t.true(b.subarray(36, 64).every((x) => x === 0), 'max_stack_depth, request_timeout and unused are zero');
+  t.true(
+    b.subarray(36, 64).every((x) => x === 0),
+    'max_stack_depth, request_timeout and unused are zero',
+  );
   t.is(b[64], 0xa5);
   const old = dirty(32);
   t.is(writeInitOut(old, 0, { ...r, minor: 22 }), 24, 'before 7.23 the kernel expects 24 bytes');
@@ -228,10 +263,22 @@ test('open_out, statfs_out and getxattr_out carry every field and zero their pad
   const fs = { blocks: 1n << 40n, bfree: 2n, bavail: 3n, files: 4n, ffree: 5n, bsize: 4096, namelen: 255, frsize: 512 };
   t.is(writeStatfs(s, 0, fs), 80);
   t.deepEqual(
-    { blocks: s.readBigUInt64LE(0), bfree: s.readBigUInt64LE(8), bavail: s.readBigUInt64LE(16), files: s.readBigUInt64LE(24), ffree: s.readBigUInt64LE(32), bsize: s.readUInt32LE(40), namelen: s.readUInt32LE(44), frsize: s.readUInt32LE(48) },
+    {
+      blocks: s.readBigUInt64LE(0),
+      bfree: s.readBigUInt64LE(8),
+      bavail: s.readBigUInt64LE(16),
+      files: s.readBigUInt64LE(24),
+      ffree: s.readBigUInt64LE(32),
+      bsize: s.readUInt32LE(40),
+      namelen: s.readUInt32LE(44),
+      frsize: s.readUInt32LE(48),
+    },
     fs,
   );
-  t.true(s.subarray(52, 80).every((x) => x === 0), 'padding and spare[6]');
+  t.true(
+    s.subarray(52, 80).every((x) => x === 0),
+    'padding and spare[6]',
+  );
 
   const g = dirty(8);
   t.is(writeGetxattrOut(g, 0, 123), 8);
@@ -258,12 +305,21 @@ test('READDIR: dirents round trip, 8-byte aligned, padding zeroed', (t) => {
   const r = packDirents(b, 16, b.length, list, false);
   t.is(r.count, list.length);
   const got = readDirents(b, 16, r.end, false);
-  t.deepEqual(got.map((d) => d.name.toString('latin1')), names);
-  t.deepEqual(got.map((d) => [d.ino, d.off, d.type]), list.map((e) => [e.ino, e.off, e.type]));
+  t.deepEqual(
+    got.map((d) => d.name.toString('latin1')),
+    names,
+  );
+  t.deepEqual(
+    got.map((d) => [d.ino, d.off, d.type]),
+    list.map((e) => [e.ino, e.off, e.type]),
+  );
   let off = 16;
   for (const d of got) {
     t.is(d.reclen % 8, 0);
-    t.true(b.subarray(off + 24 + d.name.length, off + d.reclen).every((x) => x === 0), `padding after ${JSON.stringify(d.name.toString('latin1'))}`);
+    t.true(
+      b.subarray(off + 24 + d.name.length, off + d.reclen).every((x) => x === 0),
+      `padding after ${JSON.stringify(d.name.toString('latin1'))}`,
+    );
     off += d.reclen;
   }
   t.is(off, r.end);
@@ -273,7 +329,16 @@ test('READDIR: dirents round trip, 8-byte aligned, padding zeroed', (t) => {
 test('READDIR: stops at the first entry that does not fit whole', (t) => {
   const list = dirents(false);
   // '.', '..', 'a' are 32 bytes each; 'eight888' too; 'sevenn7' 32; the 255-byte name 280.
-  for (const [limit, want] of [[0, 0], [31, 0], [32, 1], [127, 3], [128, 4], [160, 5], [439, 5], [440, 6]] as const) {
+  for (const [limit, want] of [
+    [0, 0],
+    [31, 0],
+    [32, 1],
+    [127, 3],
+    [128, 4],
+    [160, 5],
+    [439, 5],
+    [440, 6],
+  ] as const) {
     const b = dirty(1024);
     const r = packDirents(b, 0, limit, list, false);
     t.is(r.count, want, `limit ${limit}`);
@@ -289,10 +354,16 @@ test('READDIRPLUS: entries round trip; . and .. go out with nodeid 0; a missing 
   const r = packDirents(b, 0, b.length, list, true);
   t.is(r.count, list.length);
   const got = readDirents(b, 0, r.end, true);
-  t.deepEqual(got.map((d) => d.name.toString('latin1')), names);
+  t.deepEqual(
+    got.map((d) => d.name.toString('latin1')),
+    names,
+  );
   t.is(got[0]!.entry!.nodeid, 0n);
   t.is(got[1]!.entry!.nodeid, 0n);
-  t.true(b.subarray(0, 128).every((x) => x === 0), '. has an all-zero entry_out');
+  t.true(
+    b.subarray(0, 128).every((x) => x === 0),
+    '. has an all-zero entry_out',
+  );
   t.is(got[2]!.entry!.nodeid, 0n);
   for (let i = 3; i < list.length; i++) {
     t.is(got[i]!.entry!.nodeid, list[i]!.entry!.nodeid);

@@ -74,7 +74,9 @@ test('nsfs pins: root is mnt:[N]', (t) => {
 });
 
 test('FUSE: the minor of dev is the connection number; subtype in fstype', (t) => {
-  const e = parseMountinfoLine('900 27 0:123 / /mnt/nsview ro,nosuid,nodev,relatime - fuse.nsview nsview ro,user_id=0,group_id=0,default_permissions');
+  const e = parseMountinfoLine(
+    '900 27 0:123 / /mnt/nsview ro,nosuid,nodev,relatime - fuse.nsview nsview ro,user_id=0,group_id=0,default_permissions',
+  );
   t.is(e?.major, 0);
   t.is(e?.minor, 123);
   t.is(e?.fstype, 'fuse.nsview');
@@ -103,7 +105,10 @@ test('a whole file: torn or empty lines skipped, order kept', (t) => {
     '25 24 0:23 / /dev/sh', // cut off mid-line
     '',
   ].join('\n');
-  t.deepEqual(parseMountinfo(text).map((e) => e.mountPoint), ['/proc', '/sys', '/dev']);
+  t.deepEqual(
+    parseMountinfo(text).map((e) => e.mountPoint),
+    ['/proc', '/sys', '/dev'],
+  );
   t.deepEqual(parseMountinfo(''), []);
 });
 
@@ -113,6 +118,9 @@ test("this process's own mountinfo parses completely", async (t) => {
   const lines = text.split('\n').filter((l) => l !== '');
   const parsed = parseMountinfo(text);
   t.is(parsed.length, lines.length);
-  t.true(parsed.some((e) => e.mountPoint === '/'), 'the root mount is listed');
+  t.true(
+    parsed.some((e) => e.mountPoint === '/'),
+    'the root mount is listed',
+  );
   for (const e of parsed) t.true(Number.isInteger(e.id) && e.id > 0);
 });

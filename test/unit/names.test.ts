@@ -44,7 +44,12 @@ test('single components: what is refused and why', (t) => {
     ['backslash and octal-looking', b('a\\040b'), 'ok'],
     ['every other byte', Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1).filter((x) => x !== 0x2f)), 'ok'],
   ];
-  for (const [label, name, want] of rows) t.is(outcome(() => assertComponent(name)), want, label);
+  for (const [label, name, want] of rows)
+    t.is(
+      outcome(() => assertComponent(name)),
+      want,
+      label,
+    );
 });
 
 test('in-root paths are byte-exact latin1 strings: join and back', (t) => {

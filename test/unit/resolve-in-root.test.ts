@@ -10,7 +10,18 @@
  * without root; real magic links come from this process's own /proc/self.
  */
 import test from 'ava';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 // The only nsview module this file uses.
@@ -207,7 +218,8 @@ const GROUPS: { attack: string; rows: Row[] }[] = [
     ],
   },
   {
-    attack: 'Real magic links (a pseudo filesystem mounted inside a namespace) are refused outright: RESOLVE_IN_ROOT cannot scope them.',
+    attack:
+      'Real magic links (a pseudo filesystem mounted inside a namespace) are refused outright: RESOLVE_IN_ROOT cannot scope them.',
     rows: [
       { from: 'proc-self', path: 'root', want: err('ELOOP') },
       { from: 'proc-self', path: 'root/etc/hostname', want: err('ELOOP') },
@@ -219,7 +231,8 @@ const GROUPS: { attack: string; rows: Row[] }[] = [
     ],
   },
   {
-    attack: 'Node paths (names the view looked up one by one) meet a symlink where a directory was: the container swapped it, refuse (ENOENT) instead of following.',
+    attack:
+      'Node paths (names the view looked up one by one) meet a symlink where a directory was: the container swapped it, refuse (ENOENT) instead of following.',
     rows: [
       { path: 'etc/hostname', opts: NODE, want: 'etc/hostname' },
       { path: 'abs-etc/passwd', opts: NODE, want: err('ENOENT') },
@@ -230,7 +243,8 @@ const GROUPS: { attack: string; rows: Row[] }[] = [
     ],
   },
   {
-    attack: 'Paths longer than one kernel call takes (deep trees a container may build): walked in segments, same result.',
+    attack:
+      'Paths longer than one kernel call takes (deep trees a container may build): walked in segments, same result.',
     rows: [
       { path: `${deepRel}/bottom`, opts: NODE, want: `${deepRel}/bottom` },
       { path: `${deepRel}/bottom`, want: `${deepRel}/bottom` },
@@ -274,7 +288,9 @@ function indexTree(): Map<string, string> {
   index.set(identity(lstatSync(base)), 'the directory above the root (escaped it)');
   index.set(identity(lstatSync('/proc/self/root')), '/proc/self/root (the link itself)');
   index.set(identity(lstatSync('/')), 'the host root (escaped the root)');
-  const wanted = new Set(GROUPS.flatMap((g) => g.rows.map((r) => r.want)).filter((w): w is string => typeof w === 'string'));
+  const wanted = new Set(
+    GROUPS.flatMap((g) => g.rows.map((r) => r.want)).filter((w): w is string => typeof w === 'string'),
+  );
   for (const rel of wanted) if (!rel.startsWith('/')) index.set(identity(lstatSync(path.join(root, rel))), rel);
   return index;
 }
