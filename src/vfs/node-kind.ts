@@ -1,0 +1,63 @@
+/**
+ * What a node of the view is. Every node the kernel holds is a Node; its `kind` is the object
+ * that answers every operation on it (the top directory, by-pid/, a pid link, a file inside a
+ * namespace, ...). NamespaceView finds a request's node and hands the request to its kind; an
+ * operation a kind does not offer gets the answer documented with it here. A new kind of node is
+ * a new file implementing NodeKind, registered where NamespaceView builds its kinds.
+ */
+import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
+import type { DiscoverySnapshot } from '../discovery/model.js';
+
+export interface Node {
+  readonly id: bigint;
+  /** Kernel references (a plain number: bigint arithmetic allocates on every lookup). */
+  nlookup: number;
+  /** What the node is: the behaviour of every operation on it. */
+  readonly kind: NodeKind<this>;
+}
+
+/**
+ * The operations of one kind of node. Requests from nsview's own threads are refused (ENOENT)
+ * before lookup, readdir, readlink and open reach a kind; the other operations decide for
+ * themselves (only what needs an io worker must refuse them, or a worker would wait on itself).
+ */
+export interface NodeKind<N extends Node> {
+  /** Nodes of this kind live as long as the view (the fixed directories): FORGET never drops them. */
+  readonly permanent: boolean;
+  /** Whether `node` is a directory: OPENDIR of anything else is ENOTDIR. */
+  isDirectory(node: N): boolean;
+  /** `fh` is set when the kernel asks about an open file. */
+  getattr(ctx: RequestContext, node: N, fh: bigint | undefined): Promise<AttrReply>;
+  /** `name` in directory `dir`, counted as one kernel reference. Without it: ENOTDIR. */
+  lookup?(ctx: RequestContext, dir: N, name: Buffer): Promise<Entry>;
+  /** As FuseOperations.readdir, lookup counting of attached entries included. Without it: ENOTDIR. */
+  readdir?(ctx: RequestContext, dir: N, offset: bigint, plus: boolean): Promise<DirEntry[]>;
+  /** The link's target. Without it: EINVAL (not a symlink). */
+  readlink?(ctx: RequestContext, node: N): Promise<Buffer>;
+  /**
+   * Open for reading (write flags were refused before). Without it: EISDIR (the view's own
+   * nodes are directories, and symlinks, which the kernel never opens).
+   */
+  open?(ctx: RequestContext, node: N, flags: number): Promise<OpenReply>;
+  /** Without it: an empty filesystem. */
+  statfs?(ctx: RequestContext, node: N): Promise<StatFs>;
+  /** One extended attribute's value. Without it: ENODATA. */
+  getxattr?(ctx: RequestContext, node: N, name: Buffer): Promise<Buffer>;
+  /** NUL-terminated names. Without it: none. */
+  listxattr?(ctx: RequestContext, node: N): Promise<Buffer>;
+  /** The kernel forgot the node: drop whatever is kept for it. */
+  dropped?(node: N): void;
+}
+
+/** A part of the view that changes when discovery finds namespaces or processes come and go. */
+export interface CatalogListener {
+  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void;
+}
+
+/** A directory of the view's own at a fixed name in the top directory (by-pid/, ...). */
+export interface FixedDir {
+  readonly name: Buffer;
+  readonly node: Node;
+  /** Its entry for a LOOKUP in the top directory (counts one kernel reference). */
+  entry(): Entry;
+}

@@ -1,0 +1,123 @@
+/**
+ * Listing the directories inside namespaces: an fd per directory node being listed (NodeFds), the
+ * chunk of entries a worker read last, and the DirEntries served from it.
+ */
+import type { DirEntry, Entry } from '../fuse/types.js';
+import { StatxView, STATX_RECORD, dtypeOf } from '../sys/stat.js';
+import type { DirChunk, IoRequest, OpenDirResult, RootRef } from '../io/protocol.js';
+import type { ViewContext } from './view-context.js';
+import type { RealNode } from './real-nodes.js';
+import type { FdCloser } from './fd-closer.js';
+import { NodeFds, positionIn } from './node-fds.js';
+import type { DirCursor } from './node-fds.js';
+import { PLAIN_BATCH, PLUS_BATCH } from './listing.js';
+
+/** The READDIRPLUS entry of `name` in `dir` with attributes `st` (counts one kernel reference). */
+export type ChildEntry = (dir: RealNode, name: string, st: StatxView) => Entry;
+
+export class OpenDirs {
+  private readonly cursors: NodeFds<DirCursor>;
+
+  constructor(
+    private readonly vc: ViewContext,
+    closer: FdCloser,
+    private readonly childEntry: ChildEntry,
+  ) {
+    this.cursors = new NodeFds<DirCursor>((c) => closer.closeLater(c.fd, c.nsInode, c.unpin));
+  }
+
+  /**
+   * A worker request that opens something of `n` and so keeps its namespace's way in pinned (a
+   * sandbox stays while the fd is open): the caller owns `unpin`, called here only on failure.
+   */
+  private async openPinned<T>(n: RealNode, req: (root: RootRef) => IoRequest): Promise<{ value: T; unpin: () => void }> {
+    const vc = this.vc;
+    const ns = vc.namespace(n.nsInode);
+    const unpin = await vc.roots.pin(ns);
+    try {
+      const value = await vc.roots.withRoot(ns, (root) => vc.io.run<T>(req(root), n.nsInode));
+      return { value, unpin };
+    } catch (err) {
+      unpin();
+      throw err;
+    }
+  }
+
+  /** The chunk holding the entries after `offset`, reading or reopening as needed. */
+  private async dirChunk(n: RealNode, offset: bigint): Promise<{ c: DirCursor; start: number }> {
+    const vc = this.vc;
+    let c = offset === 0n ? undefined : this.cursors.get(n.id);
+    if (!c) {
+      const { value: r, unpin } = await this.openPinned<OpenDirResult>(n, (root) => ({
+        op: 'openDirAndRead',
+        root,
+        path: n.path,
+        dev: n.dev,
+        ino: n.ino,
+        links: vc.linkView(),
+      }));
+      c = { nodeid: n.id, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
+      this.cursors.put(c);
+    }
+    let start = positionIn(c.chunk, offset);
+    if (start < 0 || (start >= c.chunk.data.offs.length && !c.chunk.data.end)) {
+      const from = start < 0 ? offset : c.chunk.data.offs[c.chunk.data.offs.length - 1]!;
+      const cur = c;
+      const data = await vc.inRoot(n.nsInode, (root) =>
+        vc.io.run<DirChunk>({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
+      );
+      c.chunk = { from, data };
+      start = 0;
+    }
+    return { c, start };
+  }
+
+  /** The entries of directory `n` after cookie `offset`. */
+  async read(n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
+    const numbers = this.vc.numbers;
+    const { c, start } = await this.dirChunk(n, offset);
+    const data = c.chunk.data;
+    if (start >= data.offs.length) {
+      // End served: nothing more to read through this fd.
+      this.cursors.drop(n.id);
+      return [];
+    }
+    const out: DirEntry[] = [];
+    const limit = Math.min(data.offs.length, start + (plus ? PLUS_BATCH : PLAIN_BATCH));
+    const names = Buffer.from(data.names.buffer, data.names.byteOffset, data.names.byteLength);
+    const stats = Buffer.from(data.stats.buffer, data.stats.byteOffset, data.stats.byteLength);
+    for (let i = start; i < limit; i++) {
+      const name = Buffer.from(names.subarray(i === 0 ? 0 : data.nameEnds[i - 1]!, data.nameEnds[i]!));
+      const de: DirEntry = {
+        name,
+        ino: numbers.of(n.dev, data.inos[i]!),
+        type: data.types[i]!,
+        off: data.offs[i]!,
+      };
+      if (data.statOk[i]) {
+        const st = new StatxView(stats, i * STATX_RECORD);
+        // Mount roots are left to a normal lookup: it checks for pseudo filesystems and our own
+        // mount, and a frozen filesystem there then costs only its own timed request.
+        if (!st.isMountRoot) {
+          de.ino = numbers.of(st.dev, st.ino);
+          de.type = dtypeOf(st.mode);
+          if (plus) {
+            const rec = new StatxView(Buffer.from(stats.subarray(i * STATX_RECORD, (i + 1) * STATX_RECORD)));
+            de.entry = this.childEntry(n, name.toString('latin1'), rec);
+          }
+        }
+      }
+      out.push(de);
+    }
+    return out;
+  }
+
+  /** Close the directory fd of node `nodeid`, if one is open (its next listing reopens). */
+  drop(nodeid: bigint): void {
+    this.cursors.drop(nodeid);
+  }
+
+  get size(): number {
+    return this.cursors.size;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Open regular files: the file handles OPEN hands out, the fds behind them, READ answered by a
+ * worker writing the reply itself, and RELEASE.
+ */
+import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../fuse/types.js';
+import { NsviewError, E } from '../sys/errors.js';
+import { StatxView } from '../sys/stat.js';
+import type { OpenResult, ReadReplyResult } from '../io/protocol.js';
+import type { ViewContext } from './view-context.js';
+import type { RealNode } from './real-nodes.js';
+import type { FdCloser } from './fd-closer.js';
+
+/**
+ * An open regular file. At OPEN it gets either an O_PATH fd on the main thread (the RESOLVE_CACHED
+ * fast path: pins the very file, opened for reading by a worker at the first READ, so files whose
+ * data the page cache holds cost no worker trip) or, where the fast path cannot be taken, its
+ * read fd at once from a worker.
+ */
+interface OpenFile {
+  nsInode: number;
+  unpin: () => void;
+  /** The O_PATH fd taken at OPEN, until a read turns it into `opened`. */
+  pathFd?: number;
+  /** Resolves to the read fd (rejects with the open's error). */
+  opened?: Promise<number>;
+}
+
+export class OpenFiles {
+  private readonly files = new Map<bigint, OpenFile>();
+  private nextFh = 1n;
+
+  constructor(
+    private readonly vc: ViewContext,
+    private readonly closer: FdCloser,
+  ) {}
+
+  /**
+   * Each open gets its own fd: the file as it was at open, whatever the container renames
+   * after, as for a process inside. Usually an O_PATH fd taken on this thread without blocking
+   * (see OpenFile); else a worker opens the file for reading before OPEN is answered. The page
+   * cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs,
+   * so contents are never staler than --attr-timeout).
+   */
+  async open(n: RealNode): Promise<OpenReply> {
+    const vc = this.vc;
+    const unpin = await vc.roots.pin(vc.namespace(n.nsInode));
+    const f: OpenFile = { nsInode: n.nsInode, unpin };
+    const held = vc.roots.peek(n.nsInode);
+    const fast = held && vc.fast.tryOpenPath(held, n.path);
+    if (fast && fast.st.isReg && fast.st.dev === n.dev && fast.st.ino === n.ino) {
+      f.pathFd = fast.fd;
+    } else {
+      if (fast) this.closer.closeSoon(fast.fd); // another file there now: the worker decides
+      const { path, dev, ino } = n;
+      try {
+        const r = await vc.inRoot(n.nsInode, (root) =>
+          vc.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, n.nsInode),
+        );
+        f.opened = Promise.resolve(r.fd);
+      } catch (err) {
+        unpin();
+        throw err;
+      }
+    }
+    const fh = this.nextFh++;
+    this.files.set(fh, f);
+    return { fh, keepCache: true };
+  }
+
+  /**
+   * The attributes of open file `fh` (the kernel refreshes attributes before reads): that file,
+   * not whatever its path holds now, which may be nothing after a rename. Undefined when `fh` is
+   * not an open file or its open failed.
+   */
+  async statOpen(fh: bigint): Promise<StatxView | undefined> {
+    const f = this.files.get(fh);
+    if (!f) return undefined;
+    const held = f.pathFd === undefined ? undefined : this.vc.fast.statHeld(f.pathFd);
+    if (held) return held;
+    const fd = f.opened === undefined ? undefined : await f.opened.catch(() => undefined);
+    if (fd === undefined) return undefined;
+    const rec = await this.vc.io.run<Uint8Array>({ op: 'fstat', fd }, f.nsInode);
+    return new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
+  }
+
+  private fileFd(f: OpenFile): Promise<number> {
+    if (f.opened === undefined) {
+      const pathFd = f.pathFd!;
+      f.pathFd = undefined; // the worker closes it
+      f.opened = this.vc.io.run<number>({ op: 'reopenHeld', pathFd }, f.nsInode);
+      f.opened.catch(() => undefined); // observed by reads and release; never unhandled
+    }
+    return f.opened;
+  }
+
+  /** The worker reads into the reply and writes it to the device itself (see ReplyFrame). */
+  async read(ctx: RequestContext, fh: bigint, offset: bigint, size: number): Promise<Replied> {
+    const f = this.files.get(fh);
+    if (!f) throw new NsviewError(E.EBADF);
+    const fd = await this.fileFd(f);
+    await this.vc.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    return REPLIED;
+  }
+
+  release(fh: bigint): void {
+    const f = this.files.get(fh);
+    if (!f) return;
+    this.files.delete(fh);
+    // Closing may block (see FdCloser): the O_PATH fd goes with the next batch, a read fd at once.
+    if (f.pathFd !== undefined) {
+      this.closer.closeSoon(f.pathFd);
+      f.unpin();
+    } else {
+      f.opened!.then((fd) => this.closer.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
+    }
+  }
+
+  get size(): number {
+    return this.files.size;
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The files inside a namespace (/<inode>/...): the node kind of every real node, namespace roots
+ * included. Lookups, attributes, links, listings, statfs and xattrs are asked of io workers acting
+ * on fds from resolveInRoot; this file decides what to ask and how to present the answer, and
+ * never blocks. What the view hides (pseudo filesystems, its own mount) is decided here.
+ */
+import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
+import { NsviewError, E } from '../sys/errors.js';
+import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../sys/stat.js';
+import { assertComponent, childOf } from '../resolve/names.js';
+import type { InRootPath } from '../resolve/names.js';
+import { isPseudoFs } from '../resolve/pseudo.js';
+import type { StatResult, XattrResult } from '../io/protocol.js';
+import { hasXattrName } from '../io/xattr-names.js';
+import type { DiscoverySnapshot } from '../discovery/model.js';
+import { ExpiringMap } from './expiring-map.js';
+import type { CatalogListener, NodeKind } from './node-kind.js';
+import type { ViewContext } from './view-context.js';
+import { RealNodes, type RealNode } from './real-nodes.js';
+import { attrFromStatx } from './attrs.js';
+import type { OpenFiles } from './open-files.js';
+import { OpenDirs } from './open-dirs.js';
+import type { FdCloser } from './fd-closer.js';
+import { listEntries, type Listings } from './listing.js';
+
+/** Inode invalidations sent for a vanished namespace (the rest expire with --attr-timeout). */
+const VANISH_INVALIDATIONS = 4096;
+
+/** What statfs answers where there is no filesystem to ask. */
+export const EMPTY_STATFS: StatFs = { blocks: 0n, bfree: 0n, bavail: 0n, files: 0n, ffree: 0n, bsize: 4096, namelen: 255, frsize: 4096 };
+
+export class RealTree implements NodeKind<RealNode>, CatalogListener {
+  readonly permanent = false;
+  readonly nodes: RealNodes;
+  readonly dirs: OpenDirs;
+  readonly xattrNames: ExpiringMap<bigint, Uint8Array>;
+
+  constructor(
+    private readonly vc: ViewContext,
+    private readonly files: OpenFiles,
+    private readonly listings: Listings,
+    closer: FdCloser,
+  ) {
+    this.nodes = new RealNodes(vc.nodes, this);
+    this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.nsInode, dir, name, st, 0, false));
+    this.xattrNames = new ExpiringMap(vc.opts.attrTimeoutMs, 8192);
+  }
+
+  // ---- what the view shows -----------------------------------------------------------------
+
+  /**
+   * Whether a looked-up file may be shown at all. Below the root of a pseudo filesystem (without
+   * --pseudo) or of our own mount nothing is: the view shows those roots empty, so a name inside
+   * can only have been reached by the container swapping a directory on the way.
+   */
+  private hidden(st: StatxView, fsType: number): boolean {
+    if (st.isDir && st.isMountRoot) return false;
+    if (this.vc.ownDev !== 0 && st.dev === this.vc.ownDev) return true;
+    return !this.vc.opts.pseudo && isPseudoFs(fsType);
+  }
+
+  private isOpaque(st: StatxView, fsType: number): boolean {
+    if (!st.isDir) return false;
+    if (this.vc.ownDev !== 0 && st.dev === this.vc.ownDev) return true;
+    return st.isMountRoot && !this.vc.opts.pseudo && isPseudoFs(fsType);
+  }
+
+  /** Stat a node path (fast path first); ENOENT for what the view does not show (see hidden). */
+  private async statReal(nsInode: number, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
+    const vc = this.vc;
+    const held = vc.roots.peek(nsInode);
+    const fast = held && vc.fast.tryStat(held, path, vc.opts.symlinks === 'rewrite');
+    let st: StatxView;
+    let fsType: number;
+    if (fast) {
+      st = new StatxView(Buffer.from(fast.stat.buffer));
+      fsType = fast.fsType;
+    } else {
+      const r = await vc.inRoot(nsInode, (root) =>
+        vc.io.run<StatResult>({ op: 'stat', root, path, links: vc.linkView() }, nsInode),
+      );
+      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
+      fsType = r.fsType;
+      vc.fast.learn(st, fsType);
+    }
+    if (this.hidden(st, fsType)) throw new NsviewError(E.ENOENT, 'inside a hidden filesystem');
+    return { st, fsType };
+  }
+
+  /** The entry for `name` in directory `parent` (a namespace root: parent undefined, name ''). */
+  private entry(nsInode: number, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean): Entry {
+    const opts = this.vc.opts;
+    const node = this.nodes.lookup(nsInode, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType));
+    return {
+      nodeid: node.id,
+      generation: 0n,
+      attr: attrFromStatx(st, this.vc.numbers),
+      entryTimeoutMs: top ? opts.topTimeoutMs : opts.entryTimeoutMs,
+      attrTimeoutMs: top ? opts.topTimeoutMs : opts.attrTimeoutMs,
+    };
+  }
+
+  // ---- namespace roots (entries of the top directory) ---------------------------------------
+
+  /** The entry of namespace `nsInode`'s root, stat'ed now. */
+  async rootEntry(nsInode: number): Promise<Entry> {
+    const { st, fsType } = await this.statReal(nsInode, '');
+    return this.entry(nsInode, undefined, '', st, fsType, true);
+  }
+
+  /** The entry of a namespace root from attributes a listing of the top directory fetched. */
+  listedRootEntry(nsInode: number, st: StatxView, xattrNames: Uint8Array | undefined): Entry {
+    const e = this.entry(nsInode, undefined, '', st, 0, true);
+    if (xattrNames) this.xattrNames.set(e.nodeid, xattrNames);
+    return e;
+  }
+
+  // ---- operations --------------------------------------------------------------------------
+
+  isDirectory(n: RealNode): boolean {
+    return (n.type & S_IFMT) === S_IFDIR;
+  }
+
+  async lookup(ctx: RequestContext, p: RealNode, name: Buffer): Promise<Entry> {
+    assertComponent(name);
+    if (p.opaque) throw new NsviewError(E.ENOENT);
+    const component = name.toString('latin1');
+    const { st, fsType } = await this.statReal(p.nsInode, childOf(p.path, component));
+    return this.entry(p.nsInode, p, component, st, fsType, false);
+  }
+
+  async getattr(ctx: RequestContext, n: RealNode, fh: bigint | undefined): Promise<AttrReply> {
+    const vc = this.vc;
+    // From an open file (the kernel refreshes attributes before reads): that file, not whatever
+    // its path holds now, which may be nothing after a rename.
+    const open = fh === undefined ? undefined : await this.files.statOpen(fh);
+    if (open) return { attr: attrFromStatx(open, vc.numbers), attrTimeoutMs: vc.opts.attrTimeoutMs };
+    if (vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
+    const { st, fsType } = await this.statReal(n.nsInode, n.path);
+    // Same path, other file of another type: the kernel re-looks it up after ENOENT.
+    if (st.type !== n.type) throw new NsviewError(E.ENOENT);
+    if (st.dev !== n.dev || st.ino !== n.ino) {
+      // Another file now (a rename over it, or a mount on it): what it shows is decided
+      // anew, a pseudo filesystem mounted on a known directory stays hidden.
+      n.dev = st.dev;
+      n.ino = st.ino;
+      n.opaque = this.isOpaque(st, fsType);
+      this.dirs.drop(n.id);
+      this.xattrNames.delete(n.id);
+    }
+    const timeout = n.path.length === 0 ? vc.opts.topTimeoutMs : vc.opts.attrTimeoutMs;
+    return { attr: attrFromStatx(st, vc.numbers), attrTimeoutMs: timeout };
+  }
+
+  async readlink(ctx: RequestContext, n: RealNode): Promise<Buffer> {
+    const vc = this.vc;
+    if ((n.type & S_IFMT) !== S_IFLNK) throw new NsviewError(E.EINVAL);
+    const out = await vc.inRoot(n.nsInode, (root) =>
+      vc.opts.symlinks === 'raw'
+        ? vc.io.run<Uint8Array>({ op: 'readlink', root, path: n.path }, n.nsInode)
+        : vc.io.run<Uint8Array>({ op: 'viewLink', root, path: n.path, ownDev: vc.ownDev, pseudo: vc.opts.pseudo }, n.nsInode),
+    );
+    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  }
+
+  async open(ctx: RequestContext, n: RealNode): Promise<OpenReply> {
+    if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
+    return this.files.open(n);
+  }
+
+  /** A directory the view shows empty is listed as just '.' and '..'. */
+  async readdir(ctx: RequestContext, n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
+    if (!n.opaque) return this.dirs.read(n, offset, plus);
+    return this.listings.serve(n.id, offset, plus, () => listEntries([], n.id));
+  }
+
+  async statfs(ctx: RequestContext, n: RealNode): Promise<StatFs> {
+    if (this.vc.fromSelf(ctx)) return EMPTY_STATFS;
+    const raw = await this.vc.inRoot(n.nsInode, (root) =>
+      this.vc.io.run<Uint8Array>({ op: 'statfs', root, path: n.path }, n.nsInode),
+    );
+    const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    // struct statfs (64-bit): type, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize
+    return {
+      bsize: Number(b.readBigInt64LE(8)),
+      blocks: b.readBigUInt64LE(16),
+      bfree: b.readBigUInt64LE(24),
+      bavail: b.readBigUInt64LE(32),
+      files: b.readBigUInt64LE(40),
+      ffree: b.readBigUInt64LE(48),
+      namelen: Number(b.readBigInt64LE(64)),
+      frsize: Number(b.readBigInt64LE(72)),
+    };
+  }
+
+  /**
+   * Values go to a worker, but a name the file does not have is answered here from its cached
+   * name list (no older than the attribute timeout): `ls -l` probes every file for ACLs and
+   * security labels, which would otherwise cost a worker trip per probe.
+   */
+  async getxattr(ctx: RequestContext, n: RealNode, name: Buffer): Promise<Buffer> {
+    if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENODATA);
+    const known = this.xattrNames.get(n.id);
+    if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
+    const r = await this.vc.inRoot(n.nsInode, (root) =>
+      this.vc.io.run<XattrResult>({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
+    );
+    this.xattrNames.set(n.id, r.names);
+    if (!r.value) throw new NsviewError(E.ENODATA);
+    return Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+  }
+
+  async listxattr(ctx: RequestContext, n: RealNode): Promise<Buffer> {
+    if (this.vc.fromSelf(ctx)) return Buffer.alloc(0);
+    const v = await this.vc.inRoot(n.nsInode, (root) =>
+      this.vc.io.run<Uint8Array>({ op: 'listxattr', root, path: n.path }, n.nsInode),
+    );
+    this.xattrNames.set(n.id, v);
+    return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+
+  dropped(n: RealNode): void {
+    this.nodes.unlink(n);
+    this.dirs.drop(n.id);
+    this.xattrNames.delete(n.id);
+  }
+
+  /**
+   * A shell whose cwd is inside a vanished namespace must not keep listing cached entries: drop
+   * what the kernel caches (attributes, pages, directory listings) of every inode of it.
+   */
+  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
+    for (const ino of vanished) {
+      let budget = VANISH_INVALIDATIONS;
+      for (const id of this.nodes.idsOf(ino)) {
+        if (budget-- <= 0) break;
+        this.vc.session?.invalidateInode(id);
+      }
+    }
+  }
+}
