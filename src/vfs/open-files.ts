@@ -3,7 +3,7 @@
  * worker writing the reply itself, and RELEASE.
  */
 import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../fuse/types.js';
-import { NsviewError, E } from '../sys/errors.js';
+import { NsviewError, E, errnoName } from '../sys/errors.js';
 import { StatxView } from '../sys/stat.js';
 import type { OpenResult, ReadReplyResult } from '../io/protocol.js';
 import type { ViewContext } from './view-context.js';
@@ -93,12 +93,25 @@ export class OpenFiles {
     return f.opened;
   }
 
-  /** The worker reads into the reply and writes it to the device itself (see ReplyFrame). */
+  /**
+   * The worker reads into the reply and writes it to the device itself (see ReplyFrame). ENOENT
+   * from that write means the kernel no longer waits for the request (it was interrupted):
+   * nothing more to send. Any other refusal is answered EIO through the engine. The kernel
+   * refuses a frame either before it looks the request up (a malformed header, an fd that is no
+   * connection): the request still waits and the engine's answer is the only one it gets; or
+   * after (a body it cannot take): then it has ended the request with EIO itself and refuses the
+   * engine's answer (ENOENT), which costs nothing.
+   */
   async read(ctx: RequestContext, fh: bigint, offset: bigint, size: number): Promise<Replied> {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
     const fd = await this.fileFd(f);
-    await this.vc.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    const written = await this.vc.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    if (written !== 0 && written !== E.ENOENT) {
+      const why = `the device refused the reply: ${errnoName(written)}`;
+      this.vc.opts.trace?.('read', why);
+      throw new NsviewError(E.EIO, why);
+    }
     return REPLIED;
   }
 
