@@ -16,13 +16,11 @@ import {
   describeNamespace,
   discover,
   mountNamespacePins,
-  parseMountinfo,
   toListJson,
-  unescapeMountinfo,
   visibleMountIds,
 } from '../src/discovery/index.js';
 import type { DiscoverySnapshot, MountNamespace } from '../src/discovery/index.js';
-import { bytesToText } from '../src/sys/mountinfo.js';
+import { bytesToText, parseMountinfo, unescapeMountinfo } from '../src/sys/mountinfo.js';
 import { waitFor } from './helpers/index.js';
 
 const execFileP = promisify(execFile);

@@ -12,6 +12,7 @@ import { NamespaceView } from '../vfs/view.js';
 import type { SymlinkMode } from '../vfs/view.js';
 import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
 import { E, errnoName, errnoOf } from '../sys/errors.js';
+import { kernelDev } from '../sys/dev.js';
 import { DiscoveryCatalog } from './catalog.js';
 import { PreflightError, checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
@@ -123,7 +124,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     throw err;
   }
   const m = findMount(opts.mountpoint);
-  view.attach(session, m ? m.major * 0x100000 + m.minor : 0);
+  view.attach(session, m ? kernelDev(m.major, m.minor) : 0);
 
   // `kill -USR1 <pid>`: one line of counters, to see what a workload costs without --verbose.
   const dumpStats = () => {

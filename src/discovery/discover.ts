@@ -4,11 +4,11 @@
  * namespaces until no new one turns up (the lxkns approach).
  */
 import { promises as fsp, closeSync, fstatSync, openSync } from 'node:fs';
-import { constants } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { close, ioctlInt } from '../sys/libc.js';
+import { NS_GET_USERNS, O, close, ioctlInt } from '../sys/libc.js';
+import { parseMountinfo } from '../sys/mountinfo.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef, NamespaceSource, TaskRef } from './model.js';
-import { mountNamespacePins, parseMountinfo } from './mountinfo.js';
+import { mountNamespacePins } from './mountinfo.js';
 import { Gate, newCounters, ProcReader, scanProcfs } from './procfs.js';
 
 export interface DiscoverOptions {
@@ -99,9 +99,6 @@ function toNamespace(a: Acc, procRoot: string): MountNamespace {
   return ns;
 }
 
-/** NS_GET_USERNS = _IO(0xb7, 0x1). */
-const NS_GET_USERNS = 0xb701;
-
 /**
  * Inode of the user namespace owning mount namespace `inode`, read through a procfs ns link,
  * or undefined. Holds the nsfs fd for microseconds; checks it is still that namespace.
@@ -142,8 +139,7 @@ function readOwnerUserNsSync(nsLink: string, inode: number): number | undefined 
   }
 }
 
-const O_CLOEXEC = 0o2000000;
-const NS_OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC;
+const NS_OPEN_FLAGS = O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC;
 /** Tasks tried per namespace for its mountinfo before giving up (or asking readMountinfo). */
 const MAX_MOUNTINFO_TRIES = 16;
 const DEFAULT_CONCURRENCY = 32;

@@ -4,8 +4,8 @@
  */
 export { discover } from './discover.js';
 export type { DiscoverOptions } from './discover.js';
-export { parseMountinfo, parseMountinfoLine, unescapeMountinfo, parseMntNsLink, visibleMountIds, mountNamespacePins } from './mountinfo.js';
-export type { MountinfoEntry, NsfsMountNsPin } from './mountinfo.js';
+export { parseMntNsLink, visibleMountIds, mountNamespacePins } from './mountinfo.js';
+export type { NsfsMountNsPin } from './mountinfo.js';
 export { bestRef, formatRef, toListJson, describeNamespace, snapshotToListJson } from './format.js';
 export type { NamespaceListJson } from './format.js';
 export type {

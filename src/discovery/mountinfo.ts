@@ -5,9 +5,6 @@
  */
 import type { MountinfoEntry } from '../sys/mountinfo.js';
 
-export { parseMountinfo, parseMountinfoLine, unescapeMountinfo } from '../sys/mountinfo.js';
-export type { MountinfoEntry } from '../sys/mountinfo.js';
-
 /** `mnt:[N]` -> N, else undefined. */
 export function parseMntNsLink(s: string): number | undefined {
   if (!s.startsWith('mnt:[') || !s.endsWith(']')) return undefined;

@@ -97,7 +97,7 @@ export class ProcReader {
     else {
       this.counters.errors++;
       if (this.counters.errorSamples.length < 8) {
-        this.counters.errorSamples.push(`${what}: ${(err as Error)?.message ?? String(err)}`);
+        this.counters.errorSamples.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
     return errno;

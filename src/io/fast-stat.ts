@@ -13,8 +13,8 @@
  * This serves the kernel's revalidations and attribute refreshes of hot trees, the bulk of the
  * requests in a metadata walk once a directory was listed.
  */
-import { AT, O, RESOLVE, STATX, close, cpath, openat2, readlinkat, statx } from '../sys/libc.js';
-import { StatxView, STATX_RECORD } from '../sys/stat.js';
+import { AT, O, RESOLVE, close, cpath, openat2, readlinkat, statx } from '../sys/libc.js';
+import { StatxView, STATX_MASK, STATX_RECORD } from '../sys/stat.js';
 import type { RootRef, StatResult } from './protocol.js';
 import { pathBytes } from '../resolve/names.js';
 import { NODE_PATH } from '../resolve/in-root.js';
@@ -25,7 +25,6 @@ import type { InRootPath } from '../resolve/names.js';
 const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
 const RESOLVE_FAST = NODE_PATH | RESOLVE.CACHED;
 const STAT_FLAGS = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC;
-const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const GUARD_VALID_MS = 100;
 const EMPTY = cpath('');
 const NS_MNT = cpath('ns/mnt');
@@ -75,7 +74,7 @@ export class FastStat {
   statHeld(fd: number): StatxView | undefined {
     const buf = Buffer.alloc(STATX_RECORD);
     try {
-      statx(fd, EMPTY, STAT_FLAGS, STAT_MASK, buf);
+      statx(fd, EMPTY, STAT_FLAGS, STATX_MASK, buf);
     } catch {
       return undefined;
     }
@@ -106,7 +105,7 @@ export class FastStat {
     const out = new Uint8Array(STATX_RECORD);
     const buf = Buffer.from(out.buffer);
     try {
-      statx(fd, EMPTY, STAT_FLAGS, STAT_MASK, buf);
+      statx(fd, EMPTY, STAT_FLAGS, STATX_MASK, buf);
     } catch {
       close(fd);
       this.misses++;

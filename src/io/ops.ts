@@ -12,11 +12,8 @@ import {
   AT,
   O,
   STATX,
-  STATX_SIZE,
-  STATFS_SIZE,
   close,
   cpath,
-  fstatfs,
   getdents64,
   getxattrat,
   listxattrat,
@@ -32,7 +29,10 @@ import {
 } from '../sys/libc.js';
 import { writeSync } from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
-import { StatxView } from '../sys/stat.js';
+import { StatxView, STATX_MASK, STATX_RECORD, setStatxSize, statxOfFd } from '../sys/stat.js';
+import { NSFS_MAGIC, fsMagicOf, statfsOf } from '../sys/statfs.js';
+import { parseMountinfoLine } from '../sys/mountinfo.js';
+import { DIRENT64 } from '../sys/dirent.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { components, isDot, isDotDot } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
@@ -45,7 +45,6 @@ const EMPTY = cpath('');
 const DOTDOT = cpath('..');
 const NS_MNT = cpath('ns/mnt');
 const ROOT = cpath('root');
-const STAT_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const XATTR_MAX = 65536;
 const LINK_MAX = 4096;
 /** Components one rewrite may resolve (each one openat2 + statx). */
@@ -96,12 +95,6 @@ function checkGuard(root: RootRef): void {
   guardChecked.set(root.guardFd, now);
 }
 
-function statFd(fd: number, out: Uint8Array = new Uint8Array(STATX_SIZE), noSync = false): Uint8Array {
-  const flags = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | (noSync ? AT.STATX_DONT_SYNC : 0);
-  statx(fd, EMPTY, flags, STAT_MASK, Buffer.from(out.buffer, out.byteOffset, STATX_SIZE));
-  return out;
-}
-
 /** Filesystem magic per mount, so each mount costs one fstatfs (which may reach a FUSE server). */
 const fsTypeByMount = new Map<bigint, number>();
 
@@ -109,9 +102,7 @@ function fsTypeOf(fd: number, st: StatxView): number {
   const key = st.hasUniqueMntId ? st.mntId : -1n;
   const known = key >= 0n ? fsTypeByMount.get(key) : undefined;
   if (known !== undefined) return known;
-  const sfs = Buffer.alloc(STATFS_SIZE);
-  fstatfs(fd, sfs);
-  const magic = Number(sfs.readBigInt64LE(0));
+  const magic = fsMagicOf(fd);
   if (key >= 0n) {
     if (fsTypeByMount.size > 65536) fsTypeByMount.clear();
     fsTypeByMount.set(key, magic);
@@ -132,12 +123,12 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     const nsLink = `mnt:[${nsInode}]`;
     if (readLinkText(guardFd, NS_MNT) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
     rootFd = openat(guardFd, ROOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
-    const rootStat = statFd(rootFd, undefined, noSync);
+    const rootStat = statxOfFd(rootFd, noSync);
     const a = new StatxView(Buffer.from(rootStat.buffer));
     const upFd = openat(rootFd, DOTDOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
     let b: StatxView;
     try {
-      b = new StatxView(Buffer.from(statFd(upFd, undefined, noSync)));
+      b = new StatxView(Buffer.from(statxOfFd(upFd, noSync)));
     } finally {
       close(upFd);
     }
@@ -177,10 +168,8 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
 export function openNsFile(rootFd: number, path: string, nsInode: number): number {
   const pathFd = openNsPath(rootFd, path);
   try {
-    const st = new StatxView(Buffer.from(statFd(pathFd)));
-    const sfs = Buffer.alloc(STATFS_SIZE);
-    fstatfs(pathFd, sfs);
-    if (Number(sfs.readBigInt64LE(0)) !== NSFS_MAGIC || st.ino !== BigInt(nsInode)) {
+    const st = new StatxView(Buffer.from(statxOfFd(pathFd)));
+    if (fsMagicOf(pathFd) !== NSFS_MAGIC || st.ino !== BigInt(nsInode)) {
       throw new NsviewError(E.ESTALE, `${path} is not mount namespace ${nsInode}`);
     }
     return reopenFd(pathFd, O.RDONLY);
@@ -223,7 +212,6 @@ function openTreeUnsupported(err: unknown): boolean {
   return e === E.ENOSYS || e === E.EINVAL || e === E.EPERM;
 }
 
-const NSFS_MAGIC = 0x6e736673;
 const EPERM_ROOT = E.EPERM;
 const MOUNTINFO = cpath('mountinfo');
 const mountinfoBuf = Buffer.alloc(1 << 20);
@@ -231,9 +219,9 @@ const mountinfoBuf = Buffer.alloc(1 << 20);
 /** Is the mount of `rootFd` listed in the task's mountinfo, mounted on "/"? */
 function isNamespaceRootMount(taskFd: number, rootFd: number): boolean {
   // The mountinfo id is the old (reusable) mount id: ask statx for that one only.
-  const rec = Buffer.alloc(STATX_SIZE);
+  const rec = Buffer.alloc(STATX_RECORD);
   statx(rootFd, EMPTY, AT.EMPTY_PATH | AT.STATX_DONT_SYNC, STATX.MNT_ID, rec);
-  const id = String(new StatxView(rec).mntId);
+  const id = Number(new StatxView(rec).mntId);
   const fd = openat(taskFd, MOUNTINFO, O.RDONLY | O.CLOEXEC);
   let text = '';
   try {
@@ -243,9 +231,11 @@ function isNamespaceRootMount(taskFd: number, rootFd: number): boolean {
   } finally {
     close(fd);
   }
+  const prefix = `${id} `;
   for (const line of text.split('\n')) {
-    const f = line.split(' ', 5);
-    if (f[0] === id) return f[4] === '/';
+    if (!line.startsWith(prefix)) continue;
+    const e = parseMountinfoLine(line);
+    if (e?.id === id) return e.mountPoint === '/';
   }
   return false;
 }
@@ -259,7 +249,7 @@ export function statRoots(items: StatRootItem[]): StatRootResult[] {
   return items.map((it): StatRootResult => {
     try {
       let r: StatRootResult;
-      if (it.rootFd !== undefined) r = { nsInode: it.nsInode, stat: statFd(it.rootFd, undefined, true) };
+      if (it.rootFd !== undefined) r = { nsInode: it.nsInode, stat: statxOfFd(it.rootFd, true) };
       else {
         const o = openTaskRoot(it.pid!, it.tid!, it.nsInode, false, true);
         r = { nsInode: it.nsInode, stat: o.rootStat!, opened: { rootFd: o.rootFd, guardFd: o.guardFd, nsLink: o.nsLink, rootId: o.rootId } };
@@ -286,12 +276,12 @@ export function statPath(root: RootRef, path: Buffer, links?: LinkView): StatRes
   const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   let result: StatResult;
   try {
-    const stat = statFd(fd);
-    result = { stat, fsType: fsTypeOf(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE))) };
+    const stat = statxOfFd(fd);
+    result = { stat, fsType: fsTypeOf(fd, new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_RECORD))) };
   } finally {
     close(fd);
   }
-  if (links) sizeLinkAsShown(root, path, Buffer.from(result.stat.buffer, result.stat.byteOffset, STATX_SIZE), links);
+  if (links) sizeLinkAsShown(root, path, Buffer.from(result.stat.buffer, result.stat.byteOffset, STATX_RECORD), links);
   return result;
 }
 
@@ -302,15 +292,13 @@ function sizeLinkAsShown(root: RootRef, path: Buffer, rec: Buffer, links: LinkVi
   const mine = { steps: Math.min(LINK_STEPS, budget?.steps ?? LINK_STEPS) };
   const given = mine.steps;
   try {
-    rec.writeBigUInt64LE(BigInt(viewLink(root, path, links.ownDev, links.pseudo, mine).length), STATX_SIZE_OFFSET);
+    setStatxSize(rec, BigInt(viewLink(root, path, links.ownDev, links.pseudo, mine).length));
   } catch {
     // unreadable link: keep the stored size
   } finally {
     if (budget) budget.steps -= given - Math.max(0, mine.steps);
   }
 }
-
-const STATX_SIZE_OFFSET = 40;
 
 export function readLink(root: RootRef, path: Buffer): Uint8Array {
   checkGuard(root);
@@ -378,7 +366,7 @@ export function viewLink(root: RootRef, path: Buffer, ownDev: number, pseudo: bo
     let target: Buffer | undefined;
     try {
       const r = statPath(noGuard, candidate);
-      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_SIZE));
+      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
       // A link we may not read (a magic link of a process we cannot inspect) is unresolvable.
       if (st.isSymlink) target = Buffer.from(readLink(noGuard, candidate));
@@ -424,8 +412,8 @@ function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wa
   checkGuard(root);
   const pathFd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
-    const stat = statFd(pathFd);
-    const st = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_SIZE));
+    const stat = statxOfFd(pathFd);
+    const st = new StatxView(Buffer.from(stat.buffer, stat.byteOffset, STATX_RECORD));
     if (st.dev !== dev || st.ino !== ino) throw new NsviewError(E.ESTALE, 'file was replaced');
     if (wantDir ? !st.isDir : !st.isReg) throw new NsviewError(wantDir ? E.ENOTDIR : E.EACCES, 'not a regular file');
     return { fd: reopen(pathFd), stat };
@@ -515,7 +503,7 @@ export function readReply(fd: number, offset: bigint, size: number, reply: Reply
 
 /** Attributes of an open file (the file itself, wherever its path went). */
 export function fstatFd(fd: number): Uint8Array {
-  return statFd(fd);
+  return statxOfFd(fd);
 }
 
 /**
@@ -553,7 +541,7 @@ function sizeLinksAsShown(c: DirChunk, root: RootRef, dir: Buffer, links: LinkVi
   const stats = Buffer.from(c.stats.buffer, c.stats.byteOffset, c.stats.byteLength);
   for (let i = 0; i < c.statOk.length; i++) {
     if (!c.statOk[i]) continue;
-    const rec = stats.subarray(i * STATX_SIZE, (i + 1) * STATX_SIZE);
+    const rec = stats.subarray(i * STATX_RECORD, (i + 1) * STATX_RECORD);
     if (!new StatxView(rec).isSymlink) continue;
     const name = names.subarray(i === 0 ? 0 : c.nameEnds[i - 1]!, c.nameEnds[i]!);
     const path = dir.length === 0 ? Buffer.from(name) : Buffer.concat([dir, Buffer.from('/'), name]);
@@ -577,22 +565,22 @@ const DIR_CHUNK_BYTES = 128 * 1024;
 function decodeDents(fd: number, dents: Buffer, end: boolean): DirChunk {
   const n = dents.length;
   let count = 0;
-  for (let p = 0; p < n; p += dents.readUInt16LE(p + 16)) count++;
+  for (let p = 0; p < n; p += dents.readUInt16LE(p + DIRENT64.reclen)) count++;
   const nameEnds = new Uint32Array(count);
   const types = new Uint8Array(count);
   const inos = new BigUint64Array(count);
   const offs = new BigInt64Array(count);
-  const stats = new Uint8Array(count * STATX_SIZE);
+  const stats = new Uint8Array(count * STATX_RECORD);
   const statOk = new Uint8Array(count);
   const nameChunks: Buffer[] = [];
   let nameLen = 0;
   let i = 0;
   for (let p = 0; p < n; i++) {
-    const reclen = dents.readUInt16LE(p + 16);
-    inos[i] = dents.readBigUInt64LE(p);
-    offs[i] = dents.readBigInt64LE(p + 8);
-    types[i] = dents[p + 18]!;
-    const nameStart = p + 19;
+    const reclen = dents.readUInt16LE(p + DIRENT64.reclen);
+    inos[i] = dents.readBigUInt64LE(p + DIRENT64.ino);
+    offs[i] = dents.readBigInt64LE(p + DIRENT64.off);
+    types[i] = dents[p + DIRENT64.type]!;
+    const nameStart = p + DIRENT64.name;
     const nameEnd = dents.indexOf(0, nameStart);
     const name = dents.subarray(nameStart, nameEnd);
     nameChunks.push(name);
@@ -606,8 +594,8 @@ function decodeDents(fd: number, dents: Buffer, end: boolean): DirChunk {
           fd,
           dents.subarray(nameStart, nameEnd + 1),
           AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC | AT.NO_AUTOMOUNT,
-          STAT_MASK,
-          Buffer.from(stats.buffer, i * STATX_SIZE, STATX_SIZE),
+          STATX_MASK,
+          Buffer.from(stats.buffer, i * STATX_RECORD, STATX_RECORD),
         );
         statOk[i] = 1;
       } catch {
@@ -629,9 +617,7 @@ export function statfsPath(root: RootRef, path: Buffer): Uint8Array {
   checkGuard(root);
   const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
-    const out = new Uint8Array(STATFS_SIZE);
-    fstatfs(fd, Buffer.from(out.buffer));
-    return out;
+    return statfsOf(fd);
   } finally {
     close(fd);
   }
@@ -668,7 +654,7 @@ function onFile<T>(
   // Kernels before 6.13: only regular files and directories can be reopened safely for f*xattr.
   const fd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {
-    const st = new StatxView(Buffer.from(statFd(fd)));
+    const st = new StatxView(Buffer.from(statxOfFd(fd)));
     if (!st.isReg && !st.isDir) throw new NsviewError(E.ENODATA);
     const rfd = reopenFd(fd, O.RDONLY | O.NONBLOCK | (st.isDir ? O.DIRECTORY : 0));
     try {

@@ -4,11 +4,10 @@
  * detached) tree, so the guard compares the two. Used by workers and by the main thread's fast
  * path: a DONT_SYNC statx of /proc/PID/root never waits on a server.
  */
-import { AT, STATX, cpath, statx } from '../sys/libc.js';
-import { StatxView, STATX_RECORD } from '../sys/stat.js';
+import { AT, cpath, statx } from '../sys/libc.js';
+import { StatxView, STATX_MASK, STATX_RECORD } from '../sys/stat.js';
 
 const ROOT = cpath('root');
-const MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
 const rec = Buffer.alloc(STATX_RECORD);
 
 /** "mntid:dev:ino" of a statx record. */
@@ -19,7 +18,7 @@ export function rootIdOf(st: StatxView): string {
 /** Identity of the root of the task whose /proc directory `guardFd` is ('' if it is gone). */
 export function currentRootId(guardFd: number): string {
   try {
-    statx(guardFd, ROOT, AT.STATX_DONT_SYNC, MASK, rec);
+    statx(guardFd, ROOT, AT.STATX_DONT_SYNC, STATX_MASK, rec);
   } catch {
     return '';
   }

@@ -33,24 +33,6 @@ export function pathBytes(path: InRootPath): Buffer {
   return Buffer.from(path, 'latin1');
 }
 
-/** Join an in-root relative path ('' = root) and one validated component. */
-export function childPath(parent: Buffer, name: Buffer): Buffer {
-  if (parent.length === 0) return name;
-  const out = Buffer.allocUnsafe(parent.length + 1 + name.length);
-  parent.copy(out, 0);
-  out[parent.length] = SLASH;
-  name.copy(out, parent.length + 1);
-  return out;
-}
-
-/** Number of components of an in-root relative path ('' has 0). */
-export function depthOf(path: Buffer): number {
-  if (path.length === 0) return 0;
-  let n = 1;
-  for (const b of path) if (b === SLASH) n++;
-  return n;
-}
-
 /** Split a path into its non-empty components (bytes kept exactly). */
 export function components(path: Buffer): Buffer[] {
   const out: Buffer[] = [];

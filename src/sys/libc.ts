@@ -13,9 +13,7 @@ import { NsviewError } from './errors.js';
 const lib = koffi.load('libc.so.6');
 
 // New syscalls share one number on every architecture since 5.x (asm-generic unification).
-const SYS_pidfd_send_signal = 424;
 const SYS_open_tree = 428;
-const SYS_pidfd_open = 434;
 const SYS_openat2 = 437;
 const SYS_getxattrat = 464;
 const SYS_listxattrat = 465;
@@ -26,9 +24,7 @@ const SYS_listxattrat = 465;
 const sys_openat2 = lib.func('syscall', 'long', ['long', 'int', 'void *', 'void *', 'size_t']);
 const sys_getxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'void *', 'size_t']);
 const sys_listxattrat = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint', 'void *', 'size_t']);
-const sys_pidfd_open = lib.func('syscall', 'long', ['long', 'int', 'uint']);
 const sys_open_tree = lib.func('syscall', 'long', ['long', 'int', 'void *', 'uint']);
-const sys_pidfd_send_signal = lib.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']);
 
 const c_close = lib.func('int close(int)');
 const c_fcntl_int = lib.func('int fcntl(int, int, int)');
@@ -125,9 +121,7 @@ export const STATX = {
   ATTR_MOUNT_ROOT: 0x2000,
 } as const;
 
-export const STATX_SIZE = 256;
-
-/** statx(2) into `out` (256 bytes); decode with src/sys/stat.ts. */
+/** statx(2) into `out` (a 256-byte struct statx); decode with src/sys/stat.ts. */
 export function statx(dirfd: number, path: Buffer, flags: number, mask: number, out: Buffer): void {
   check(c_statx(dirfd, path, flags, mask, out), 'statx');
 }
@@ -146,7 +140,7 @@ export function pread(fd: number, buf: Buffer, length: number, offset: bigint | 
   return check(c_pread(fd, buf, length, offset), 'pread');
 }
 
-export const STATFS_SIZE = 120;
+/** fstatfs(2) into `out` (a struct statfs); decode with src/sys/statfs.ts. */
 export function fstatfs(fd: number, out: Buffer): void {
   check(c_fstatfs(fd, out), 'fstatfs');
 }
@@ -216,14 +210,8 @@ export function openTree(dirfd: number, path: Buffer, flags: number): number {
   return check(sys_open_tree(SYS_open_tree, dirfd, path, flags), 'open_tree');
 }
 
-export function pidfdOpen(pid: number): number {
-  return check(sys_pidfd_open(SYS_pidfd_open, pid, 0), 'pidfd_open');
-}
-
-/** Signal 0 through a pidfd: throws ESRCH once that very process has exited. */
-export function pidfdAlive(pidfd: number): void {
-  check(sys_pidfd_send_signal(SYS_pidfd_send_signal, pidfd, 0, null, 0), 'pidfd_send_signal');
-}
+/** NS_GET_USERNS = _IO(0xb7, 0x1): an fd on the user namespace owning an nsfs fd's namespace. */
+export const NS_GET_USERNS = 0xb701;
 
 /** ioctl with an int argument (NS_GET_* on nsfs fds return fds or types). */
 export function ioctlInt(fd: number, request: number, arg = 0): number {
@@ -245,5 +233,3 @@ export function setThreadName(name: string): void {
 export function schedYield(): void {
   c_sched_yield();
 }
-
-export { koffi };

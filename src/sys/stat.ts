@@ -2,6 +2,8 @@
  * struct statx as raw bytes, decoded lazily. Workers send the 256-byte records as they came from
  * the kernel (one transferable buffer per batch) and the main thread reads only the fields it needs.
  */
+import { AT, STATX, cpath, statx } from './libc.js';
+import { kernelDev } from './dev.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
@@ -12,7 +14,25 @@ export const S_IFDIR = 0o040000;
 export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 
+/** sizeof(struct statx). */
 export const STATX_RECORD = 256;
+
+/** What nsview asks statx for: the basic fields and the mount id (the never-reused one where the kernel has it). */
+export const STATX_MASK = STATX.BASIC_STATS | STATX.MNT_ID | STATX.MNT_ID_UNIQUE;
+
+const EMPTY = cpath('');
+const ATTR_MOUNT_ROOT = BigInt(STATX.ATTR_MOUNT_ROOT);
+
+/**
+ * statx of the file `fd` holds itself (an O_PATH fd on a symlink: the link), into a new record.
+ * `noSync`: AT_STATX_DONT_SYNC, cached attributes, so a FUSE or network server is never asked.
+ */
+export function statxOfFd(fd: number, noSync = false): Uint8Array {
+  const out = new Uint8Array(STATX_RECORD);
+  const flags = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | (noSync ? AT.STATX_DONT_SYNC : 0);
+  statx(fd, EMPTY, flags, STATX_MASK, Buffer.from(out.buffer));
+  return out;
+}
 
 // Offsets in struct statx (include/uapi/linux/stat.h).
 const OFF = {
@@ -35,8 +55,6 @@ const OFF = {
   mntId: 144,
 } as const;
 
-const STATX_ATTR_MOUNT_ROOT = 0x2000n;
-
 /** A view on one statx record inside a buffer. */
 export class StatxView {
   constructor(
@@ -49,7 +67,7 @@ export class StatxView {
   }
   /** stx_mnt_id is the never-reused 64-bit mount id (STATX_MNT_ID_UNIQUE). */
   get hasUniqueMntId(): boolean {
-    return (this.mask & 0x4000) !== 0;
+    return (this.mask & STATX.MNT_ID_UNIQUE) !== 0;
   }
   get mode(): number {
     return this.buf.readUInt16LE(this.off + OFF.mode);
@@ -93,9 +111,9 @@ export class StatxView {
   get devMinor(): number {
     return this.buf.readUInt32LE(this.off + OFF.devMinor);
   }
-  /** Device as one number (major << 20 | minor, the kernel's internal dev_t layout). */
+  /** Device as one number (see kernelDev). */
   get dev(): number {
-    return this.devMajor * 0x100000 + this.devMinor;
+    return kernelDev(this.devMajor, this.devMinor);
   }
   get rdevMajor(): number {
     return this.buf.readUInt32LE(this.off + OFF.rdevMajor);
@@ -107,7 +125,7 @@ export class StatxView {
     return this.buf.readBigUInt64LE(this.off + OFF.mntId);
   }
   get isMountRoot(): boolean {
-    return (this.buf.readBigUInt64LE(this.off + OFF.attributes) & STATX_ATTR_MOUNT_ROOT) !== 0n;
+    return (this.buf.readBigUInt64LE(this.off + OFF.attributes) & ATTR_MOUNT_ROOT) !== 0n;
   }
   timeSec(which: 'atime' | 'mtime' | 'ctime'): bigint {
     return this.buf.readBigInt64LE(this.off + OFF[which]);
@@ -117,9 +135,9 @@ export class StatxView {
   }
 }
 
-/** The kernel's new_encode_dev(), the form fuse_attr.rdev carries. */
-export function encodeDev(major: number, minor: number): number {
-  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
+/** Overwrite stx_size of the record at `rec` (a symlink shown with a rewritten target). */
+export function setStatxSize(rec: Buffer, size: bigint): void {
+  rec.writeBigUInt64LE(size, OFF.size);
 }
 
 /** d_type for an S_IFMT type. */

@@ -1,5 +1,6 @@
 import type { Attr } from '../fuse/types.js';
-import { StatxView, S_IFDIR, S_IFLNK, encodeDev } from '../sys/stat.js';
+import { StatxView, S_IFDIR, S_IFLNK } from '../sys/stat.js';
+import { encodeDev } from '../sys/dev.js';
 import type { InodeNumbers } from './inode-numbers.js';
 
 /** A real file's attributes exactly as the namespace sees them, with the view's inode number. */

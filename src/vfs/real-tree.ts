@@ -7,6 +7,7 @@
 import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
 import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../sys/stat.js';
+import { decodeStatfs } from '../sys/statfs.js';
 import { assertComponent, childOf } from '../resolve/names.js';
 import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
@@ -179,18 +180,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const raw = await this.vc.inRoot(n.nsInode, (root) =>
       this.vc.io.run<Uint8Array>({ op: 'statfs', root, path: n.path }, n.nsInode),
     );
-    const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    // struct statfs (64-bit): type, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize
-    return {
-      bsize: Number(b.readBigInt64LE(8)),
-      blocks: b.readBigUInt64LE(16),
-      bfree: b.readBigUInt64LE(24),
-      bavail: b.readBigUInt64LE(32),
-      files: b.readBigUInt64LE(40),
-      ffree: b.readBigUInt64LE(48),
-      namelen: Number(b.readBigInt64LE(64)),
-      frsize: Number(b.readBigInt64LE(72)),
-    };
+    return decodeStatfs(raw);
   }
 
   /**
