@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import type { IoPool } from '../io/pool.js';
-import type { OpenTaskRootResult, RootRef, StatRootItem, StatRootResult } from '../io/protocol.js';
+import type { OpenTaskRootResult, StatRootItem, StatRootResult } from '../io/protocol.js';
+import { refOf, type RootRef } from './root-ref.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
 import { formatRef } from '../discovery/format.js';
 import { SandboxTask } from './sandbox.js';
@@ -34,6 +35,11 @@ export interface RootHandle {
   inflight: number;
   pins: number;
   lastUsed: number;
+}
+
+/** How a root opened through task `c` was reached, for logs. */
+function viaTask(c: { pid: number; tid: number }): string {
+  return c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`;
 }
 
 /** How many processes to try before falling back to a sandbox. */
@@ -112,12 +118,16 @@ export class NamespaceAccess {
    */
   async statRootsForListing(nss: Iterable<MountNamespace>): Promise<Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
     const items: StatRootItem[] = [];
+    const tried = new Map<number, { pid: number; tid: number }>();
     for (const ns of nss) {
       const h = this.handles.get(ns.inode);
       if (h) items.push({ nsInode: ns.inode, rootFd: h.ref.rootFd });
       else if (!this.acquiring.has(ns.inode)) {
         const c = this.candidates(ns)[0];
-        if (c) items.push({ nsInode: ns.inode, pid: c.pid, tid: c.tid });
+        if (c) {
+          items.push({ nsInode: ns.inode, pid: c.pid, tid: c.tid });
+          tried.set(ns.inode, c);
+        }
       }
     }
     const out = new Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>();
@@ -134,8 +144,8 @@ export class NamespaceAccess {
           fs.close(r.opened.rootFd, () => {});
           fs.close(r.opened.guardFd, () => {});
         } else {
-          const c = items.find((i) => i.nsInode === r.nsInode)!;
-          this.remember(r.nsInode, r.opened, c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`);
+          const c = tried.get(r.nsInode);
+          this.remember(r.nsInode, r.opened, c ? viaTask(c) : 'a task');
         }
       }
       if (r.stat) out.set(r.nsInode, { stat: r.stat, xattrNames: r.xattrNames });
@@ -197,7 +207,7 @@ export class NamespaceAccess {
           { op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: false },
           ns.inode,
         );
-        return this.remember(ns.inode, r, c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`);
+        return this.remember(ns.inode, r, viaTask(c));
       } catch (err) {
         lastErr = err;
         if (errnoOf(err) === E.ETIMEDOUT) throw err;
@@ -210,9 +220,8 @@ export class NamespaceAccess {
     }
   }
 
-  private remember(nsInode: number, r: OpenTaskRootResult, via: string, sandbox?: SandboxTask): RootHandle {
-    const ref: RootRef = { rootFd: r.rootFd, guardFd: r.guardFd, nsLink: r.nsLink, rootId: r.rootId };
-    const h: RootHandle = { nsInode, ref, via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
+  private remember(nsInode: number, r: RootRef, via: string, sandbox?: SandboxTask): RootHandle {
+    const h: RootHandle = { nsInode, ref: refOf(r), via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
     this.handles.set(nsInode, h);
     return h;
   }

@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { unshare, setns, gettid, setThreadName, close, CLONE } from '../sys/libc.js';
-import { openNsFile } from '../io/ops.js';
+import { openNsFile } from './ns-file.js';
 import { SANDBOX_THREAD_NAME } from './sandbox-name.js';
 import { errnoOf } from '../sys/errors.js';
 
@@ -21,7 +21,23 @@ interface SandboxInit {
   release: SharedArrayBuffer;
 }
 
-const init = workerData as SandboxInit;
+function isSandboxInit(d: unknown): d is SandboxInit {
+  return (
+    typeof d === 'object' &&
+    d !== null &&
+    'rootFd' in d &&
+    typeof d.rootFd === 'number' &&
+    'path' in d &&
+    typeof d.path === 'string' &&
+    'nsInode' in d &&
+    typeof d.nsInode === 'number' &&
+    'release' in d &&
+    d.release instanceof SharedArrayBuffer
+  );
+}
+
+if (!isSandboxInit(workerData)) throw new Error('sandbox thread started without its SandboxInit');
+const init: SandboxInit = workerData;
 const flag = new Int32Array(init.release);
 
 try {

@@ -13,51 +13,28 @@
  * This serves the kernel's revalidations and attribute refreshes of hot trees, the bulk of the
  * requests in a metadata walk once a directory was listed.
  */
-import { AT, O, RESOLVE, close, cpath, openat2, readlinkat, statx } from '../sys/libc.js';
-import { StatxView, STATX_MASK, STATX_RECORD } from '../sys/stat.js';
-import type { RootRef, StatResult } from './protocol.js';
-import { pathBytes } from '../resolve/names.js';
+import { O, RESOLVE, close, cpath, openat2 } from '../sys/libc.js';
+import { StatxView, statxOfFd } from '../sys/stat.js';
+import { guardHolds } from '../access/guard.js';
+import type { RootRef } from '../access/root-ref.js';
+import { pathBytes, type InRootPath } from '../resolve/names.js';
 import { NODE_PATH } from '../resolve/in-root.js';
+import type { StatResult } from '../resolve/lookup.js';
 import { isLocalFs } from './fs-kinds.js';
-import { currentRootId } from './root-id.js';
-import type { InRootPath } from '../resolve/names.js';
 
 const FLAGS = O.PATH | O.NOFOLLOW | O.CLOEXEC;
 const RESOLVE_FAST = NODE_PATH | RESOLVE.CACHED;
-const STAT_FLAGS = AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW | AT.STATX_DONT_SYNC;
-const GUARD_VALID_MS = 100;
-const EMPTY = cpath('');
-const NS_MNT = cpath('ns/mnt');
 const DOT = Buffer.from('.');
 
 export class FastStat {
   /** Unique mount id -> filesystem magic, for mounts known to be local. */
   private readonly localMounts = new Map<bigint, number>();
-  private readonly guardChecked = new Map<number, number>();
-  private readonly linkBuf = Buffer.alloc(64);
   hits = 0;
   misses = 0;
 
   /** A worker stat'ed something on mount `mntId` and found filesystem `fsType`. */
   learn(st: StatxView, fsType: number): void {
     if (st.hasUniqueMntId && isLocalFs(fsType)) this.localMounts.set(st.mntId, fsType);
-  }
-
-  private guardOk(root: RootRef): boolean {
-    if (root.guardFd < 0) return true;
-    const now = performance.now();
-    const last = this.guardChecked.get(root.guardFd);
-    if (last !== undefined && now - last < GUARD_VALID_MS) return true;
-    try {
-      const n = readlinkat(root.guardFd, NS_MNT, this.linkBuf);
-      if (this.linkBuf.toString('latin1', 0, n) !== root.nsLink) return false;
-    } catch {
-      return false;
-    }
-    if (currentRootId(root.guardFd) !== root.rootId) return false;
-    if (this.guardChecked.size > 4096) this.guardChecked.clear();
-    this.guardChecked.set(root.guardFd, now);
-    return true;
   }
 
   /**
@@ -72,13 +49,11 @@ export class FastStat {
 
   /** statx of an fd tryOpenPath gave (its mount is known local): never blocks. */
   statHeld(fd: number): StatxView | undefined {
-    const buf = Buffer.alloc(STATX_RECORD);
     try {
-      statx(fd, EMPTY, STAT_FLAGS, STATX_MASK, buf);
+      return new StatxView(Buffer.from(statxOfFd(fd, true).buffer));
     } catch {
       return undefined;
     }
-    return new StatxView(buf);
   }
 
   /**
@@ -94,7 +69,7 @@ export class FastStat {
 
   /** The non-blocking walk and stat; the fd is the caller's on success, closed otherwise. */
   private openCached(root: RootRef, path: InRootPath, linksRewritten: boolean): (StatResult & { fd: number }) | undefined {
-    if (!this.guardOk(root) || path.length > 3072) return undefined;
+    if (!guardHolds(root) || path.length > 3072) return undefined;
     let fd: number;
     try {
       fd = openat2(root.rootFd, cpath(path.length === 0 ? DOT : pathBytes(path)), FLAGS, RESOLVE_FAST);
@@ -102,16 +77,15 @@ export class FastStat {
       this.misses++;
       return undefined;
     }
-    const out = new Uint8Array(STATX_RECORD);
-    const buf = Buffer.from(out.buffer);
+    let out: Uint8Array;
     try {
-      statx(fd, EMPTY, STAT_FLAGS, STATX_MASK, buf);
+      out = statxOfFd(fd, true);
     } catch {
       close(fd);
       this.misses++;
       return undefined;
     }
-    const st = new StatxView(buf);
+    const st = new StatxView(Buffer.from(out.buffer));
     const fsType = st.hasUniqueMntId ? this.localMounts.get(st.mntId) : undefined;
     if (fsType === undefined || (linksRewritten && st.isSymlink)) {
       close(fd);

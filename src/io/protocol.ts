@@ -1,37 +1,11 @@
+import type { OpenedRoot, RootRef } from '../access/root-ref.js';
 import type { InRootPath } from '../resolve/names.js';
+import type { LinkView } from '../resolve/symlink-view.js';
 
 /**
  * Messages between the main thread and the io workers. Everything that may block in a namespace's
  * filesystem is one of these requests; the main thread only ever waits on a Promise of the answer.
  */
-
-/**
- * How to reach a namespace's root from a worker. `guardFd` (an O_PATH fd on /proc/PID or
- * /proc/PID/task/TID) is checked before every operation: if that task left the namespace (or
- * died, or its PID now belongs to another process) the operation fails with ESRCH instead of
- * acting on a root that might be stale, and the caller picks another way in.
- */
-export interface RootRef {
-  rootFd: number;
-  guardFd: number;
-  /** Expected `ns/mnt` link text of the guard task, e.g. "mnt:[4026532177]". */
-  nsLink: string;
-  /**
-   * Identity of the root we hold ("mntid:dev:ino"): the guard task's root must still be it. A
-   * pivot_root in the namespace moves every task's root, and an fd taken before would go on
-   * showing the old, soon detached, tree.
-   */
-  rootId: string;
-}
-
-/**
- * In rewrite mode a symlink's st_size must be the length of the target readlink will show (the
- * kernel and programs size their buffers by it): with this set, workers rewrite as they stat.
- */
-export interface LinkView {
-  ownDev: number;
-  pseudo: boolean;
-}
 
 /**
  * A reply the worker writes itself, straight to the FUSE device, instead of sending data back
@@ -58,31 +32,14 @@ export type IoRequest =
   | { op: 'closeAll'; fds: number[] }
   | { op: 'reopenHeld'; pathFd: number }
   | { op: 'statfs'; root: RootRef; path: InRootPath }
-  | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Buffer }
+  | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Uint8Array }
   | { op: 'listxattr'; root: RootRef; path: InRootPath };
 
-/** One stat: the raw statx record, plus the magic number of the filesystem it is on. */
-export interface StatResult {
-  stat: Uint8Array;
-  fsType: number;
-}
-
-export interface OpenTaskRootResult {
-  rootFd: number;
-  guardFd: number;
-  nsLink: string;
-  rootId: string;
-  /** statx of the root, taken while checking it (not part of a RootRef). */
-  rootStat?: Uint8Array;
-}
+/** What openTaskRoot answers. */
+export type OpenTaskRootResult = OpenedRoot;
 
 /** One namespace of a statRoots batch: a held root, or a task whose root to open. */
-export interface StatRootItem {
-  nsInode: number;
-  rootFd?: number;
-  pid?: number;
-  tid?: number;
-}
+export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; pid: number; tid: number };
 
 export interface StatRootResult {
   nsInode: number;
@@ -127,10 +84,6 @@ export interface XattrResult {
   names: Uint8Array;
   /** The value asked for; undefined when the file has no xattr of that name. */
   value?: Uint8Array;
-}
-
-export interface StatfsResult {
-  raw: Uint8Array;
 }
 
 export type IoResponse =

@@ -6,19 +6,17 @@
 import { parentPort } from 'node:worker_threads';
 import { gettid } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
-import * as ops from './ops.js';
+import { openTaskRoot } from '../access/task-root.js';
 import { pathBytes } from '../resolve/names.js';
+import { closeAll, fstatFd, openFile, readLink, readReply, readViewLink, reopenHeld, statPath } from './files.js';
+import { openDirAndRead, readDir } from './directories.js';
+import { getXattr, listXattr } from './xattrs.js';
+import { statfsPath } from './statfs.js';
+import { statRoots } from './roots.js';
 import type { DirChunk, IoRequest, IoResponse } from './protocol.js';
 
 if (!parentPort) throw new Error('io worker must run as a worker thread');
 const port = parentPort;
-
-/** postMessage delivers Buffers as plain Uint8Arrays; give them their Buffer methods back. */
-function revive(req: IoRequest): IoRequest {
-  const r = req as { name?: unknown };
-  if (r.name instanceof Uint8Array && !Buffer.isBuffer(r.name)) r.name = Buffer.from(r.name.buffer, r.name.byteOffset, r.name.byteLength);
-  return req;
-}
 
 const b = pathBytes;
 
@@ -29,59 +27,61 @@ function chunkBuffers(c: DirChunk): ArrayBuffer[] {
 function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
   switch (req.op) {
     case 'openTaskRoot':
-      return { value: ops.openTaskRoot(req.pid, req.tid, req.nsInode, req.self), transfer: [] };
+      return { value: openTaskRoot(req.pid, req.tid, req.nsInode, req.self), transfer: [] };
     case 'statRoots': {
-      const r = ops.statRoots(req.items);
+      const r = statRoots(req.items);
       return {
         value: r,
         transfer: r.flatMap((x) => [x.stat, x.xattrNames].filter((a) => a !== undefined).map((a) => a.buffer as ArrayBuffer)),
       };
     }
     case 'stat': {
-      const r = ops.statPath(req.root, b(req.path), req.links);
+      const r = statPath(req.root, b(req.path), req.links);
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'readlink': {
-      const r = ops.readLink(req.root, b(req.path));
+      const r = readLink(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'viewLink': {
-      const r = ops.viewLink(req.root, b(req.path), req.ownDev, req.pseudo);
+      const r = readViewLink(req.root, b(req.path), { ownDev: req.ownDev, pseudo: req.pseudo });
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'openFile': {
-      const r = ops.openFile(req.root, b(req.path), req.dev, req.ino);
+      const r = openFile(req.root, b(req.path), req.dev, req.ino);
       return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
     }
     case 'fstat': {
-      const r = ops.fstatFd(req.fd);
+      const r = fstatFd(req.fd);
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'readReply':
-      return { value: ops.readReply(req.fd, req.offset, req.size, req.reply), transfer: [] };
+      return { value: readReply(req.fd, req.offset, req.size, req.reply), transfer: [] };
     case 'readDir': {
-      const r = ops.readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
+      const r = readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
       return { value: r, transfer: chunkBuffers(r) };
     }
     case 'openDirAndRead': {
-      const r = ops.openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
+      const r = openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
       return { value: r, transfer: chunkBuffers(r.first) };
     }
     case 'closeAll':
-      ops.closeAll(req.fds);
+      closeAll(req.fds);
       return { value: undefined, transfer: [] };
     case 'reopenHeld':
-      return { value: ops.reopenHeld(req.pathFd), transfer: [] };
+      return { value: reopenHeld(req.pathFd), transfer: [] };
     case 'statfs': {
-      const r = ops.statfsPath(req.root, b(req.path));
+      const r = statfsPath(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
     case 'getxattr': {
-      const r = ops.getXattr(req.root, b(req.path), req.name);
+      // postMessage delivers a Buffer as a plain Uint8Array: view the same bytes as a Buffer.
+      const name = Buffer.from(req.name.buffer, req.name.byteOffset, req.name.byteLength);
+      const r = getXattr(req.root, b(req.path), name);
       return { value: r, transfer: [r.names.buffer as ArrayBuffer, ...(r.value ? [r.value.buffer as ArrayBuffer] : [])] };
     }
     case 'listxattr': {
-      const r = ops.listXattr(req.root, b(req.path));
+      const r = listXattr(req.root, b(req.path));
       return { value: r, transfer: [r.buffer as ArrayBuffer] };
     }
   }
@@ -93,7 +93,7 @@ port.on('message', (msg: { id: number; req: IoRequest }) => {
   let res: IoResponse;
   let transfer: ArrayBuffer[] = [];
   try {
-    const out = execute(revive(msg.req));
+    const out = execute(msg.req);
     res = { id: msg.id, ok: true, value: out.value };
     transfer = out.transfer;
   } catch (err) {

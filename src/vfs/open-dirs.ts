@@ -4,7 +4,8 @@
  */
 import type { DirEntry, Entry } from '../fuse/types.js';
 import { StatxView, STATX_RECORD, dtypeOf } from '../sys/stat.js';
-import type { DirChunk, IoRequest, OpenDirResult, RootRef } from '../io/protocol.js';
+import type { DirChunk, IoRequest, OpenDirResult } from '../io/protocol.js';
+import type { RootRef } from '../access/root-ref.js';
 import type { ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
