@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import type { IoPool } from '../io/pool.js';
-import type { OpenTaskRootResult, StatRootItem, StatRootResult } from '../io/protocol.js';
+import type { StatRootItem, StatRootResult } from '../io/protocol.js';
 import { refOf, type RootRef } from './root-ref.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
 import { formatRef } from '../discovery/format.js';
@@ -134,7 +134,7 @@ export class NamespaceAccess {
     if (items.length === 0) return out;
     let results: StatRootResult[];
     try {
-      results = await this.io.run<StatRootResult[]>({ op: 'statRoots', items });
+      results = await this.io.run({ op: 'statRoots', items });
     } catch {
       return out;
     }
@@ -203,10 +203,7 @@ export class NamespaceAccess {
     let lastErr: unknown;
     for (const c of this.candidates(ns).slice(0, MAX_CANDIDATES)) {
       try {
-        const r = await this.io.run<OpenTaskRootResult>(
-          { op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: false },
-          ns.inode,
-        );
+        const r = await this.io.run({ op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: false }, ns.inode);
         return this.remember(ns.inode, r, viaTask(c));
       } catch (err) {
         lastErr = err;
@@ -249,10 +246,7 @@ export class NamespaceAccess {
       try {
         const task = await this.startSandbox(ns, ref);
         try {
-          const r = await this.io.run<OpenTaskRootResult>(
-            { op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true },
-            ns.inode,
-          );
+          const r = await this.io.run({ op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true }, ns.inode);
           this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${formatRef(ref)})`);
           return this.remember(ns.inode, r, `sandbox thread ${task.tid}`, task);
         } catch (err) {

@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { NsviewError, E } from '../sys/errors.js';
-import type { IoRequest, IoResponse } from './protocol.js';
+import type { IoMessage, IoOp, IoRequestOf, IoResponse, IoResult } from './protocol.js';
 
 export interface IoPoolOptions {
   size: number;
@@ -19,7 +19,7 @@ export interface IoPoolOptions {
 
 interface Pending {
   id: number;
-  req: IoRequest;
+  req: IoRequestOf<IoOp>;
   key: number;
   queuedAt: number;
   resolve: (v: unknown) => void;
@@ -95,18 +95,21 @@ export class IoPool {
   }
 
   /**
-   * Run one request. `key` groups requests for fairness and hang containment (the namespace
-   * inode; 0 for work outside namespaces).
+   * Run one request; resolves with what its op answers. `key` groups requests for fairness and
+   * hang containment (the namespace inode; 0 for work outside namespaces).
    */
-  run<T>(req: IoRequest, key = 0): Promise<T> {
+  run<K extends IoOp>(req: IoRequestOf<K>, key = 0): Promise<IoResult<K>> {
     if (this.closed) return Promise.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<IoResult<K>>((resolve, reject) => {
       const p: Pending = {
         id: this.nextId++,
         req,
         key,
         queuedAt: performance.now(),
-        resolve: resolve as (v: unknown) => void,
+        // The worker answers request `id` with the result its handler table gives for op K
+        // (worker.ts, typed from IoOps): the one place that value's type is taken on trust,
+        // as it crosses the thread boundary untyped.
+        resolve: (v) => resolve(v as IoResult<K>),
         reject,
         timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs),
       };
@@ -195,7 +198,7 @@ export class IoPool {
       slot.idleSince = undefined;
       p.slot = slot;
       this.running.set(p.key, (this.running.get(p.key) ?? 0) + 1);
-      slot.worker.postMessage({ id: p.id, req: p.req });
+      slot.worker.postMessage({ id: p.id, req: p.req } satisfies IoMessage);
     }
   }
 

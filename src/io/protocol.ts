@@ -1,11 +1,48 @@
-import type { OpenedRoot, RootRef } from '../access/root-ref.js';
-import type { InRootPath } from '../resolve/names.js';
-import type { LinkView } from '../resolve/symlink-view.js';
-
 /**
  * Messages between the main thread and the io workers. Everything that may block in a namespace's
  * filesystem is one of these requests; the main thread only ever waits on a Promise of the answer.
+ *
+ * IoOps is the protocol: per op, the request's fields and the result's type. The pool's `run`
+ * and the worker's handler table (worker.ts) are both typed from it, so a request and what it
+ * answers cannot drift apart.
  */
+import type { RootRef, OpenedRoot } from '../access/root-ref.js';
+import type { InRootPath } from '../resolve/names.js';
+import type { StatResult } from '../resolve/lookup.js';
+import type { LinkView } from '../resolve/symlink-view.js';
+
+export interface IoOps {
+  /** Open the root of a task's namespace (access/task-root.ts). */
+  openTaskRoot: { req: { pid: number; tid: number; nsInode: number; self: boolean }; res: OpenedRoot };
+  /** Root attributes of many namespaces, for a listing of the top directory (roots.ts). */
+  statRoots: { req: { items: StatRootItem[] }; res: StatRootResult[] };
+  stat: { req: { root: RootRef; path: InRootPath; links?: LinkView }; res: StatResult };
+  /** A symlink's target as stored. */
+  readlink: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
+  /** A symlink's target as the view shows it (resolve/symlink-view.ts). */
+  viewLink: { req: { root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }; res: Uint8Array };
+  /** Open a regular file for reading, if it is still the file (dev, ino). */
+  openFile: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint }; res: OpenResult };
+  /** Read into a reply the worker writes to the FUSE device; the errno of that write, or 0. */
+  readReply: { req: { fd: number; offset: bigint; size: number; reply: ReplyFrame }; res: number };
+  fstat: { req: { fd: number }; res: Uint8Array };
+  openDirAndRead: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }; res: OpenDirResult };
+  readDir: { req: { root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }; res: DirChunk };
+  closeAll: { req: { fds: number[] }; res: void };
+  /** Reopen for reading the file an O_PATH fd holds, closing that fd; the new fd. */
+  reopenHeld: { req: { pathFd: number }; res: number };
+  /** Raw struct statfs (sys/statfs.ts decodes it). */
+  statfs: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
+  getxattr: { req: { root: RootRef; path: InRootPath; name: Uint8Array }; res: XattrResult };
+  /** NUL-terminated names. */
+  listxattr: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
+}
+
+export type IoOp = keyof IoOps;
+/** The request of op K (of any op: IoRequestOf<IoOp>). */
+export type IoRequestOf<K extends IoOp> = { op: K } & IoOps[K]['req'];
+/** What op K answers. */
+export type IoResult<K extends IoOp> = IoOps[K]['res'];
 
 /**
  * A reply the worker writes itself, straight to the FUSE device, instead of sending data back
@@ -17,26 +54,6 @@ export interface ReplyFrame {
   fd: number;
   header: Uint8Array;
 }
-
-export type IoRequest =
-  | { op: 'openTaskRoot'; pid: number; tid: number; nsInode: number; self: boolean }
-  | { op: 'statRoots'; items: StatRootItem[] }
-  | { op: 'stat'; root: RootRef; path: InRootPath; links?: LinkView }
-  | { op: 'readlink'; root: RootRef; path: InRootPath }
-  | { op: 'viewLink'; root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }
-  | { op: 'openFile'; root: RootRef; path: InRootPath; dev: number; ino: bigint }
-  | { op: 'readReply'; fd: number; offset: bigint; size: number; reply: ReplyFrame }
-  | { op: 'fstat'; fd: number }
-  | { op: 'openDirAndRead'; root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }
-  | { op: 'readDir'; root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }
-  | { op: 'closeAll'; fds: number[] }
-  | { op: 'reopenHeld'; pathFd: number }
-  | { op: 'statfs'; root: RootRef; path: InRootPath }
-  | { op: 'getxattr'; root: RootRef; path: InRootPath; name: Uint8Array }
-  | { op: 'listxattr'; root: RootRef; path: InRootPath };
-
-/** What openTaskRoot answers. */
-export type OpenTaskRootResult = OpenedRoot;
 
 /** One namespace of a statRoots batch: a held root, or a task whose root to open. */
 export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; pid: number; tid: number };
@@ -71,9 +88,6 @@ export interface DirChunk {
   end: boolean;
 }
 
-/** readReply: 0 when the frame was written, else the errno of writing it (ENOENT: interrupted). */
-export type ReadReplyResult = number;
-
 export interface OpenDirResult {
   fd: number;
   first: DirChunk;
@@ -86,6 +100,11 @@ export interface XattrResult {
   value?: Uint8Array;
 }
 
-export type IoResponse =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; errno: number; message: string };
+/** Worker -> pool: the answer to request `id`. */
+export type IoResponse = { id: number; ok: true; value: unknown } | { id: number; ok: false; errno: number; message: string };
+
+/** Pool -> worker. */
+export interface IoMessage {
+  id: number;
+  req: IoRequestOf<IoOp>;
+}

@@ -13,89 +13,102 @@ import { openDirAndRead, readDir } from './directories.js';
 import { getXattr, listXattr } from './xattrs.js';
 import { statfsPath } from './statfs.js';
 import { statRoots } from './roots.js';
-import type { DirChunk, IoRequest, IoResponse } from './protocol.js';
+import type { DirChunk, IoMessage, IoOp, IoRequestOf, IoResponse, IoResult } from './protocol.js';
 
 if (!parentPort) throw new Error('io worker must run as a worker thread');
 const port = parentPort;
 
-const b = pathBytes;
-
-function chunkBuffers(c: DirChunk): ArrayBuffer[] {
-  return [c.names, c.nameEnds, c.types, c.inos, c.offs, c.stats, c.statOk].map((a) => a.buffer as ArrayBuffer);
+/** A result, and the buffers to transfer (not copy) with it. */
+interface Answer<T> {
+  value: T;
+  transfer?: ArrayBuffer[];
 }
 
-function execute(req: IoRequest): { value: unknown; transfer: ArrayBuffer[] } {
-  switch (req.op) {
-    case 'openTaskRoot':
-      return { value: openTaskRoot(req.pid, req.tid, req.nsInode, req.self), transfer: [] };
-    case 'statRoots': {
-      const r = statRoots(req.items);
-      return {
-        value: r,
-        transfer: r.flatMap((x) => [x.stat, x.xattrNames].filter((a) => a !== undefined).map((a) => a.buffer as ArrayBuffer)),
-      };
-    }
-    case 'stat': {
-      const r = statPath(req.root, b(req.path), req.links);
-      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
-    }
-    case 'readlink': {
-      const r = readLink(req.root, b(req.path));
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
-    case 'viewLink': {
-      const r = readViewLink(req.root, b(req.path), { ownDev: req.ownDev, pseudo: req.pseudo });
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
-    case 'openFile': {
-      const r = openFile(req.root, b(req.path), req.dev, req.ino);
-      return { value: r, transfer: [r.stat.buffer as ArrayBuffer] };
-    }
-    case 'fstat': {
-      const r = fstatFd(req.fd);
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
-    case 'readReply':
-      return { value: readReply(req.fd, req.offset, req.size, req.reply), transfer: [] };
-    case 'readDir': {
-      const r = readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
-      return { value: r, transfer: chunkBuffers(r) };
-    }
-    case 'openDirAndRead': {
-      const r = openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
-      return { value: r, transfer: chunkBuffers(r.first) };
-    }
-    case 'closeAll':
-      closeAll(req.fds);
-      return { value: undefined, transfer: [] };
-    case 'reopenHeld':
-      return { value: reopenHeld(req.pathFd), transfer: [] };
-    case 'statfs': {
-      const r = statfsPath(req.root, b(req.path));
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
-    case 'getxattr': {
-      // postMessage delivers a Buffer as a plain Uint8Array: view the same bytes as a Buffer.
-      const name = Buffer.from(req.name.buffer, req.name.byteOffset, req.name.byteLength);
-      const r = getXattr(req.root, b(req.path), name);
-      return { value: r, transfer: [r.names.buffer as ArrayBuffer, ...(r.value ? [r.value.buffer as ArrayBuffer] : [])] };
-    }
-    case 'listxattr': {
-      const r = listXattr(req.root, b(req.path));
-      return { value: r, transfer: [r.buffer as ArrayBuffer] };
-    }
-  }
+type Handlers = { [K in IoOp]: (req: IoRequestOf<K>) => Answer<IoResult<K>> };
+
+/** The distinct ArrayBuffers behind `views` (a buffer may be listed for transfer only once). */
+function buffersOf(...views: Array<ArrayBufferView | undefined>): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const v of views) if (v && v.buffer instanceof ArrayBuffer) out.add(v.buffer);
+  return [...out];
+}
+
+function chunkBuffers(c: DirChunk): ArrayBuffer[] {
+  return buffersOf(c.names, c.nameEnds, c.types, c.inos, c.offs, c.stats, c.statOk);
+}
+
+const b = pathBytes;
+
+const handlers: Handlers = {
+  openTaskRoot: (req) => {
+    const r = openTaskRoot(req.pid, req.tid, req.nsInode, req.self);
+    return { value: r, transfer: buffersOf(r.rootStat) };
+  },
+  statRoots: (req) => {
+    const r = statRoots(req.items);
+    return { value: r, transfer: buffersOf(...r.flatMap((x) => [x.stat, x.xattrNames])) };
+  },
+  stat: (req) => {
+    const r = statPath(req.root, b(req.path), req.links);
+    return { value: r, transfer: buffersOf(r.stat) };
+  },
+  readlink: (req) => {
+    const r = readLink(req.root, b(req.path));
+    return { value: r, transfer: buffersOf(r) };
+  },
+  viewLink: (req) => {
+    const r = readViewLink(req.root, b(req.path), { ownDev: req.ownDev, pseudo: req.pseudo });
+    return { value: r, transfer: buffersOf(r) };
+  },
+  openFile: (req) => {
+    const r = openFile(req.root, b(req.path), req.dev, req.ino);
+    return { value: r, transfer: buffersOf(r.stat) };
+  },
+  readReply: (req) => ({ value: readReply(req.fd, req.offset, req.size, req.reply) }),
+  fstat: (req) => {
+    const r = fstatFd(req.fd);
+    return { value: r, transfer: buffersOf(r) };
+  },
+  openDirAndRead: (req) => {
+    const r = openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
+    return { value: r, transfer: chunkBuffers(r.first) };
+  },
+  readDir: (req) => {
+    const r = readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
+    return { value: r, transfer: chunkBuffers(r) };
+  },
+  closeAll: (req) => ({ value: closeAll(req.fds) }),
+  reopenHeld: (req) => ({ value: reopenHeld(req.pathFd) }),
+  statfs: (req) => {
+    const r = statfsPath(req.root, b(req.path));
+    return { value: r, transfer: buffersOf(r) };
+  },
+  getxattr: (req) => {
+    // postMessage delivers a Buffer as a plain Uint8Array: view the same bytes as a Buffer.
+    const name = Buffer.from(req.name.buffer, req.name.byteOffset, req.name.byteLength);
+    const r = getXattr(req.root, b(req.path), name);
+    return { value: r, transfer: buffersOf(r.names, r.value) };
+  },
+  listxattr: (req) => {
+    const r = listXattr(req.root, b(req.path));
+    return { value: r, transfer: buffersOf(r) };
+  },
+};
+
+function execute<K extends IoOp>(req: IoRequestOf<K>): Answer<IoResult<K>> {
+  const handler: (req: IoRequestOf<K>) => Answer<IoResult<K>> = handlers[req.op];
+  return handler(req);
 }
 
 port.postMessage({ ready: true, tid: gettid() });
 
-port.on('message', (msg: { id: number; req: IoRequest }) => {
+port.on('message', (msg: IoMessage) => {
   let res: IoResponse;
   let transfer: ArrayBuffer[] = [];
   try {
     const out = execute(msg.req);
     res = { id: msg.id, ok: true, value: out.value };
-    transfer = out.transfer;
+    transfer = out.transfer ?? [];
   } catch (err) {
     const errno = errnoOf(err);
     res = { id: msg.id, ok: false, errno, message: err instanceof NsviewError ? err.message : String(err) };

@@ -4,7 +4,7 @@
  */
 import type { DirEntry, Entry } from '../fuse/types.js';
 import { StatxView, STATX_RECORD, dtypeOf } from '../sys/stat.js';
-import type { DirChunk, IoRequest, OpenDirResult } from '../io/protocol.js';
+import type { IoOp, IoRequestOf, IoResult } from '../io/protocol.js';
 import type { RootRef } from '../access/root-ref.js';
 import type { ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
@@ -31,12 +31,12 @@ export class OpenDirs {
    * A worker request that opens something of `n` and so keeps its namespace's way in pinned (a
    * sandbox stays while the fd is open): the caller owns `unpin`, called here only on failure.
    */
-  private async openPinned<T>(n: RealNode, req: (root: RootRef) => IoRequest): Promise<{ value: T; unpin: () => void }> {
+  private async openPinned<K extends IoOp>(n: RealNode, req: (root: RootRef) => IoRequestOf<K>): Promise<{ value: IoResult<K>; unpin: () => void }> {
     const vc = this.vc;
     const ns = vc.namespace(n.nsInode);
     const unpin = await vc.roots.pin(ns);
     try {
-      const value = await vc.roots.withRoot(ns, (root) => vc.io.run<T>(req(root), n.nsInode));
+      const value = await vc.roots.withRoot(ns, (root) => vc.io.run(req(root), n.nsInode));
       return { value, unpin };
     } catch (err) {
       unpin();
@@ -49,7 +49,7 @@ export class OpenDirs {
     const vc = this.vc;
     let c = offset === 0n ? undefined : this.cursors.get(n.id);
     if (!c) {
-      const { value: r, unpin } = await this.openPinned<OpenDirResult>(n, (root) => ({
+      const { value: r, unpin } = await this.openPinned(n, (root) => ({
         op: 'openDirAndRead',
         root,
         path: n.path,
@@ -65,7 +65,7 @@ export class OpenDirs {
       const from = start < 0 ? offset : c.chunk.data.offs[c.chunk.data.offs.length - 1]!;
       const cur = c;
       const data = await vc.inRoot(n.nsInode, (root) =>
-        vc.io.run<DirChunk>({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
+        vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
       );
       c.chunk = { from, data };
       start = 0;

@@ -5,7 +5,6 @@
 import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../fuse/types.js';
 import { NsviewError, E, errnoName } from '../sys/errors.js';
 import { StatxView } from '../sys/stat.js';
-import type { OpenResult, ReadReplyResult } from '../io/protocol.js';
 import type { ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
@@ -54,7 +53,7 @@ export class OpenFiles {
       const { path, dev, ino } = n;
       try {
         const r = await vc.inRoot(n.nsInode, (root) =>
-          vc.io.run<OpenResult>({ op: 'openFile', root, path, dev, ino }, n.nsInode),
+          vc.io.run({ op: 'openFile', root, path, dev, ino }, n.nsInode),
         );
         f.opened = Promise.resolve(r.fd);
       } catch (err) {
@@ -79,7 +78,7 @@ export class OpenFiles {
     if (held) return held;
     const fd = f.opened === undefined ? undefined : await f.opened.catch(() => undefined);
     if (fd === undefined) return undefined;
-    const rec = await this.vc.io.run<Uint8Array>({ op: 'fstat', fd }, f.nsInode);
+    const rec = await this.vc.io.run({ op: 'fstat', fd }, f.nsInode);
     return new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
   }
 
@@ -87,7 +86,7 @@ export class OpenFiles {
     if (f.opened === undefined) {
       const pathFd = f.pathFd!;
       f.pathFd = undefined; // the worker closes it
-      f.opened = this.vc.io.run<number>({ op: 'reopenHeld', pathFd }, f.nsInode);
+      f.opened = this.vc.io.run({ op: 'reopenHeld', pathFd }, f.nsInode);
       f.opened.catch(() => undefined); // observed by reads and release; never unhandled
     }
     return f.opened;
@@ -106,7 +105,7 @@ export class OpenFiles {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
     const fd = await this.fileFd(f);
-    const written = await this.vc.io.run<ReadReplyResult>({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
     if (written !== 0 && written !== E.ENOENT) {
       const why = `the device refused the reply: ${errnoName(written)}`;
       this.vc.opts.trace?.('read', why);

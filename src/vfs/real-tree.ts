@@ -11,8 +11,6 @@ import { decodeStatfs } from '../sys/statfs.js';
 import { assertComponent, childOf } from '../resolve/names.js';
 import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
-import type { XattrResult } from '../io/protocol.js';
-import type { StatResult } from '../resolve/lookup.js';
 import { hasXattrName } from '../io/xattr-names.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import { ExpiringMap } from './expiring-map.js';
@@ -79,7 +77,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
       fsType = fast.fsType;
     } else {
       const r = await vc.inRoot(nsInode, (root) =>
-        vc.io.run<StatResult>({ op: 'stat', root, path, links: vc.linkView() }, nsInode),
+        vc.io.run({ op: 'stat', root, path, links: vc.linkView() }, nsInode),
       );
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
@@ -159,8 +157,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if ((n.type & S_IFMT) !== S_IFLNK) throw new NsviewError(E.EINVAL);
     const out = await vc.inRoot(n.nsInode, (root) =>
       vc.opts.symlinks === 'raw'
-        ? vc.io.run<Uint8Array>({ op: 'readlink', root, path: n.path }, n.nsInode)
-        : vc.io.run<Uint8Array>({ op: 'viewLink', root, path: n.path, ownDev: vc.ownDev, pseudo: vc.opts.pseudo }, n.nsInode),
+        ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode)
+        : vc.io.run({ op: 'viewLink', root, path: n.path, ownDev: vc.ownDev, pseudo: vc.opts.pseudo }, n.nsInode),
     );
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
@@ -179,7 +177,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   async statfs(ctx: RequestContext, n: RealNode): Promise<StatFs> {
     if (this.vc.fromSelf(ctx)) return EMPTY_STATFS;
     const raw = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run<Uint8Array>({ op: 'statfs', root, path: n.path }, n.nsInode),
+      this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode),
     );
     return decodeStatfs(raw);
   }
@@ -194,7 +192,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const known = this.xattrNames.get(n.id);
     if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
     const r = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run<XattrResult>({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
+      this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
     );
     this.xattrNames.set(n.id, r.names);
     if (!r.value) throw new NsviewError(E.ENODATA);
@@ -204,7 +202,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   async listxattr(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     if (this.vc.fromSelf(ctx)) return Buffer.alloc(0);
     const v = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run<Uint8Array>({ op: 'listxattr', root, path: n.path }, n.nsInode),
+      this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode),
     );
     this.xattrNames.set(n.id, v);
     return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
