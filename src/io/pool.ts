@@ -7,6 +7,7 @@
  * a short leash (one request at a time) until one of its requests succeeds again. A frozen mount
  * in one container therefore costs at most one worker, never the whole view.
  */
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { NsviewError, E } from '../sys/errors.js';
 import type { IoMessage, IoOp, IoRequestOf, IoResponse, IoResult } from './protocol.js';
@@ -15,6 +16,14 @@ export interface IoPoolOptions {
   size: number;
   opTimeoutMs: number;
   onEvent?: (message: string) => void;
+}
+
+export interface RunOptions {
+  /**
+   * Aborting gives up on the request: EINTR at once, and the work is dropped if still queued, or
+   * the worker written off (as at a timeout) if already running.
+   */
+  signal?: AbortSignal;
 }
 
 interface Pending {
@@ -26,6 +35,8 @@ interface Pending {
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
   slot?: Slot;
+  signal?: AbortSignal;
+  onAbort?: () => void;
 }
 
 interface Slot {
@@ -45,6 +56,12 @@ const MAX_EXTRA_WORKERS = 4;
 /** How long a request of an idle namespace may wait behind busy workers before one is added. */
 const GROW_AFTER_MS = 200;
 const RETIRE_AFTER_MS = 5000;
+
+/** "op /path in namespace N", for log lines. */
+function describe(p: Pending): string {
+  const where = 'path' in p.req ? ` /${Buffer.from(p.req.path, 'latin1').toString()}` : '';
+  return `${p.req.op}${where} in namespace ${p.key}`;
+}
 
 export class IoPool {
   private readonly slots: Slot[] = [];
@@ -98,8 +115,10 @@ export class IoPool {
    * Run one request; resolves with what its op answers. `key` groups requests for fairness and
    * hang containment (the namespace inode; 0 for work outside namespaces).
    */
-  run<K extends IoOp>(req: IoRequestOf<K>, key = 0): Promise<IoResult<K>> {
+  run<K extends IoOp>(req: IoRequestOf<K>, key = 0, options: RunOptions = {}): Promise<IoResult<K>> {
     if (this.closed) return Promise.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(new NsviewError(E.EINTR, `${req.op} interrupted`));
     return new Promise<IoResult<K>>((resolve, reject) => {
       const p: Pending = {
         id: this.nextId++,
@@ -113,6 +132,11 @@ export class IoPool {
         reject,
         timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs),
       };
+      if (signal) {
+        p.signal = signal;
+        p.onAbort = () => this.abort(p);
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
       this.queue.push(p);
       this.pump();
       if (this.queue.length > 0) this.scheduleGrow();
@@ -205,7 +229,9 @@ export class IoPool {
   private finish(slot: Slot, msg: IoResponse): void {
     const p = slot.busy;
     if (!p || p.id !== msg.id) {
-      // An answer from a worker we gave up on: it is free of the kernel now, let it go.
+      // An answer from a worker we gave up on: it is free of the kernel now, let it go. What it
+      // opened for a caller who is no longer waiting is closed (in a worker: see closeAll).
+      if (msg.ok && msg.fds.length > 0) this.closeOrphans(msg.fds);
       const key = this.abandoned.get(slot.worker);
       if (key !== undefined) {
         this.abandoned.delete(slot.worker);
@@ -225,6 +251,7 @@ export class IoPool {
 
   private settle(p: Pending, msg: IoResponse): void {
     clearTimeout(p.timer);
+    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
     if (p.slot) {
       const n = (this.running.get(p.key) ?? 1) - 1;
       if (n <= 0) this.running.delete(p.key);
@@ -238,22 +265,58 @@ export class IoPool {
     const qi = this.queue.indexOf(p);
     if (qi >= 0) {
       this.queue.splice(qi, 1);
-      p.reject(new NsviewError(E.ETIMEDOUT, `${p.req.op} waited too long`));
+      this.settle(p, { id: p.id, ok: false, errno: E.ETIMEDOUT, message: `${p.req.op} waited too long` });
       return;
     }
     const slot = p.slot;
     if (!slot || slot.busy !== p) return;
-    const where = 'path' in p.req ? ` /${Buffer.from(p.req.path, 'latin1').toString()}` : '';
     this.opts.onEvent?.(
-      `ETIMEDOUT: ${p.req.op}${where} in namespace ${p.key} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
+      `ETIMEDOUT: ${describe(p)} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
     );
+    this.writeOff(slot, p, E.ETIMEDOUT, `${p.req.op} timed out`);
+  }
+
+  /**
+   * The caller gave up (its signal aborted): a queued request is dropped; a running one is
+   * answered EINTR at once and its worker written off as at a timeout, since what it is doing
+   * may be stuck in the kernel and cannot be stopped from here.
+   */
+  private abort(p: Pending): void {
+    const qi = this.queue.indexOf(p);
+    if (qi >= 0) {
+      this.queue.splice(qi, 1);
+      this.settle(p, { id: p.id, ok: false, errno: E.EINTR, message: `${p.req.op} interrupted while queued` });
+      return;
+    }
+    const slot = p.slot;
+    if (!slot || slot.busy !== p) return;
+    this.opts.onEvent?.(`EINTR: ${describe(p)} (interrupted while running); worker ${slot.tid} written off`);
+    this.writeOff(slot, p, E.EINTR, `${p.req.op} interrupted`);
+  }
+
+  /**
+   * Answer the request `slot` is running with `errno` and replace the worker. It is counted as
+   * stuck in the request's namespace until it answers (see finish), and its answer is discarded.
+   */
+  private writeOff(slot: Slot, p: Pending, errno: number, message: string): void {
     this.suspect.add(p.key);
     slot.busy = undefined;
-    this.settle(p, { id: p.id, ok: false, errno: E.ETIMEDOUT, message: `${p.req.op} timed out` });
+    this.settle(p, { id: p.id, ok: false, errno, message });
     this.replace(slot);
     this.abandoned.set(slot.worker, p.key);
     this.stuckPerKey.set(p.key, (this.stuckPerKey.get(p.key) ?? 0) + 1);
     this.pump();
+  }
+
+  /** Close fds no caller will take (an answer that came after its request was given up on). */
+  private closeOrphans(fds: number[]): void {
+    if (this.closed) {
+      for (const fd of fds) fs.close(fd, () => {});
+      return;
+    }
+    this.run({ op: 'closeAll', fds }).catch((err: unknown) =>
+      this.opts.onEvent?.(`closing ${fds.length} fds of an abandoned request: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
 
   private replace(slot: Slot): void {
@@ -277,10 +340,7 @@ export class IoPool {
   async close(): Promise<void> {
     this.closed = true;
     if (this.growTimer) clearTimeout(this.growTimer);
-    for (const p of this.queue.splice(0)) {
-      clearTimeout(p.timer);
-      p.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
-    }
+    for (const p of this.queue.splice(0)) this.settle(p, { id: p.id, ok: false, errno: E.ENOTCONN, message: 'io pool closed' });
     // A worker blocked in the kernel cannot be joined; terminate() would wait for it, so only
     // the idle ones are awaited. Stuck ones end with the process.
     const idle = this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate());

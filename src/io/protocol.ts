@@ -100,8 +100,13 @@ export interface XattrResult {
   value?: Uint8Array;
 }
 
-/** Worker -> pool: the answer to request `id`. */
-export type IoResponse = { id: number; ok: true; value: unknown } | { id: number; ok: false; errno: number; message: string };
+/**
+ * Worker -> pool: the answer to request `id`. `fds`: the fds the value hands over to the caller,
+ * for the pool to close when nobody waits for the answer any more (timed out, aborted).
+ */
+export type IoResponse =
+  | { id: number; ok: true; value: unknown; fds: number[] }
+  | { id: number; ok: false; errno: number; message: string };
 
 /** Pool -> worker. */
 export interface IoMessage {

@@ -18,10 +18,11 @@ import type { DirChunk, IoMessage, IoOp, IoRequestOf, IoResponse, IoResult } fro
 if (!parentPort) throw new Error('io worker must run as a worker thread');
 const port = parentPort;
 
-/** A result, and the buffers to transfer (not copy) with it. */
+/** A result, the buffers to transfer (not copy) with it, and the fds it hands to the caller. */
 interface Answer<T> {
   value: T;
   transfer?: ArrayBuffer[];
+  fds?: number[];
 }
 
 type Handlers = { [K in IoOp]: (req: IoRequestOf<K>) => Answer<IoResult<K>> };
@@ -42,11 +43,15 @@ const b = pathBytes;
 const handlers: Handlers = {
   openTaskRoot: (req) => {
     const r = openTaskRoot(req.pid, req.tid, req.nsInode, req.self);
-    return { value: r, transfer: buffersOf(r.rootStat) };
+    return { value: r, transfer: buffersOf(r.rootStat), fds: [r.rootFd, r.guardFd] };
   },
   statRoots: (req) => {
     const r = statRoots(req.items);
-    return { value: r, transfer: buffersOf(...r.flatMap((x) => [x.stat, x.xattrNames])) };
+    return {
+      value: r,
+      transfer: buffersOf(...r.flatMap((x) => [x.stat, x.xattrNames])),
+      fds: r.flatMap((x) => (x.opened ? [x.opened.rootFd, x.opened.guardFd] : [])),
+    };
   },
   stat: (req) => {
     const r = statPath(req.root, b(req.path), req.links);
@@ -62,7 +67,7 @@ const handlers: Handlers = {
   },
   openFile: (req) => {
     const r = openFile(req.root, b(req.path), req.dev, req.ino);
-    return { value: r, transfer: buffersOf(r.stat) };
+    return { value: r, transfer: buffersOf(r.stat), fds: [r.fd] };
   },
   readReply: (req) => ({ value: readReply(req.fd, req.offset, req.size, req.reply) }),
   fstat: (req) => {
@@ -71,14 +76,17 @@ const handlers: Handlers = {
   },
   openDirAndRead: (req) => {
     const r = openDirAndRead(req.root, b(req.path), req.dev, req.ino, req.links);
-    return { value: r, transfer: chunkBuffers(r.first) };
+    return { value: r, transfer: chunkBuffers(r.first), fds: [r.fd] };
   },
   readDir: (req) => {
     const r = readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
     return { value: r, transfer: chunkBuffers(r) };
   },
   closeAll: (req) => ({ value: closeAll(req.fds) }),
-  reopenHeld: (req) => ({ value: reopenHeld(req.pathFd) }),
+  reopenHeld: (req) => {
+    const fd = reopenHeld(req.pathFd);
+    return { value: fd, fds: [fd] };
+  },
   statfs: (req) => {
     const r = statfsPath(req.root, b(req.path));
     return { value: r, transfer: buffersOf(r) };
@@ -107,7 +115,7 @@ port.on('message', (msg: IoMessage) => {
   let transfer: ArrayBuffer[] = [];
   try {
     const out = execute(msg.req);
-    res = { id: msg.id, ok: true, value: out.value };
+    res = { id: msg.id, ok: true, value: out.value, fds: out.fds ?? [] };
     transfer = out.transfer ?? [];
   } catch (err) {
     const errno = errnoOf(err);
