@@ -5,7 +5,7 @@
 import { AT, O, OPEN_TREE, close, cpath, openat, openTree } from '../sys/libc.js';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import { StatxView, statxOfFd } from '../sys/stat.js';
-import { NSFS_MAGIC, fsMagicOf } from '../sys/statfs.js';
+import { FS_MAGIC, fsMagicOf } from '../sys/statfs.js';
 import { resolveInRoot } from '../resolve/in-root.js';
 import { reopenFd } from '../resolve/reopen.js';
 
@@ -25,7 +25,7 @@ export function openNsFile(rootFd: number, path: string, nsInode: number): numbe
   const pathFd = openNsPath(rootFd, path);
   try {
     const st = new StatxView(Buffer.from(statxOfFd(pathFd).buffer));
-    if (fsMagicOf(pathFd) !== NSFS_MAGIC || st.ino !== BigInt(nsInode)) {
+    if (fsMagicOf(pathFd) !== FS_MAGIC.NSFS || st.ino !== BigInt(nsInode)) {
       throw new NsviewError(E.ESTALE, `${path} is not mount namespace ${nsInode}`);
     }
     return reopenFd(pathFd, O.RDONLY);

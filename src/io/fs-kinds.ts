@@ -4,24 +4,26 @@
  * names prefetched with a listing); on anything else (FUSE, NFS, CIFS, ceph...) every call goes
  * through an io worker with a deadline.
  */
+import { FS_MAGIC } from '../sys/statfs.js';
+
 const LOCAL_FS = new Set<number>([
-  0xef53, // ext2/3/4
-  0x58465342, // xfs
-  0x9123683e, // btrfs
-  0x01021994, // tmpfs (and devtmpfs)
-  0x858458f6, // ramfs
-  0x794c7630, // overlayfs
-  0x73717368, // squashfs
-  0xe0f5e1e2, // erofs
-  0xf2f52010, // f2fs
-  0x2fc12fc1, // zfs
-  0x4d44, // vfat
-  0x9660, // iso9660
-  0x9fa0, // proc
-  0x62656572, // sysfs
-  0x27e0eb, // cgroup
-  0x63677270, // cgroup2
-  0x1cd1, // devpts
+  FS_MAGIC.EXT4,
+  FS_MAGIC.XFS,
+  FS_MAGIC.BTRFS,
+  FS_MAGIC.TMPFS,
+  FS_MAGIC.RAMFS,
+  FS_MAGIC.OVERLAYFS,
+  FS_MAGIC.SQUASHFS,
+  FS_MAGIC.EROFS,
+  FS_MAGIC.F2FS,
+  FS_MAGIC.ZFS,
+  FS_MAGIC.VFAT,
+  FS_MAGIC.ISO9660,
+  FS_MAGIC.PROC,
+  FS_MAGIC.SYSFS,
+  FS_MAGIC.CGROUP,
+  FS_MAGIC.CGROUP2,
+  FS_MAGIC.DEVPTS,
 ]);
 
 export function isLocalFs(magic: number): boolean {

@@ -3,27 +3,29 @@
  * endless (/proc/kmsg), have side effects when read, or describe the host rather than the
  * container. `grep -r /mnt/nsview` must finish; with --pseudo they are shown (still read-only).
  */
-export const PSEUDO_FS_MAGIC: ReadonlyMap<number, string> = new Map([
-  [0x9fa0, 'proc'],
-  [0x62656572, 'sysfs'],
-  [0x27e0eb, 'cgroup'],
-  [0x63677270, 'cgroup2'],
-  [0x64626720, 'debugfs'],
-  [0x74726163, 'tracefs'],
-  [0x73636673, 'securityfs'],
-  [0xcafe4a11, 'bpf'],
-  [0x62656570, 'configfs'],
-  [0x6165676c, 'pstore'],
-  [0xde5e81e4, 'efivarfs'],
-  [0x65735543, 'fusectl'],
-  [0x42494e4d, 'binfmt_misc'],
-  [0xf97cff8c, 'selinuxfs'],
-  [0x43415d53, 'smackfs'],
-  [0x67596969, 'rpc_pipefs'],
-  [0x19800202, 'mqueue'],
-  [0x6e736673, 'nsfs'],
+import { FS_MAGIC } from '../sys/statfs.js';
+
+const PSEUDO_FS = new Set<number>([
+  FS_MAGIC.PROC,
+  FS_MAGIC.SYSFS,
+  FS_MAGIC.CGROUP,
+  FS_MAGIC.CGROUP2,
+  FS_MAGIC.DEBUGFS,
+  FS_MAGIC.TRACEFS,
+  FS_MAGIC.SECURITYFS,
+  FS_MAGIC.BPF,
+  FS_MAGIC.CONFIGFS,
+  FS_MAGIC.PSTORE,
+  FS_MAGIC.EFIVARFS,
+  FS_MAGIC.FUSECTL,
+  FS_MAGIC.BINFMT_MISC,
+  FS_MAGIC.SELINUXFS,
+  FS_MAGIC.SMACKFS,
+  FS_MAGIC.RPC_PIPEFS,
+  FS_MAGIC.MQUEUE,
+  FS_MAGIC.NSFS,
 ]);
 
 export function isPseudoFs(magic: number): boolean {
-  return PSEUDO_FS_MAGIC.has(magic);
+  return PSEUDO_FS.has(magic);
 }

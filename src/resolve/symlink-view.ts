@@ -26,7 +26,7 @@ export interface LinkBudget {
 }
 
 /** Components one rewrite may resolve (each one openat2 + statx). */
-export const LINK_STEPS = 512;
+const LINK_STEPS = 512;
 /** As the kernel's MAXSYMLINKS. */
 const MAX_SYMLINKS = 40;
 const SLASH = 0x2f;

@@ -5,10 +5,43 @@
 import { fstatfs } from './libc.js';
 
 /** sizeof(struct statfs) on 64-bit Linux. */
-export const STATFS_SIZE = 120;
+const STATFS_SIZE = 120;
 
-/** f_type of nsfs, the filesystem of namespace files (/proc/PID/ns/*, their bind mounts). */
-export const NSFS_MAGIC = 0x6e736673;
+/** The f_type values nsview tells apart (include/uapi/linux/magic.h, and zfs's own). */
+export const FS_MAGIC = {
+  EXT4: 0xef53, // ext2/3/4
+  XFS: 0x58465342,
+  BTRFS: 0x9123683e,
+  TMPFS: 0x01021994, // and devtmpfs
+  RAMFS: 0x858458f6,
+  OVERLAYFS: 0x794c7630,
+  SQUASHFS: 0x73717368,
+  EROFS: 0xe0f5e1e2,
+  F2FS: 0xf2f52010,
+  ZFS: 0x2fc12fc1,
+  VFAT: 0x4d44,
+  ISO9660: 0x9660,
+  PROC: 0x9fa0,
+  SYSFS: 0x62656572,
+  CGROUP: 0x27e0eb,
+  CGROUP2: 0x63677270,
+  DEVPTS: 0x1cd1,
+  DEBUGFS: 0x64626720,
+  TRACEFS: 0x74726163,
+  SECURITYFS: 0x73636673,
+  BPF: 0xcafe4a11,
+  CONFIGFS: 0x62656570,
+  PSTORE: 0x6165676c,
+  EFIVARFS: 0xde5e81e4,
+  FUSECTL: 0x65735543,
+  BINFMT_MISC: 0x42494e4d,
+  SELINUXFS: 0xf97cff8c,
+  SMACKFS: 0x43415d53,
+  RPC_PIPEFS: 0x67596969,
+  MQUEUE: 0x19800202,
+  /** The filesystem of namespace files (/proc/PID/ns/*, their bind mounts). */
+  NSFS: 0x6e736673,
+} as const;
 
 /** The fields of struct statfs a FUSE STATFS reply carries. */
 export interface Statfs {
