@@ -20,14 +20,13 @@
  */
 import koffi from 'koffi';
 import { E, NsviewError } from './errors.js';
-import { O, cpath } from './libc.js';
+import { CLONE, O, close, cpath } from './libc.js';
+import { FS_MAGIC, fsMagicOf } from './statfs.js';
 
 const lib = koffi.load('libc.so.6');
 
 const c_ioctl_ptr = lib.func('int ioctl(int, unsigned long, void *)');
 const c_open = lib.func('int open(void *, int, uint)');
-const c_close = lib.func('int close(int)');
-const c_fstatfs = lib.func('int fstatfs(int, void *)');
 const c_fstat_ino = lib.func('int statx(int, void *, int, unsigned int, void *)');
 const c_open_by_handle_at = lib.func('int open_by_handle_at(int, void *, int)');
 // listmount(2) has no glibc wrapper in bookworm; see libc.ts on fixed prototypes for syscall().
@@ -53,8 +52,6 @@ export const NSFS_IOCTL = {
   MNT_GET_PREV: 0x8010b70c,
 } as const;
 
-const NSFS_MAGIC = 0x6e736673;
-const CLONE_NEWNS = 0x20000;
 /** fcntl.h: the root of the nsfs filesystem as the mount fd of open_by_handle_at. */
 const FD_NSFS_ROOT = -10003;
 /** exportfs.h: 64-bit namespace id, 32-bit namespace type, 32-bit inode number. */
@@ -116,8 +113,6 @@ function inodeOf(fd: number): number {
   return Number(sxBuf.readBigUInt64LE(32));
 }
 
-const sfsBuf = Buffer.alloc(120);
-
 /**
  * Identity of the mount namespace a host path names: a /proc ns link (`/proc/PID/ns/mnt`,
  * `/proc/PID/task/TID/ns/mnt`), a /proc fd link or an nsfs bind mount. The path is opened O_PATH
@@ -130,14 +125,13 @@ export function mountNamespaceIdentityAt(path: string | Buffer): MountNamespaceI
   if (pathFd < 0) throw new NsviewError(koffi.errno(), `open ${String(path)}`);
   let fd = -1;
   try {
-    if (c_fstatfs(pathFd, sfsBuf) < 0) throw new NsviewError(koffi.errno(), 'fstatfs');
-    if (Number(sfsBuf.readBigInt64LE(0)) !== NSFS_MAGIC) throw new NsviewError(E.ESTALE, `${String(path)} is not a namespace file`);
+    if (fsMagicOf(pathFd) !== FS_MAGIC.NSFS) throw new NsviewError(E.ESTALE, `${String(path)} is not a namespace file`);
     fd = c_open(cpath(`/proc/self/fd/${pathFd}`), O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK, 0);
     if (fd < 0) throw new NsviewError(koffi.errno(), `reopen ${String(path)}`);
     return { id: mountNamespaceId(fd), inode: inodeOf(fd) };
   } finally {
-    if (fd >= 0) c_close(fd);
-    c_close(pathFd);
+    if (fd >= 0) close(fd);
+    close(pathFd);
   }
 }
 
@@ -160,7 +154,7 @@ export function openMountNamespaceById(ns: MountNamespaceIdentity): number {
   handleBuf.writeUInt32LE(16, 0);
   handleBuf.writeInt32LE(FILEID_NSFS, 4);
   handleBuf.writeBigUInt64LE(ns.id, 8);
-  handleBuf.writeUInt32LE(CLONE_NEWNS, 16);
+  handleBuf.writeUInt32LE(CLONE.NEWNS, 16);
   handleBuf.writeUInt32LE(ns.inode, 20);
   const fd = c_open_by_handle_at(FD_NSFS_ROOT, handleBuf, O.RDONLY | O.CLOEXEC);
   if (fd < 0) throw new NsviewError(koffi.errno(), `open mount namespace ${ns.id}`);
@@ -213,7 +207,7 @@ export function namespaceIdSupport(): NamespaceIdSupport {
       const own = mountNamespaceIdentityOf(fd);
       s.ids = true;
       try {
-        c_close(openMountNamespaceById(own));
+        close(openMountNamespaceById(own));
         s.handles = true;
       } catch {
         // no nsfs file handles
@@ -227,14 +221,14 @@ export function namespaceIdSupport(): NamespaceIdSupport {
       infoBuf.writeUInt32LE(MNT_NS_INFO_SIZE, 0);
       for (const req of [NSFS_IOCTL.MNT_GET_NEXT, NSFS_IOCTL.MNT_GET_PREV]) {
         const other = c_ioctl_ptr(fd, req, infoBuf);
-        if (other >= 0) c_close(other);
+        if (other >= 0) close(other);
         // ENOENT: there is no namespace after (or before) ours, but the ioctl exists.
         if (other >= 0 || koffi.errno() === E.ENOENT) s.walk = true;
       }
     } catch {
       // no ids at all
     } finally {
-      c_close(fd);
+      close(fd);
     }
   }
   support = s;
@@ -273,16 +267,16 @@ export function forEachMountNamespace(visit: (ns: VisitedNamespace) => boolean |
             if (errno === E.ENOENT) break;
             throw new NsviewError(errno, 'NS_MNT_GET_NEXT/PREV');
           }
-          if (cur >= 0) c_close(cur);
+          if (cur >= 0) close(cur);
           cur = next;
           const ns = { id: infoBuf.readBigUInt64LE(8), inode: inodeOf(cur), mounts: infoBuf.readUInt32LE(4), fd: cur };
           if (visit(ns)) return;
         }
       } finally {
-        if (cur >= 0) c_close(cur);
+        if (cur >= 0) close(cur);
       }
     }
   } finally {
-    c_close(own);
+    close(own);
   }
 }
