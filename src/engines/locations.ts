@@ -7,7 +7,7 @@
  * Only the command lines of processes whose `comm` names an engine daemon are read (reading
  * another process's cmdline touches its memory; `comm` does not). Every read is asynchronous.
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { asArray, asObject, parseJson, str } from './json.js';
 import type { ContainerdLocation } from './containerd.js';
@@ -49,6 +49,11 @@ export function flagValue(argv: readonly string[], names: readonly string[]): st
     }
   }
   return v;
+}
+
+/** A path argument of process `p`, made absolute against its working directory. */
+function procPath(p: { cwd: string }, v: string | undefined): string | undefined {
+  return v === undefined ? undefined : path.resolve(p.cwd, v);
 }
 
 /** All values of a repeated flag. */
@@ -113,6 +118,8 @@ interface Proc {
   pid: number;
   comm: string;
   argv: string[];
+  /** The process's working directory (relative paths in argv are relative to it). */
+  cwd: string;
 }
 
 const DAEMON_COMMS = new Set(['dockerd', 'containerd', 'conmon', 'crio']);
@@ -131,7 +138,13 @@ export async function engineProcesses(): Promise<Proc[]> {
     if (!comm || !DAEMON_COMMS.has(comm)) continue;
     const cmdline = await readText(`/proc/${p}/cmdline`);
     if (cmdline === undefined) continue;
-    out.push({ pid: Number(p), comm, argv: cmdline.split('\0').filter((a, i, all) => i < all.length - 1 || a !== '') });
+    let cwd = '/';
+    try {
+      cwd = await readlink(`/proc/${p}/cwd`);
+    } catch {
+      /* gone, or not ours to see: relative paths stay relative to / */
+    }
+    out.push({ pid: Number(p), comm, cwd, argv: cmdline.split('\0').filter((a, i, all) => i < all.length - 1 || a !== '') });
   }
   return out;
 }
@@ -158,9 +171,9 @@ export async function discoverEngineLocations(overrides: EngineOverrides = {}): 
   // Docker: each running dockerd, else the configured (or default) one if its socket exists.
   const docker = new Map<string, DockerLocation>();
   for (const p of procs.filter((q) => q.comm === 'dockerd')) {
-    const cfg = await dockerFromConfig(flagValue(p.argv, ['--config-file']) ?? path.join(etc, 'docker/daemon.json'));
-    const socket = flagValues(p.argv, ['-H', '--host']).map(unixPath).find((s) => s !== undefined) ?? cfg.socket ?? DOCKER_DEFAULTS.socket;
-    docker.set(socket, { socket, execRoot: flagValue(p.argv, ['--exec-root']) ?? cfg.execRoot ?? DOCKER_DEFAULTS.execRoot });
+    const cfg = await dockerFromConfig(procPath(p, flagValue(p.argv, ['--config-file'])) ?? path.join(etc, 'docker/daemon.json'));
+    const socket = procPath(p, flagValues(p.argv, ['-H', '--host']).map(unixPath).find((s) => s !== undefined)) ?? cfg.socket ?? DOCKER_DEFAULTS.socket;
+    docker.set(socket, { socket, execRoot: procPath(p, flagValue(p.argv, ['--exec-root'])) ?? cfg.execRoot ?? DOCKER_DEFAULTS.execRoot });
   }
   if (docker.size === 0) {
     const cfg = await dockerFromConfig(path.join(etc, 'docker/daemon.json'));
@@ -172,9 +185,10 @@ export async function discoverEngineLocations(overrides: EngineOverrides = {}): 
   // view of a container both report), else the configured one.
   const containerd = new Map<string, ContainerdLocation>();
   for (const p of procs.filter((q) => q.comm === 'containerd')) {
-    const cfg = await containerdFromConfig(flagValue(p.argv, ['--config', '-c']) ?? path.join(etc, 'containerd/config.toml'));
-    const socket = unixPath(flagValue(p.argv, ['--address', '-a']) ?? cfg.socket ?? CONTAINERD_DEFAULTS.socket);
-    const state = flagValue(p.argv, ['--state']) ?? cfg.state ?? CONTAINERD_DEFAULTS.state;
+    const cfg = await containerdFromConfig(procPath(p, flagValue(p.argv, ['--config', '-c'])) ?? path.join(etc, 'containerd/config.toml'));
+    const addr = unixPath(flagValue(p.argv, ['--address', '-a']) ?? cfg.socket ?? CONTAINERD_DEFAULTS.socket);
+    const socket = procPath(p, addr);
+    const state = procPath(p, flagValue(p.argv, ['--state'])) ?? cfg.state ?? CONTAINERD_DEFAULTS.state;
     if (socket) containerd.set(socket, { socket, state });
   }
   if (containerd.size === 0) {
