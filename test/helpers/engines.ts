@@ -15,7 +15,7 @@
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { readFile, readdir, readlink, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnLongLived, type Spawned } from './namespaces.js';
 import { ownerToken, pidAlive, run, sh, shq, waitExit, waitFor, type RunOptions, type RunResult, type Teardown } from './proc.js';
@@ -240,6 +240,7 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
   const d = spawnLongLived(['containerd', '--config', config], { pdeathsig: 'TERM' });
   const ctr = (ns: string, args: string[], opts?: RunOptions) => run('ctr', ['-a', socket, '-n', ns, ...args], opts);
   const made = new Set<string>(); // "ns/id"
+  const namespaces = new Set<string>();
   const remove = async (ns: string, id: string): Promise<void> => {
     await ctr(ns, ['task', 'kill', '-s', 'KILL', id], { check: false });
     await waitFor(`task ${id} to stop`, async () => !/RUNNING/.test((await ctr(ns, ['task', 'ls'], { check: false })).stdout.split('\n').filter((l) => l.startsWith(`${id} `)).join('')), { timeoutMs: 10_000, intervalMs: 100 }).catch(() => {});
@@ -258,6 +259,8 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
     await killShimsAndContainers(socket);
     // The shims keep runc's state under the host-wide default root: remove what is ours.
     for (const k of made) await run('rm', ['-rf', '--', path.join('/run/containerd/runc', k)], { check: false });
+    // ...and the namespace directories the shims made there, when nothing else is in them.
+    for (const ns of namespaces) await rmdir(path.join('/run/containerd/runc', ns)).catch(() => {});
     await removeTree(dir);
   });
   await waitFor(
@@ -276,6 +279,7 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
       for (const [k, v] of Object.entries(opts.labels ?? {})) args.push('--label', `${k}=${v}`);
       for (const [k, v] of Object.entries(opts.annotations ?? {})) args.push('--annotation', `${k}=${v}`);
       made.add(`${ns}/${id}`);
+      namespaces.add(ns);
       await ctr(ns, [...args, rootfs, id, '/bin/sleep', '999999']);
       const pid = Number((await readFile(path.join(state, 'io.containerd.runtime.v2.task', ns, id, 'init.pid'), 'utf8')).trim());
       return pid;
