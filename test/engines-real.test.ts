@@ -83,6 +83,7 @@ test.before(async () => {
 
 test.after.always(async (t) => {
   t.log(`timings (ms): ${JSON.stringify(timings)}`);
+  if (registry) t.log(`last list (ms): ${registry.snapshot().engines.map((e) => `${e.key.split(':')[0]}=${e.lastListMs}`).join(' ')}`);
   await scope.cleanup();
   // Nothing of ours is left running or mounted.
   const ps = await sh(`ps -eo pid,args | grep -E 'nsview-test-engines|${NS}' | grep -v grep || true`, { check: false });

@@ -6,7 +6,7 @@
 export { ENGINE_KINDS } from './model.js';
 export type { ContainerInfo, EngineKind, EngineSource, EngineStatus, EngineHealth, ListOptions } from './model.js';
 export { encodePathComponent, decodePathComponent } from './path-name.js';
-export { containerMntns, mapContainersToMntns, readPidStart, parseStatStart } from './proc-identity.js';
+export { containerMntns, readForContainer, mapContainersToMntns, readPidStart, parseStatStart } from './proc-identity.js';
 export type { MappedContainer } from './proc-identity.js';
 export { EngineRegistry } from './registry.js';
 export type { RegistryOptions, EngineSnapshot } from './registry.js';

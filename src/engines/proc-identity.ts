@@ -43,15 +43,26 @@ async function readMntnsInode(pid: number): Promise<number | undefined> {
 }
 
 /**
+ * `read(pid)` (e.g. the namespace link, or the kernel's namespace id) of the container's init
+ * process, accepted only if the process before and after the read is the one the engine reported
+ * (same PID and start time); undefined otherwise.
+ */
+export async function readForContainer<T>(c: Pick<ContainerInfo, 'pid' | 'pidStart'>, read: (pid: number) => Promise<T | undefined>): Promise<T | undefined> {
+  if ((await readPidStart(c.pid)) !== c.pidStart) return undefined;
+  const value = await read(c.pid);
+  if (value === undefined) return undefined;
+  // Same process still? Then the value read above was its own.
+  return (await readPidStart(c.pid)) === c.pidStart ? value : undefined;
+}
+
+/**
  * The mount namespace inode of the container's init process, or undefined when that process is
  * no longer the one the engine reported (exited, or its PID now belongs to another process).
+ * The inode is valid while the process lives; a caller keying on the kernel's namespace id
+ * passes its own reader to readForContainer instead.
  */
-export async function containerMntns(c: Pick<ContainerInfo, 'pid' | 'pidStart'>): Promise<number | undefined> {
-  if ((await readPidStart(c.pid)) !== c.pidStart) return undefined;
-  const inode = await readMntnsInode(c.pid);
-  if (inode === undefined) return undefined;
-  // Same process still? Then the link read above was its namespace.
-  return (await readPidStart(c.pid)) === c.pidStart ? inode : undefined;
+export function containerMntns(c: Pick<ContainerInfo, 'pid' | 'pidStart'>): Promise<number | undefined> {
+  return readForContainer(c, readMntnsInode);
 }
 
 export interface MappedContainer {
