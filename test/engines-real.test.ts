@@ -4,6 +4,7 @@
  * containers through a running EngineRegistry, mapped to mount namespaces as the view will.
  */
 import test from 'ava';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   buildNameIndex,
@@ -13,6 +14,7 @@ import {
   DockerSource,
   EngineRegistry,
   mapContainersToMntns,
+  PodmanApiSource,
   type EngineKind,
   type NameIndex,
 } from '../src/engines/index.js';
@@ -110,6 +112,9 @@ test('docker: name, id, image and labels; rename shows within 2 s', async (t) =>
   t.is(c.pid, pid);
   t.regex(c.id, /^[0-9a-f]{64}$/);
   t.false(c.sandbox);
+  // The start time comes from runc's own record in the exec-root, not from a second inspect.
+  const state = JSON.parse(await readFile(path.join(docker.execRoot, 'runtime-runc', 'moby', c.id, 'state.json'), 'utf8')) as { init_process_start: number };
+  t.is(c.pidStart, state.init_process_start);
   const idx = await index();
   t.is(idx.byEngine.get('docker')?.get(c.id), ns);
   t.is(idx.byContainer.get('web'), ns);
@@ -207,6 +212,65 @@ test('podman: names, rename, pod infra marked as sandbox', async (t) => {
   await podman.podman(['rm', '-f', '-t', '0', 'pweb2']);
   await expectName('podman', 'pweb2', undefined);
   await expectName('podman', 'inpod', undefined);
+});
+
+test('podman API (when it serves): pod names and labels, merged with the storage view', async (t) => {
+  const t0 = Date.now();
+  const socket = await podman.startService();
+  timings['podman service ready'] = Date.now() - t0;
+  await podman.podman(['pod', 'create', '--name', 'apipod', '--network', 'none']);
+  await podmanRun('apictr', ['--pod', 'apipod', '--label', 'team=blue']);
+  const pid = await podman.pidOf('apictr');
+  const api = new PodmanApiSource({ socket });
+  const listed = await api.list({ signal: new AbortController().signal });
+  const c = listed.find((x) => x.name === 'apictr');
+  t.like(c, { engine: 'podman', pid, pod: 'apipod', sandbox: false });
+  t.is(c?.labels?.['team'], 'blue');
+  t.true(listed.some((x) => x.pod === 'apipod' && x.sandbox), 'infra container reported as sandbox');
+  // Both views of the same process in one registry: one entry, with fields of both.
+  const both = new EngineRegistry([new ContainersStorageSource({ graphroot: podman.root, runroot: podman.runroot }), api]);
+  await both.start();
+  try {
+    const merged = both.snapshot().containers.filter((x) => x.pid === pid);
+    t.is(merged.length, 1);
+    t.is(merged[0]!.pod, 'apipod');
+    t.is(merged[0]!.labels?.['team'], 'blue');
+    t.is(merged[0]!.annotations?.['io.container.manager'], 'libpod');
+  } finally {
+    await both.stop();
+  }
+  // Discovery finds the service from its command line.
+  t.true((await discoverEngineLocations()).podmanApi.some((l) => l.socket === socket));
+  await podman.podman(['pod', 'rm', '-f', '-t', '0', 'apipod']);
+});
+
+test('docker hung (SIGSTOP): calls time out, snapshots stay instant, names return after SIGCONT', async (t) => {
+  await dockerRun('frozen');
+  const ns = await mntnsOf(await docker.pidOf('frozen'));
+  const quick = new EngineRegistry([new DockerSource({ socket: docker.socket, execRoot: docker.execRoot, requestTimeoutMs: 400 })], { intervalMs: 200, timeoutMs: 500, staleMs: 1000 });
+  await quick.start();
+  const inQuick = async () => buildNameIndex(await mapContainersToMntns(quick.snapshot().containers)).byEngine.get('docker')?.get('frozen');
+  try {
+    t.is(await inQuick(), ns);
+    process.kill(docker.pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      await waitFor('docker marked timed out', () => quick.snapshot().engines[0]!.health === 'timeout', { timeoutMs: 3000 });
+      await waitFor('stale names dropped', async () => (await inQuick()) === undefined, { timeoutMs: 4000 });
+      timings['hung docker: names dropped'] = Date.now() - t0;
+      const s0 = Date.now();
+      registry.snapshot();
+      quick.snapshot();
+      t.true(Date.now() - s0 < 50);
+    } finally {
+      process.kill(docker.pid, 'SIGCONT');
+    }
+    await waitFor('docker back', async () => (await inQuick()) === ns, { timeoutMs: 5000 });
+  } finally {
+    await quick.stop();
+  }
+  await docker.docker(['rm', '-f', 'frozen']);
+  t.pass();
 });
 
 test('podman: stop, remove and recreate under the same name', async (t) => {

@@ -15,12 +15,17 @@ import type { DockerLocation } from './docker.js';
 import type { StorageLocation } from './containers-storage.js';
 import type { EngineKind } from './model.js';
 
+export interface PodmanApiLocation {
+  socket: string;
+}
+
 export interface EngineOverrides {
   /** Engines not to look at. */
   disable?: EngineKind[];
   /** Only these locations, instead of what discovery finds (per engine, when given). */
   docker?: DockerLocation[];
   storage?: StorageLocation[];
+  podmanApi?: PodmanApiLocation[];
   containerd?: ContainerdLocation[];
   /** Where the config files are read from (tests; default /etc). */
   etc?: string;
@@ -30,12 +35,15 @@ export interface EngineOverrides {
 
 export interface EngineLocations {
   docker: DockerLocation[];
+  /** Podman API sockets that serve (`podman system service`). */
+  podmanApi: PodmanApiLocation[];
   storage: StorageLocation[];
   containerd: ContainerdLocation[];
 }
 
 export const DOCKER_DEFAULTS = { socket: '/run/docker.sock', execRoot: '/run/docker', dataRoot: '/var/lib/docker' };
 export const STORAGE_DEFAULTS = { graphroot: '/var/lib/containers/storage', runroot: '/run/containers/storage' };
+export const PODMAN_API_DEFAULT = '/run/podman/podman.sock';
 export const CONTAINERD_DEFAULTS = { socket: '/run/containerd/containerd.sock', state: '/run/containerd', root: '/var/lib/containerd' };
 
 /** Value of `--name V` / `--name=V` (any of `names`) in argv; the last one wins, as with flag parsers. */
@@ -122,7 +130,7 @@ interface Proc {
   cwd: string;
 }
 
-const DAEMON_COMMS = new Set(['dockerd', 'containerd', 'conmon', 'crio']);
+const DAEMON_COMMS = new Set(['dockerd', 'containerd', 'conmon', 'crio', 'podman']);
 
 /** Running engine daemons (by comm), with their argv. */
 export async function engineProcesses(): Promise<Proc[]> {
@@ -219,7 +227,20 @@ export async function discoverEngineLocations(overrides: EngineOverrides = {}): 
     });
   }
 
+  // Podman's API: every `podman system service` (its last argument is the URI, default the
+  // rootful socket), and the rootful socket when something serves it (socket activation).
+  const podmanApi = new Map<string, PodmanApiLocation>();
+  for (const p of procs.filter((q) => q.comm === 'podman')) {
+    const i = p.argv.indexOf('system');
+    if (i < 0 || p.argv[i + 1] !== 'service') continue;
+    const uri = p.argv.slice(i + 2).find((a) => !a.startsWith('-') && a.includes('://'));
+    const socket = uri === undefined ? PODMAN_API_DEFAULT : procPath(p, unixPath(uri));
+    if (socket) podmanApi.set(socket, { socket });
+  }
+  if (await exists(PODMAN_API_DEFAULT)) podmanApi.set(PODMAN_API_DEFAULT, { socket: PODMAN_API_DEFAULT });
+
   return {
+    podmanApi: disabled.has('podman') ? [] : (overrides.podmanApi ?? [...podmanApi.values()]),
     docker: disabled.has('docker') ? [] : (overrides.docker ?? [...docker.values()]),
     containerd: disabled.has('containerd') ? [] : (overrides.containerd ?? [...containerd.values()]),
     storage: disabled.has('podman') && disabled.has('cri-o') ? [] : (overrides.storage ?? [...storage.values()]),

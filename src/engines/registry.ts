@@ -9,7 +9,8 @@
  *   - timeout: its last list is kept for `staleMs` (each entry is still checked against PID reuse
  *     when mapped to a namespace), then dropped.
  * One container reported by two engines (Docker's containers in the containerd it drives) is kept
- * once, as the higher-level engine reports it.
+ * once, as the higher-level engine reports it; two views of one engine (Podman's API and its
+ * storage files) are merged field by field.
  */
 import { E, errnoOf } from '../sys/errors.js';
 import type { ContainerInfo, EngineKind, EngineSource, EngineStatus } from './model.js';
@@ -240,6 +241,7 @@ export class EngineRegistry {
         const k = `${c.pid}:${c.pidStart}`;
         const prev = byProcess.get(k);
         if (!prev || PRECEDENCE[c.engine] > PRECEDENCE[prev.engine]) byProcess.set(k, c);
+        else if (prev.engine === c.engine) byProcess.set(k, mergeViews(prev, c));
       }
     }
     const containers = [...byProcess.values()].sort((a, b) => (a.engine + a.id < b.engine + b.id ? -1 : 1));
@@ -250,4 +252,14 @@ export class EngineRegistry {
     this.snap = { generation: this.snap.generation + (changed ? 1 : 0), containers, engines };
     if (changed) for (const fn of this.listeners) fn(this.snap);
   }
+}
+
+/** One container as two sources of the same engine see it: fields one of them lacks are filled in. */
+function mergeViews(a: ContainerInfo, b: ContainerInfo): ContainerInfo {
+  const out: ContainerInfo = { ...b, ...a, sandbox: a.sandbox || b.sandbox };
+  for (const k of ['labels', 'annotations', 'pod', 'podNamespace', 'podUid', 'containerName', 'engineNamespace'] as const) {
+    if (a[k] === undefined && b[k] !== undefined) Object.assign(out, { [k]: b[k] });
+  }
+  if (!a.image && b.image) out.image = b.image;
+  return out;
 }

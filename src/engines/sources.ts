@@ -2,6 +2,7 @@
 import { ContainerdSource } from './containerd.js';
 import { ContainersStorageSource } from './containers-storage.js';
 import { DockerSource } from './docker.js';
+import { PodmanApiSource } from './podman-api.js';
 import { discoverEngineLocations, type EngineLocations, type EngineOverrides } from './locations.js';
 import type { EngineSource } from './model.js';
 
@@ -13,6 +14,7 @@ export interface SourceOptions {
 export function sourcesFor(locs: EngineLocations, opts: SourceOptions = {}): EngineSource[] {
   return [
     ...locs.docker.map((l) => new DockerSource({ ...l, requestTimeoutMs: opts.requestTimeoutMs })),
+    ...locs.podmanApi.map((l) => new PodmanApiSource({ ...l, requestTimeoutMs: opts.requestTimeoutMs })),
     ...locs.storage.map((l) => new ContainersStorageSource(l)),
     ...locs.containerd.map((l) => new ContainerdSource({ ...l, probeTimeoutMs: opts.requestTimeoutMs })),
   ];

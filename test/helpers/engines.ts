@@ -21,6 +21,7 @@ import { spawnLongLived, type Spawned } from './namespaces.js';
 import { ownerToken, pidAlive, run, sh, shq, waitExit, waitFor, type RunOptions, type RunResult, type Teardown } from './proc.js';
 import { makeRootfs } from './rootfs.js';
 import { OWNER_FILE, removeTree, TMP_PREFIX } from './tmp.js';
+import { unixGetJson } from '../../src/engines/unix-http.js';
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -168,6 +169,8 @@ export interface PodmanEngine {
   runroot: string;
   podman(args: string[], opts?: RunOptions): Promise<RunResult>;
   pidOf(name: string): Promise<number>;
+  /** Starts `podman system service` on a private socket (stopped at teardown); returns the socket. */
+  startService(): Promise<string>;
 }
 
 export async function startPodman(scope: Teardown, dir: string): Promise<PodmanEngine> {
@@ -193,7 +196,32 @@ export async function startPodman(scope: Teardown, dir: string): Promise<PodmanE
     await removeTree(runroot);
     await removeTree(dir);
   });
-  return { root, runroot, podman, pidOf: async (name) => Number((await podman(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim()) };
+  let service: Spawned | undefined;
+  const socket = path.join(dir, 'podman.sock');
+  scope.teardown(async () => {
+    if (service) await stopDaemon(service);
+  });
+  return {
+    root,
+    runroot,
+    podman,
+    pidOf: async (name) => Number((await podman(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim()),
+    startService: async () => {
+      service = spawnLongLived(['podman', '--root', root, '--runroot', runroot, '--tmpdir', tmp, 'system', 'service', '--time=0', `unix://${socket}`], {
+        pdeathsig: 'TERM',
+        env: { CONTAINERS_CONF: conf },
+      });
+      const s = service;
+      await waitFor(
+        'podman API to serve',
+        async () => s.child.exitCode === null && (await unixGetJson(socket, '/v4.0.0/libpod/version', { timeoutMs: 2_000 }).then(() => true, () => false)),
+        { timeoutMs: START_TIMEOUT_MS, intervalMs: 100 },
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${describe(s)}`);
+      });
+      return socket;
+    },
+  };
 }
 
 // --- containerd -----------------------------------------------------------------------------
