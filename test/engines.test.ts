@@ -112,6 +112,17 @@ test('Kubernetes identity from containerd CRI and CRI-O annotations', (t) => {
     'io.kubernetes.cri-o.Labels': JSON.stringify({ 'io.kubernetes.pod.name': 'web-0', 'io.kubernetes.pod.namespace': 'shop', 'io.kubernetes.pod.uid': 'u2' }),
   });
   t.like(crio, { pod: 'web-0', podNamespace: 'shop', podUid: 'u2', sandbox: true, containerName: undefined });
+  // A CRI-O sandbox's annotations as CRI-O writes them (kubelet labels the sandbox container "POD").
+  const crioSandbox = podIdentity({}, {
+    'io.kubernetes.cri-o.ContainerType': 'sandbox',
+    'io.kubernetes.cri-o.KubeName': 'segfaulter',
+    'io.kubernetes.cri-o.Namespace': 'default',
+    'io.kubernetes.cri-o.Labels': JSON.stringify({ 'io.kubernetes.container.name': 'POD', 'io.kubernetes.pod.namespace': 'default', 'io.kubernetes.pod.name': 'segfaulter', 'io.kubernetes.pod.uid': 'aaaa' }),
+    'io.kubernetes.cri-o.Name': 'k8s_segfaulter_default_aaaa_0',
+  });
+  t.deepEqual(crioSandbox, { pod: 'segfaulter', podNamespace: 'default', podUid: 'aaaa', containerName: undefined, sandbox: true, image: undefined });
+  // A CRI-O container without kubelet's labels: KubeName is not taken for the pod.
+  t.like(podIdentity({}, { 'io.kubernetes.cri-o.ContainerType': 'container', 'io.kubernetes.cri-o.KubeName': 'app', 'io.kubernetes.cri-o.ContainerName': 'app' }), { pod: undefined, containerName: 'app', sandbox: false });
   t.like(podIdentity({}, { 'io.kubernetes.cri-o.Labels': '{not json' }), { pod: undefined, sandbox: false });
 });
 
@@ -194,6 +205,13 @@ test('registry: one process reported by containerd and Docker is kept once, as D
   t.deepEqual(reg.snapshot().containers.map((x) => x.engine), ['docker']);
   await sleep(300);
   t.true(changes <= 2, 'no change events while nothing changes');
+  // refresh() answers with what the engines say now, without waiting for the next poll.
+  d.answer = async () => [ci({ engine: 'docker', id: 'abc', name: 'renamed', pid: 5, pidStart: 7 })];
+  const reg2 = new EngineRegistry([d], { intervalMs: 60_000 });
+  await reg2.start();
+  t.teardown(() => reg2.stop());
+  d.answer = async () => [];
+  t.deepEqual((await reg2.refresh()).containers, []);
 });
 
 /** A unix socket that accepts connections and never answers: a hung engine. */

@@ -24,7 +24,8 @@ export function podIdentity(labels: Record<string, string>, annotations: Record<
   const containerType = first(annotations['io.kubernetes.cri.container-type'], annotations['io.kubernetes.cri-o.ContainerType']);
   const sandbox = containerType === 'sandbox' || labels['io.cri-containerd.kind'] === 'sandbox';
   const id: PodIdentity = {
-    pod: first(all('io.kubernetes.pod.name'), annotations['io.kubernetes.cri.sandbox-name'], annotations['io.kubernetes.cri-o.KubeName']),
+    // CRI-O's KubeName is the pod's name only on the sandbox (on a container it is the container's).
+    pod: first(all('io.kubernetes.pod.name'), annotations['io.kubernetes.cri.sandbox-name'], sandbox ? annotations['io.kubernetes.cri-o.KubeName'] : undefined),
     podNamespace: first(all('io.kubernetes.pod.namespace'), annotations['io.kubernetes.cri.sandbox-namespace'], annotations['io.kubernetes.cri-o.Namespace']),
     podUid: first(all('io.kubernetes.pod.uid'), annotations['io.kubernetes.cri.sandbox-uid']),
     containerName: sandbox ? undefined : first(all('io.kubernetes.container.name'), annotations['io.kubernetes.cri.container-name'], annotations['io.kubernetes.cri-o.ContainerName']),

@@ -51,6 +51,8 @@ interface SourceState {
   abort?: AbortController;
   dirty: boolean;
   loop?: Promise<void>;
+  /** The list call in flight: calls of one source never overlap. */
+  inflight?: Promise<void>;
 }
 
 /** Precedence when two sources report the same process: the engine users address by name wins. */
@@ -122,7 +124,7 @@ export class EngineRegistry {
 
   /** Re-lists every engine now (e.g. before answering `nsview list`); resolves when done. */
   async refresh(): Promise<EngineSnapshot> {
-    await Promise.all([...this.states.values()].map((st) => this.listOnce(st)));
+    await Promise.all([...this.states.values()].map((st) => this.listSerialized(st)));
     return this.snap;
   }
 
@@ -173,7 +175,7 @@ export class EngineRegistry {
     st.loop = (async () => {
       let isFirst = true;
       while (this.running) {
-        await this.listOnce(st);
+        await this.listSerialized(st);
         if (isFirst) {
           isFirst = false;
           first();
@@ -194,6 +196,16 @@ export class EngineRegistry {
       first();
     })();
     return firstDone;
+  }
+
+  /** One list of `st` after the one in flight (if any) settled. */
+  private listSerialized(st: SourceState): Promise<void> {
+    const next = (st.inflight ?? Promise.resolve()).then(() => this.listOnce(st));
+    st.inflight = next;
+    void next.finally(() => {
+      if (st.inflight === next) st.inflight = undefined;
+    });
+    return next;
   }
 
   private async listOnce(st: SourceState): Promise<void> {
@@ -250,7 +262,14 @@ export class EngineRegistry {
     const changed = key !== this.lastKey;
     this.lastKey = key;
     this.snap = { generation: this.snap.generation + (changed ? 1 : 0), containers, engines };
-    if (changed) for (const fn of this.listeners) fn(this.snap);
+    if (!changed) return;
+    for (const fn of this.listeners) {
+      try {
+        fn(this.snap);
+      } catch (e) {
+        this.opts.log?.(`engines: change listener failed: ${String(e)}`);
+      }
+    }
   }
 }
 
