@@ -43,6 +43,8 @@ const NAME_ANNOTATION = 'nerdctl/name';
 export class ContainerdSource implements EngineSource {
   readonly kind = 'containerd' as const;
   readonly key: string;
+  /** bundle directory -> its container, while the init process lives. */
+  private readonly known = new Map<string, ContainerInfo>();
 
   constructor(private readonly opts: ContainerdSourceOptions) {
     this.key = `containerd:${opts.socket}`;
@@ -56,18 +58,34 @@ export class ContainerdSource implements EngineSource {
     const probe = await probeUnixSocket(this.opts.socket, this.opts.probeTimeoutMs ?? 1000);
     if (!probe.ok) throw new NsviewError(probe.errno, probe.message);
     const out: ContainerInfo[] = [];
+    const seen = new Set<string>();
     for (const ns of await listDir(this.taskDir)) {
       for (const id of await listDir(path.join(this.taskDir, ns))) {
         signal.throwIfAborted();
+        seen.add(path.join(this.taskDir, ns, id));
         const c = await this.container(ns, id);
         if (c) out.push(c);
       }
     }
+    for (const b of this.known.keys()) if (!seen.has(b)) this.known.delete(b);
     return out;
   }
 
+  /**
+   * One task directory's container. Kept while its init process lives (same PID and start time:
+   * one small procfs read per poll); read afresh otherwise.
+   */
   private async container(ns: string, id: string): Promise<ContainerInfo | undefined> {
     const bundle = path.join(this.taskDir, ns, id);
+    const known = this.known.get(bundle);
+    if (known && (await readPidStart(known.pid)) === known.pidStart) return known;
+    this.known.delete(bundle);
+    const c = await this.readContainer(ns, id, bundle);
+    if (c) this.known.set(bundle, c);
+    return c;
+  }
+
+  private async readContainer(ns: string, id: string, bundle: string): Promise<ContainerInfo | undefined> {
     const annotations = await readBundleAnnotations(bundle);
     if (!annotations) return undefined;
     // The shim's runtime options may name another runc root.

@@ -16,6 +16,7 @@
  * BoltDB only and are not read; a Podman pod's infra container is marked `sandbox` (the other
  * containers of the pod name it in `io.kubernetes.cri-o.SandboxID`).
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { asArray, asObject, parseJson, str } from './json.js';
 import { definedPodFields, podIdentity } from './kubernetes.js';
@@ -35,10 +36,17 @@ export interface StorageLocation {
 
 export const DEFAULT_RUNTIME_ROOTS = ['/run/runc', '/run/crun'];
 
+interface Running {
+  rs: RuntimeState;
+  annotations: Record<string, string>;
+}
+
 export class ContainersStorageSource implements EngineSource {
   readonly kind: EngineKind = 'podman';
   readonly key: string;
   private readonly runtimeRoots: string[];
+  private running = new Map<string, Running>();
+  private readonly parsed = new Map<string, { stamp: string; entries: unknown[] }>();
 
   constructor(private readonly loc: StorageLocation) {
     this.key = `containers-storage:${loc.graphroot}`;
@@ -50,10 +58,45 @@ export class ContainersStorageSource implements EngineSource {
     return (await listDir(root)).filter((n) => /^[a-z0-9]+-containers$/.test(n)).map((n) => path.join(root, n));
   }
 
+  /**
+   * Runtime state and annotations of a running container. Kept while its init process lives
+   * (same PID and start time: one small procfs read per poll); looked up afresh otherwise.
+   */
+  private async runningState(id: string, driverDir: string): Promise<Running | undefined> {
+    const known = this.running.get(id);
+    if (known && (await readPidStart(known.rs.pid)) === known.rs.pidStart) return known;
+    const bundles = [path.join(this.loc.graphroot, driverDir, id, 'userdata')];
+    if (this.loc.runroot) bundles.push(path.join(this.loc.runroot, driverDir, id, 'userdata'));
+    for (const root of this.runtimeRoots) {
+      const rs = await readRuntimeState(root, id);
+      if (!rs || !rs.bundle || !bundles.includes(rs.bundle)) continue;
+      if ((await readPidStart(rs.pid)) !== rs.pidStart) return undefined; // stopped, not yet cleaned up
+      return { rs, annotations: (await readBundleAnnotations(rs.bundle)) ?? {} };
+    }
+    return undefined;
+  }
+
+  /** containers.json, parsed again only when the file was replaced or changed. */
+  private async readContainersJson(file: string): Promise<unknown[]> {
+    let st;
+    try {
+      st = await stat(file);
+    } catch {
+      this.parsed.delete(file);
+      return [];
+    }
+    const stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+    const cached = this.parsed.get(file);
+    if (cached?.stamp === stamp) return cached.entries;
+    const entries = asArray(await readJsonFile(file)) ?? [];
+    this.parsed.set(file, { stamp, entries });
+    return entries;
+  }
+
   async list({ signal }: ListOptions): Promise<ContainerInfo[]> {
     const records: { id: string; name: string; image: string; dir: string }[] = [];
     for (const dir of await this.containerDirs(this.loc.graphroot)) {
-      for (const e of asArray(await readJsonFile(path.join(dir, 'containers.json'))) ?? []) {
+      for (const e of await this.readContainersJson(path.join(dir, 'containers.json'))) {
         const c = asObject(e);
         const id = str(c, 'id');
         if (!c || !id || !/^[0-9a-f]{12,128}$/.test(id)) continue;
@@ -64,18 +107,15 @@ export class ContainersStorageSource implements EngineSource {
     }
     signal.throwIfAborted();
 
-    const running: { rec: (typeof records)[number]; rs: RuntimeState; bundle: string; annotations: Record<string, string> }[] = [];
+    const running: { rec: (typeof records)[number]; rs: RuntimeState; annotations: Record<string, string> }[] = [];
+    const live = new Map<string, Running>();
     for (const rec of records) {
-      const bundles = [path.join(this.loc.graphroot, rec.dir, rec.id, 'userdata')];
-      if (this.loc.runroot) bundles.push(path.join(this.loc.runroot, rec.dir, rec.id, 'userdata'));
-      for (const root of this.runtimeRoots) {
-        const rs = await readRuntimeState(root, rec.id);
-        if (!rs || !rs.bundle || !bundles.includes(rs.bundle)) continue;
-        if ((await readPidStart(rs.pid)) !== rs.pidStart) continue; // stopped, not yet cleaned up
-        running.push({ rec, rs, bundle: rs.bundle, annotations: (await readBundleAnnotations(rs.bundle)) ?? {} });
-        break;
-      }
+      const r = await this.runningState(rec.id, rec.dir);
+      if (!r) continue;
+      live.set(rec.id, r);
+      running.push({ rec, ...r });
     }
+    this.running = live;
     signal.throwIfAborted();
 
     const sandboxIds = new Set(running.map((r) => r.annotations['io.kubernetes.cri-o.SandboxID']).filter((s): s is string => !!s));

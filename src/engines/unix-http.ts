@@ -20,10 +20,15 @@ export interface UnixGetOptions {
 export function unixGetJson(socketPath: string, path: string, opts: UnixGetOptions): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const fail = (errno: number, msg: string): void => {
-      if (settled) return;
+    const onAbort = (): void => fail(E.ECANCELED, 'aborted');
+    const finish = (): void => {
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (errno: number, msg: string): void => {
+      if (settled) return;
+      finish();
       req.destroy();
       reject(new NsviewError(errno, `${socketPath} GET ${path}: ${msg}`));
     };
@@ -48,8 +53,7 @@ export function unixGetJson(socketPath: string, path: string, opts: UnixGetOptio
           fail(E.EBADMSG, 'body is not JSON');
           return;
         }
-        settled = true;
-        clearTimeout(timer);
+        finish();
         resolve(body);
       });
     });
@@ -57,7 +61,7 @@ export function unixGetJson(socketPath: string, path: string, opts: UnixGetOptio
     req.on('error', (e) => fail(errnoOf(e), e.message));
     if (opts.signal) {
       if (opts.signal.aborted) fail(E.ECANCELED, 'aborted');
-      else opts.signal.addEventListener('abort', () => fail(E.ECANCELED, 'aborted'), { once: true });
+      else opts.signal.addEventListener('abort', onAbort, { once: true });
     }
     req.end();
   });
