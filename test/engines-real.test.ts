@@ -398,7 +398,7 @@ test('engine locations from the running daemons: private sockets and roots', asy
 });
 
 // Last: the daemon does not come back.
-test('containerd killed with SIGKILL: its containers lose their names within the poll time, others keep theirs', async (t) => {
+test('containerd, then dockerd killed with SIGKILL: their containers lose their names within the poll time, others keep theirs', async (t) => {
   const pid = await ctrd.run(NS, 'doomed', { annotations: { 'nerdctl/name': 'doomed' } });
   await dockerRun('survivor');
   const dns = await mntnsOf(await docker.pidOf('survivor'));
@@ -416,5 +416,18 @@ test('containerd killed with SIGKILL: its containers lose their names within the
   registry.snapshot();
   t.true(Date.now() - s0 < 50);
   t.is(await lookup('docker', 'survivor'), dns);
-  await docker.docker(['rm', '-f', 'survivor']);
+
+  // dockerd next: its events stream ends and its socket refuses; Podman's names stay.
+  await podmanRun('bystander');
+  const pns = await mntnsOf(await podman.pidOf('bystander'));
+  await expectName('podman', 'bystander', pns);
+  const survivorPid = await docker.pidOf('survivor');
+  const t1 = Date.now();
+  await docker.killDaemon();
+  await expectName('docker', 'survivor', undefined);
+  timings['docker names dropped after SIGKILL'] = Date.now() - t1;
+  t.true(pidAlive(survivorPid), 'the Docker container itself runs on');
+  t.is(registry.snapshot().engines.find((e) => e.kind === 'docker')!.health, 'down');
+  t.is(await lookup('podman', 'bystander'), pns);
+  await podman.podman(['rm', '-f', '-t', '0', 'bystander']);
 });

@@ -120,6 +120,8 @@ export interface DockerEngine {
   pidOf(name: string): Promise<number>;
   /** Milliseconds from spawn to a served API. */
   startMs: number;
+  /** SIGKILLs dockerd (its shims and containers live on until teardown). */
+  killDaemon(): Promise<void>;
 }
 
 const DOCKER_CLI = '/usr/bin/docker';
@@ -159,6 +161,10 @@ export async function startDocker(scope: Teardown, dir: string): Promise<DockerE
   return {
     socket, execRoot, dataRoot, pid: d.child.pid!, docker, startMs,
     pidOf: async (name) => Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim()),
+    killDaemon: async () => {
+      d.child.kill('SIGKILL');
+      await waitExit(d.child, 10_000);
+    },
   };
 }
 
