@@ -109,6 +109,8 @@ export class EngineRegistry {
       if (st.loop) loops.push(st.loop);
     }
     await Promise.all(loops);
+    this.loopsStarted = false;
+    for (const st of this.states.values()) st.loop = undefined;
   }
 
   /** The last merged state; cheap, never waits. */
