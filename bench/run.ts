@@ -25,30 +25,38 @@ import {
   startBindfs,
   startFarm,
   startHolder,
+  startMemHolder,
   startNsviewMount,
   type FuseMount,
   type Holder,
   type NsviewMount,
 } from './lib/env.js';
-import { DEFAULT_FIXTURE_BASE, ensureFixture, FULL_SPEC, QUICK_SPEC, type Fixture } from './lib/fixture.js';
-import { killActive, timeCommand, type Timed } from './lib/measure.js';
+import { DEFAULT_FIXTURE_BASE, ensureCopies, ensureFixture, ensureMemBase, FULL_SPEC, MEM_BINDS, MEM_ENTRIES, QUICK_SPEC, type Fixture } from './lib/fixture.js';
+import { killActive, requestCountingAvailable, timeCommand, type Timed } from './lib/measure.js';
 import { summarizeProfiles } from './lib/profile.js';
 import { checkLines, evaluateChecks, renderMarkdown, type BenchResult, type DaemonStats, type Sample, type WorkloadResult } from './lib/report.js';
 import { FuseTrace, stopAllTraces, tracingAvailable } from './lib/trace.js';
-import { makeWorkloads, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
+import { DEFAULT_WORKLOADS, kindOf, makeWorkloads, VARIANTS, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
 
 const HELP = `usage: node dist/bench/run.js [options]        (npm run bench = build + this)
 
   --quick              CI form: 10,000 entries, 64 MiB file, 2 runs, 20 namespaces (< 2 min)
   --runs N             measured runs per variant (default 5; --quick: 2)
-  --workload NAME      run only this workload (repeatable, or comma-separated):
-                       ${WORKLOAD_NAMES.join(', ')}
+  --workload NAME      run only this workload (repeatable, or comma-separated); default:
+                       ${DEFAULT_WORKLOADS.join(', ')};
+                       on request only: ${WORKLOAD_NAMES.filter((w) => !(DEFAULT_WORKLOADS as readonly string[]).includes(w)).join(', ')}
+  --variants LIST      which of ${VARIANTS.join(',')} to run (default: all; nsview-bp0 is
+                       nsview with --busy-poll=0)
   --namespaces N       extra mount namespaces for the topdir workload (default 200; --quick: 20)
   --check              exit 1 when a target of the issue fails (default: exit 0 regardless)
   --trace, --no-trace  one extra traced run per workload and FUSE variant, counting FUSE requests
                        per opcode (default: on; --quick: off)
-  --cpu-prof           run the traced nsview daemon under node --cpu-prof; print its hottest functions
+  --cpu-prof           one more run per workload on an nsview daemon under node --cpu-prof (traced
+                       too with --trace); print its hottest functions
+  --keep-profiles      keep the .cpuprofile files (their directory is logged)
   --nsview-arg=ARG     pass ARG to \`nsview mount\` (repeatable), e.g. --nsview-arg=--symlinks=raw
+                       (a --busy-poll=N here applies to the nsview variant only)
+  --no-count           do not count FUSE requests (perf stat on the fuse tracepoint)
   --fixture-dir DIR    fixture cache (default ${DEFAULT_FIXTURE_BASE})
   --timeout S          bound for one command (default 1800)
   -h, --help
@@ -59,10 +67,13 @@ interface Options {
   mode: 'full' | 'quick';
   runs: number;
   workloads: string[];
+  variants: VariantName[];
   namespaces: number;
+  count: boolean;
   check: boolean;
   trace: boolean;
   cpuProf: boolean;
+  keepProfiles: boolean;
   nsviewArgs: string[];
   fixtureBase: string;
   timeoutMs: number;
@@ -75,11 +86,14 @@ function parseOptions(argv: string[]): Options {
       quick: { type: 'boolean', default: false },
       runs: { type: 'string' },
       workload: { type: 'string', multiple: true },
+      variants: { type: 'string' },
+      'no-count': { type: 'boolean', default: false },
       namespaces: { type: 'string' },
       check: { type: 'boolean', default: false },
       trace: { type: 'boolean' },
       'no-trace': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
+      'keep-profiles': { type: 'boolean', default: false },
       'nsview-arg': { type: 'string', multiple: true },
       'fixture-dir': { type: 'string' },
       timeout: { type: 'string' },
@@ -102,15 +116,22 @@ function parseOptions(argv: string[]): Options {
   for (const w of workloads) {
     if (!(WORKLOAD_NAMES as readonly string[]).includes(w)) throw new UsageError(`unknown workload ${w} (known: ${WORKLOAD_NAMES.join(', ')})`);
   }
+  const variants = (values.variants ?? VARIANTS.join(',')).split(',').map((v) => v.trim()).filter(Boolean);
+  for (const v of variants) {
+    if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`unknown variant ${v} (known: ${VARIANTS.join(', ')})`);
+  }
   const quick = values.quick!;
   return {
     mode: quick ? 'quick' : 'full',
     runs: int(values.runs, quick ? 2 : 5, 'runs'),
-    workloads: workloads.length > 0 ? workloads : [...WORKLOAD_NAMES],
+    workloads: workloads.length > 0 ? workloads : [...DEFAULT_WORKLOADS],
+    variants: variants as VariantName[],
     namespaces: int(values.namespaces, quick ? 20 : 200, 'namespaces', 0),
+    count: !values['no-count'],
     check: values.check!,
     trace: values['no-trace'] ? false : (values.trace ?? !quick),
     cpuProf: values['cpu-prof']!,
+    keepProfiles: values['keep-profiles']!,
     nsviewArgs: values['nsview-arg'] ?? [],
     fixtureBase: values['fixture-dir'] ?? DEFAULT_FIXTURE_BASE,
     timeoutMs: int(values.timeout, quick ? 300 : 1800, 'timeout') * 1000,
@@ -144,47 +165,145 @@ function preflight(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Mounts: one long-lived bindfs and nsview for warm workloads, fresh ones for cold runs and traces
+// Mounts: long-lived bindfs and nsview mounts for warm workloads, fresh ones for cold runs and
+// traces. Namespaces: the main one; for parallel clients, more holding copies of the tree; for
+// the memory workload, one holding the million-entry tree.
+
+/** What a run measures against, and how to let it go (fresh mounts only). */
+interface Served {
+  target: Target;
+  /** Stops a fresh mount (no-op for long-lived ones). */
+  stop(): Promise<void>;
+  fresh: boolean;
+  nsview?: NsviewMount;
+}
 
 class Mounts {
-  private mainBindfs: FuseMount | undefined;
-  private mainNsview: NsviewMount | undefined;
+  private readonly holders: Holder[];
+  private memHolder: Holder | undefined;
+  /** Long-lived bindfs per namespace (bindfs serves one tree), nsview per variant (all namespaces). */
+  private readonly mainBindfs = new Map<number, FuseMount>();
+  private readonly mainNsview = new Map<VariantName, NsviewMount>();
+  private readonly freshMp = new Map<VariantName, string>();
   fdsAtStart = 0;
   hwmAtStart = 0;
   maxHwm = 0;
-  private freshNsviewMp: string | undefined;
 
   constructor(
     private readonly scope: CleanupScope,
-    private readonly holder: Holder,
-    private readonly nsviewArgs: string[],
-  ) {}
+    holder: Holder,
+    private readonly fixture: Fixture,
+    private readonly opts: Options,
+  ) {
+    this.holders = [holder];
+  }
 
-  async main(v: 'bindfs' | 'nsview'): Promise<FuseMount> {
-    if (v === 'bindfs') return (this.mainBindfs ??= await startBindfs(this.scope, this.holder.nativeData));
-    if (!this.mainNsview) {
-      this.mainNsview = await startNsviewMount(this.scope, this.holder.nsInode, { extraArgs: this.nsviewArgs });
-      const m0 = memOf(this.mainNsview.pid);
-      this.fdsAtStart = m0?.fds ?? 0;
-      this.hwmAtStart = m0?.hwm ?? 0;
+  /** nsview's arguments for a variant: the user's, and busy polling off for nsview-bp0. */
+  nsviewArgs(v: VariantName): string[] {
+    if (v !== 'nsview-bp0') return this.opts.nsviewArgs;
+    return [...this.opts.nsviewArgs.filter((a) => !a.startsWith('--busy-poll')), '--busy-poll=0'];
+  }
+
+  /** The namespaces a workload reads: the main one, `parallel` of them, or the memory one. */
+  async holdersFor(w: Workload): Promise<Holder[]> {
+    if (w.mem) {
+      if (!this.memHolder) {
+        const base = ensureMemBase(this.opts.fixtureBase, log);
+        this.memHolder = await startMemHolder(this.scope, base, MEM_BINDS);
+        log(`memory namespace ${this.memHolder.nsInode} (holder pid ${this.memHolder.pid}): ${MEM_BINDS} binds of a ${(MEM_ENTRIES - 1) / MEM_BINDS}-entry tree`);
+      }
+      return [this.memHolder];
     }
-    return this.mainNsview;
+    const n = w.parallel ?? 1;
+    if (this.holders.length < n) {
+      const copies = ensureCopies(this.fixture, n - 1, log);
+      for (const dir of copies.slice(this.holders.length - 1)) {
+        const h = await startHolder(this.scope, dir);
+        log(`namespace ${h.nsInode} (holder pid ${h.pid}) has a copy of the tree as /data`);
+        this.holders.push(h);
+      }
+    }
+    return this.holders.slice(0, n);
   }
 
-  /** A new bindfs / nsview process for one run; the caller stops it. */
-  async fresh(v: 'bindfs' | 'nsview', nodeArgs?: string[]): Promise<FuseMount> {
-    if (v === 'bindfs') return startBindfs(this.scope, this.holder.nativeData);
-    this.freshNsviewMp ??= await (async () => {
-      const dir = path.join(makeTempDir(this.scope, 'bench-nsview-fresh'), 'mnt');
-      await mkdir(dir);
-      return dir;
-    })();
-    return startNsviewMount(this.scope, this.holder.nsInode, { mountpoint: this.freshNsviewMp, extraArgs: this.nsviewArgs, nodeArgs });
+  private async nsviewMain(v: VariantName, hs: Holder[]): Promise<NsviewMount> {
+    let m = this.mainNsview.get(v);
+    if (!m) {
+      m = await startNsviewMount(this.scope, hs.map((h) => h.nsInode), { extraArgs: this.nsviewArgs(v) });
+      this.mainNsview.set(v, m);
+      if (v === 'nsview') {
+        const m0 = memOf(m.pid);
+        this.fdsAtStart = m0?.fds ?? 0;
+        this.hwmAtStart = m0?.hwm ?? 0;
+      }
+    }
+    // Namespaces started after the daemon appear with its next discovery pass.
+    for (const h of hs) {
+      const dir = path.join(m.mountpoint, String(h.nsInode), 'data');
+      await waitFor(`namespace ${h.nsInode} in nsview`, () => fs.promises.stat(dir).then(() => true, () => false), { timeoutMs: 15_000 });
+    }
+    return m;
   }
 
-  /** The last lines of an nsview daemon's log (the fresh one, else the main one). */
-  nsviewLog(fresh?: FuseMount): string {
-    const m = fresh && 'stderr' in fresh ? (fresh as NsviewMount) : this.mainNsview;
+  /** The long-lived mount(s) of `v` over these namespaces. */
+  async main(v: VariantName, hs: Holder[]): Promise<Served> {
+    const none = async () => {};
+    const kind = kindOf(v);
+    if (kind === 'native') {
+      const datas = hs.map((h) => h.nativeData);
+      return { target: { data: datas[0]!, datas, pids: [], connections: [] }, stop: none, fresh: false };
+    }
+    if (kind === 'bindfs') {
+      const ms: FuseMount[] = [];
+      for (const h of hs) {
+        let m = this.mainBindfs.get(h.nsInode);
+        if (!m) this.mainBindfs.set(h.nsInode, (m = await startBindfs(this.scope, h.nativeData)));
+        ms.push(m);
+      }
+      return { target: targetOfAll(ms, ms.map((m) => m.data)), stop: none, fresh: false };
+    }
+    const m = await this.nsviewMain(v, hs);
+    return { target: targetOfAll([m], nsviewDatas(m, hs)), stop: none, fresh: false, nsview: m };
+  }
+
+  /** New server process(es) of `v` for one run; the caller stops them. */
+  async fresh(v: VariantName, hs: Holder[], extra: { nodeArgs?: string[]; mountArgs?: Workload['mountArgs'] } = {}): Promise<Served> {
+    const kind = kindOf(v);
+    if (kind === 'native') return this.main(v, hs);
+    if (kind === 'bindfs') {
+      const ms: FuseMount[] = [];
+      const stop = async () => {
+        for (const m of ms) await m.stop();
+      };
+      try {
+        for (const h of hs) ms.push(await startBindfs(this.scope, h.nativeData, extra.mountArgs?.bindfs));
+      } catch (e) {
+        await stop();
+        throw e;
+      }
+      return { target: targetOfAll(ms, ms.map((m) => m.data)), stop, fresh: true };
+    }
+    let mp = this.freshMp.get(v);
+    if (mp === undefined) {
+      mp = path.join(makeTempDir(this.scope, 'bench-nsview-fresh'), 'mnt');
+      await mkdir(mp);
+      this.freshMp.set(v, mp);
+    }
+    const m = await startNsviewMount(this.scope, hs.map((h) => h.nsInode), {
+      mountpoint: mp,
+      extraArgs: [...this.nsviewArgs(v), ...(extra.mountArgs?.nsview ?? [])],
+      nodeArgs: extra.nodeArgs,
+    });
+    return { target: targetOfAll([m], nsviewDatas(m, hs)), stop: () => m.stop(), fresh: true, nsview: m };
+  }
+
+  /** The main nsview daemon (default variant), e.g. for the top directory. */
+  async mainNsviewOf(v: VariantName): Promise<NsviewMount> {
+    return this.nsviewMain(v, this.holders.slice(0, 1));
+  }
+
+  /** The last lines of an nsview daemon's log. */
+  nsviewLog(m: NsviewMount | undefined): string {
     return m ? m.stderr().trim().split('\n').slice(-6).join(' | ') : '';
   }
 
@@ -210,29 +329,31 @@ class Mounts {
     if (m && m.hwm > this.maxHwm) this.maxHwm = m.hwm;
   }
 
-  async target(v: VariantName): Promise<Target & { pid?: number }> {
-    if (v === 'native') return { data: this.holder.nativeData };
-    const m = await this.main(v);
-    return { data: m.data, mountpoint: m.mountpoint, pid: m.pid };
-  }
-
   mainNsviewMem(): ReturnType<typeof memOf> {
-    return this.mainNsview ? memOf(this.mainNsview.pid) : undefined;
+    const m = this.mainNsview.get('nsview');
+    return m ? memOf(m.pid) : undefined;
   }
 
   daemonStats(): DaemonStats {
     const out: DaemonStats = {};
-    if (this.mainNsview) {
-      this.noteHwm(this.mainNsview.pid);
-      const m = memOf(this.mainNsview.pid);
-      if (m) out.main = { pid: this.mainNsview.pid, hwmBytes: m.hwm, rssBytes: m.rss, fds: m.fds, fdsAtStart: this.fdsAtStart, hwmAtStartBytes: this.hwmAtStart, threads: m.threads };
+    for (const m of this.mainNsview.values()) this.noteHwm(m.pid);
+    const main = this.mainNsview.get('nsview');
+    if (main) {
+      const m = memOf(main.pid);
+      if (m) out.main = { pid: main.pid, hwmBytes: m.hwm, rssBytes: m.rss, fds: m.fds, fdsAtStart: this.fdsAtStart, hwmAtStartBytes: this.hwmAtStart, threads: m.threads };
     }
     if (this.maxHwm > 0) out.maxHwmBytes = this.maxHwm;
     return out;
   }
 }
 
-const targetOf = (m: FuseMount): Target & { pid: number } => ({ data: m.data, mountpoint: m.mountpoint, pid: m.pid });
+function targetOfAll(ms: FuseMount[], datas: string[]): Target {
+  return { data: datas[0]!, datas, mountpoint: ms[0]!.mountpoint, pids: ms.map((m) => m.pid), connections: ms.map((m) => m.connection) };
+}
+
+function nsviewDatas(m: NsviewMount, hs: Holder[]): string[] {
+  return hs.map((h) => path.join(m.mountpoint, String(h.nsInode), 'data'));
+}
 
 function rotate<T>(xs: readonly T[], k: number): T[] {
   const n = xs.length;
@@ -247,111 +368,148 @@ function describeFailure(t: Timed): string {
   return `${t.timedOut ? 'timed out' : `exit ${t.rc}`}${t.stderr ? `: ${t.stderr.split('\n').slice(0, 3).join(' | ')}` : ''}`;
 }
 
+/** The output a run is checked by: parallel clients print one line each, all the same. */
+function outputOf(w: Workload, t: Timed, clients: number): string {
+  const out = t.stdout.trim();
+  if (!w.parallel) return out;
+  const lines = out.split('\n');
+  const distinct = [...new Set(lines)].join('/');
+  return lines.length === clients ? distinct : `${distinct} (${lines.length} lines for ${clients} clients)`;
+}
+
 async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<WorkloadResult> {
   const res: WorkloadResult = { name: w.name, title: w.title, unit: w.unit, prep: w.prep, samples: {}, traces: [], notes: [] };
   if (w.nativeLabel) res.nativeLabel = w.nativeLabel;
+  if (w.parallel) {
+    res.parallel = w.parallel;
+    res.single = {};
+  }
   const value = (s: number) => (w.value ? w.value(s) : s);
   const fmt = (t: Timed) => (w.unit === 's' ? `${t.seconds.toFixed(3)} s` : `${value(t.seconds).toFixed(0)} MB/s (${t.seconds.toFixed(2)} s)`);
+  const variants = w.variants.filter((v) => opts.variants.includes(v));
+  const runs = Math.min(opts.runs, w.maxRuns ?? Infinity);
+  if (runs < opts.runs) res.notes.push(`${runs} run(s) only (a long workload)`);
+  const hs = await mounts.holdersFor(w);
 
   const ok = (t: Timed) => !t.timedOut && t.rc !== null && (t.rc === 0 || (w.tolerate?.(t.rc, t.stderr) ?? false));
   if (w.prep === 'warm') {
     res.warmupOutputs = {};
     const need = w.warms ?? 'data';
-    for (const v of w.variants) {
+    for (const v of variants) {
       checkAbort();
-      if (mounts.isWarm(v, need)) {
+      // The parallel workloads read namespaces no other workload warms.
+      if (!w.parallel && mounts.isWarm(v, need)) {
         log(`[${w.name}] warm-up ${v}: skipped (an earlier workload left its ${need === 'meta' ? 'metadata' : 'data'} warm)`);
         continue;
       }
-      const t = await timeCommand(w.command(v, await mounts.target(v)), timeoutOf(w, opts));
-      res.warmupOutputs[v] = t.stdout.trim();
+      const t = await timeCommand(w.command(v, (await mounts.main(v, hs)).target), timeoutOf(w, opts));
+      res.warmupOutputs[v] = outputOf(w, t, hs.length);
       log(`[${w.name}] warm-up ${v}: ${fmt(t)}${ok(t) ? '' : ` (${describeFailure(t)})`}`);
     }
   }
 
-  for (let r = 0; r < opts.runs; r++) {
-    const order = rotate(w.variants, r);
+  for (let r = 0; r < runs; r++) {
+    const order = rotate(variants, r);
     for (const [position, v] of order.entries()) {
-      checkAbort();
-      let fresh: FuseMount | undefined;
-      let target: Target & { pid?: number };
-      if (w.prep === 'remount' && v !== 'native') {
-        fresh = await mounts.fresh(v);
-        target = targetOf(fresh);
-      } else target = await mounts.target(v);
-      try {
-        if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
-        if (w.prep === 'idle') await sleep(1100);
-        const cpu0 = target.pid !== undefined ? cpuOf(target.pid) : undefined;
-        const t = await timeCommand(w.command(v, target), timeoutOf(w, opts));
-        const cpu1 = target.pid !== undefined ? cpuOf(target.pid) : undefined;
-        if (v === 'nsview' && target.pid !== undefined) mounts.noteHwm(target.pid);
-        if (w.warms && !fresh) mounts.warmed(v, w.warms);
-        const good = ok(t);
-        const sample: Sample = { run: r + 1, position, seconds: t.seconds, value: value(t.seconds), rc: good ? 0 : t.timedOut ? null : t.rc, output: t.stdout.trim() };
-        if (good && t.rc !== 0) sample.toleratedRc = t.rc!;
-        if (t.stderr) sample.stderr = t.stderr;
-        if (cpu0 && cpu1) sample.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
-        (res.samples[v] ??= []).push(sample);
-        const cpu = sample.cpu ? `, server CPU ${sample.cpu.total.toFixed(2)} s (main thread ${sample.cpu.main.toFixed(2)} s)` : '';
-        log(`[${w.name}] run ${r + 1}/${opts.runs} ${v}: ${fmt(t)}${cpu}${good ? (t.rc === 0 ? '' : ` (tolerated: ${describeFailure(t)})`) : ` FAILED (${describeFailure(t)})`}`);
-        if (!good && !res.notes.some((n) => n.startsWith(`${v} failed`))) {
-          const daemonLog = v === 'nsview' ? mounts.nsviewLog(fresh) : '';
-          res.notes.push(`${v} failed in run ${r + 1}: ${describeFailure(t)}${daemonLog ? `; daemon log: ${daemonLog}` : ''}`);
-          if (daemonLog) log(`[${w.name}] nsview daemon log: ${daemonLog}`);
+      // Parallel workloads: one client and all clients, in alternating order, in the same turn.
+      const cases = w.parallel ? (r % 2 === 0 ? [1, w.parallel] : [w.parallel, 1]) : [hs.length];
+      for (const clients of cases) {
+        checkAbort();
+        const these = hs.slice(0, clients);
+        const served = w.prep === 'remount' ? await mounts.fresh(v, these, { mountArgs: w.mountArgs }) : await mounts.main(v, these);
+        const target = served.target;
+        try {
+          if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
+          if (w.prep === 'idle') await sleep(1100);
+          const cpu0 = cpuOf(target.pids);
+          const t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count ? { connections: target.connections } : undefined);
+          const cpu1 = cpuOf(target.pids);
+          if (kindOf(v) === 'nsview') mounts.noteHwm(target.pids[0]!);
+          if (w.warms && !served.fresh && !w.parallel) mounts.warmed(v, w.warms);
+          const good = ok(t);
+          const sample: Sample = { run: r + 1, position, seconds: t.seconds, value: value(t.seconds), rc: good ? 0 : t.timedOut ? null : t.rc, output: outputOf(w, t, clients) };
+          if (good && t.rc !== 0) sample.toleratedRc = t.rc!;
+          if (t.stderr) sample.stderr = t.stderr;
+          if (cpu0 && cpu1) sample.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
+          if (t.clientCpu !== undefined && Number.isFinite(t.clientCpu)) sample.clientCpu = t.clientCpu;
+          if (t.requests) sample.requests = t.requests;
+          if (w.peakRss && served.fresh) {
+            const hwm = target.pids.map((p) => memOf(p)?.hwm ?? NaN).reduce((a, b) => a + b, 0);
+            if (Number.isFinite(hwm)) sample.peakRssBytes = hwm;
+          }
+          const bucket = w.parallel && clients === 1 ? (res.single![v] ??= []) : (res.samples[v] ??= []);
+          bucket.push(sample);
+          const cpu = sample.cpu ? `, server CPU ${sample.cpu.total.toFixed(2)} s${kindOf(v) === 'nsview' ? ` (main thread ${sample.cpu.main.toFixed(2)} s)` : ''}` : '';
+          const client = sample.clientCpu !== undefined ? `, client CPU ${sample.clientCpu.toFixed(2)} s` : '';
+          const reqs = sample.requests ? `, ${sample.requests.total} requests` : '';
+          const rss = sample.peakRssBytes !== undefined ? `, peak RSS ${(sample.peakRssBytes / 1e6).toFixed(0)} MB` : '';
+          const who = w.parallel ? ` ${clients} client${clients > 1 ? 's' : ''}` : '';
+          log(`[${w.name}] run ${r + 1}/${runs} ${v}${who}: ${fmt(t)}${cpu}${client}${reqs}${rss}${good ? (t.rc === 0 ? '' : ` (tolerated: ${describeFailure(t)})`) : ` FAILED (${describeFailure(t)})`}`);
+          if (!good && !res.notes.some((n) => n.startsWith(`${v} failed`))) {
+            const daemonLog = mounts.nsviewLog(served.nsview);
+            res.notes.push(`${v} failed in run ${r + 1}: ${describeFailure(t)}${daemonLog ? `; daemon log: ${daemonLog}` : ''}`);
+            if (daemonLog) log(`[${w.name}] nsview daemon log: ${daemonLog}`);
+          } else if (t.stderr && !res.notes.some((n) => n.startsWith(`${v} stderr`))) res.notes.push(`${v} stderr in run ${r + 1}: ${t.stderr.split('\n').slice(0, 2).join(' | ')}`);
+        } finally {
+          await served.stop();
         }
-        else if (t.stderr && !res.notes.some((n) => n.startsWith(`${v} stderr`))) res.notes.push(`${v} stderr in run ${r + 1}: ${t.stderr.split('\n').slice(0, 2).join(' | ')}`);
-      } finally {
-        if (fresh) await fresh.stop();
       }
     }
   }
 
-  if (opts.trace) {
-    for (const v of w.variants) {
-      if (v === 'native') continue;
-      res.traces.push(await tracedRun(w, v, opts, mounts));
+  if ((opts.trace || opts.cpuProf) && !w.parallel && !w.mem) {
+    for (const v of variants) {
+      if (v === 'native' || (!opts.trace && kindOf(v) !== 'nsview')) continue;
+      res.traces.push(await tracedRun(w, v, opts, mounts, hs));
     }
   }
   return res;
 }
 
-/** One more run of `w` on a fresh `v` mount, with its FUSE requests traced (and nsview profiled). */
-async function tracedRun(w: Workload, v: 'bindfs' | 'nsview', opts: Options, mounts: Mounts): Promise<WorkloadResult['traces'][number]> {
+/**
+ * One more run of `w` on a fresh `v` mount, with its FUSE requests traced (--trace) and nsview
+ * profiled (--cpu-prof).
+ */
+async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mounts, hs: Holder[]): Promise<WorkloadResult['traces'][number]> {
   checkAbort();
-  const profDir = opts.cpuProf && v === 'nsview' ? await mkdtemp(path.join(os.tmpdir(), 'nsview-bench-prof-')) : undefined;
-  const m = await mounts.fresh(v, profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined);
-  const target = targetOf(m);
+  const profDir = opts.cpuProf && kindOf(v) === 'nsview' ? await mkdtemp(path.join(os.tmpdir(), 'nsview-bench-prof-')) : undefined;
+  const m = await mounts.fresh(v, hs, { nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined, mountArgs: w.mountArgs });
+  const target = m.target;
   let out: WorkloadResult['traces'][number];
   try {
     if (w.prep === 'warm') await timeCommand(w.command(v, target), timeoutOf(w, opts));
     if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
     if (w.prep === 'idle') await sleep(1100);
-    const trace = await FuseTrace.start(m.connection);
+    const trace = opts.trace ? await FuseTrace.start(target.connections[0]!) : undefined;
     let t: Timed;
     let cpu0, cpu1;
     try {
-      cpu0 = cpuOf(m.pid);
-      t = await timeCommand(w.command(v, target), timeoutOf(w, opts));
-      cpu1 = cpuOf(m.pid);
+      cpu0 = cpuOf(target.pids);
+      t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count ? { connections: target.connections } : undefined);
+      cpu1 = cpuOf(target.pids);
     } catch (e) {
-      await trace.stop();
+      await trace?.stop();
       throw e;
     }
-    const result = await trace.stop();
-    out = { variant: v, seconds: t.seconds, trace: result };
+    const result = await trace?.stop();
+    out = { variant: v, seconds: t.seconds };
+    if (result) out.trace = result;
+    if (t.requests) out.requests = t.requests;
     if (cpu0 && cpu1) out.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
-    const top = Object.entries(result.byOp)
-      .slice(0, 5)
-      .map(([op, s]) => `${op} ${s.count}×${(s.totalUs / Math.max(1, s.count)).toFixed(0)}µs`)
-      .join(' ');
-    log(`[${w.name}] traced ${v}: ${t.seconds.toFixed(3)} s, ${result.requests} FUSE requests: ${top}${result.lost ? ` (${result.lost} events lost)` : ''}`);
+    const top = result
+      ? Object.entries(result.byOp)
+          .slice(0, 5)
+          .map(([op, s]) => `${op} ${s.count}×${(s.totalUs / Math.max(1, s.count)).toFixed(0)}µs`)
+          .join(' ')
+      : '';
+    log(`[${w.name}] ${result ? 'traced' : 'profiled'} ${v}: ${t.seconds.toFixed(3)} s${result ? `, ${result.requests} FUSE requests: ${top}${result.lost ? ` (${result.lost} events lost)` : ''}` : ''}${t.requests ? `, ${t.requests.total} requests counted` : ''}`);
   } finally {
     await m.stop();
   }
   if (profDir) {
     out.profiles = summarizeProfiles(profDir);
-    fs.rmSync(profDir, { recursive: true, force: true });
+    if (opts.keepProfiles) log(`[${w.name}] ${v} CPU profiles kept in ${profDir}`);
+    else fs.rmSync(profDir, { recursive: true, force: true });
   }
   return out;
 }
@@ -366,13 +524,17 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
   if (fixture.generated) await dropCaches();
   const holder = await startHolder(scope, fixture.dir);
   log(`namespace ${holder.nsInode} (holder pid ${holder.pid}) has the fixture as /data: ${fixture.manifest.entries} entries`);
-  const mounts = new Mounts(scope, holder, opts.nsviewArgs);
+  const mounts = new Mounts(scope, holder, fixture, opts);
   if (opts.trace && !tracingAvailable()) {
-    log('fuse tracepoints not available (tracefs / kernel): no request counts');
+    log('fuse tracepoints not available (tracefs / kernel): no traced runs');
     opts.trace = false;
   }
+  if (opts.count && !requestCountingAvailable()) {
+    log('perf cannot count the fuse:fuse_request_send tracepoint here: no request counts (install linux-perf)');
+    opts.count = false;
+  }
 
-  const all = makeWorkloads(fixture.manifest);
+  const all = makeWorkloads(fixture.manifest, { entries: MEM_ENTRIES });
   const selected = all.filter((w) => opts.workloads.includes(w.name));
   const results: WorkloadResult[] = [];
   const errors: string[] = [];
@@ -428,6 +590,8 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     },
     fixture: { ...fixture.manifest, dir: fixture.dir },
     nsviewArgs: opts.nsviewArgs,
+    variants: opts.variants,
+    counted: opts.count,
     nsInode: holder.nsInode,
     workloads: results,
     daemon: mounts.daemonStats(),
@@ -450,15 +614,19 @@ function nsviewRevision(): string {
 
 /** The top directory with N more namespaces: `ls -l MP` on nsview against `lsns -t mnt`. */
 async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: CleanupScope): Promise<WorkloadResult> {
-  const nsview = await mounts.main('nsview');
+  const nsviews: NsviewMount[] = [];
+  for (const v of opts.variants.filter((x) => kindOf(x) === 'nsview' && w.variants.includes(x))) nsviews.push(await mounts.mainNsviewOf(v));
+  const nsview = nsviews[0];
+  if (!nsview) throw new Error('no nsview variant selected');
   const before = await countEntries(nsview.mountpoint);
   const farm = await startFarm(scope, opts.namespaces);
   try {
-    // Discovery runs every second: wait until nsview lists (nearly) all of them.
+    // Discovery runs every second: wait until every nsview daemon lists (nearly) all of them.
     const names = farm.nsInodes.map(String);
     const want = Math.floor(names.length * 0.95);
     const listed = async () => {
-      const n = await countListed(nsview.mountpoint, names);
+      let n = Infinity;
+      for (const m of nsviews) n = Math.min(n, await countListed(m.mountpoint, names));
       return n >= want ? n : undefined;
     };
     const notes: string[] = [];
@@ -467,7 +635,7 @@ async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: Clea
     if (seen === undefined) {
       // The kernel keeps a directory listing while the directory's mtime is unchanged
       // (FOPEN_CACHE_DIR); dropping caches shows whether nsview itself knows them.
-      const stale = await countListed(nsview.mountpoint, names);
+      const stale = (await Promise.all(nsviews.map((m) => countListed(m.mountpoint, names)))).join('/');
       await mounts.dropCaches();
       seen = await waitFor(`nsview listing ${want} of the ${names.length} new namespaces`, listed, { timeoutMs: 60_000, intervalMs: 250 });
       notes.push(

@@ -49,13 +49,25 @@ export interface Holder {
  * us: when we go away, it exits.
  */
 export async function startHolder(t: Teardown, fixtureDir: string): Promise<Holder> {
+  return holder(t, ['mount --bind "$2" "$1/data"'], fixtureDir);
+}
+
+/**
+ * The memory workload's namespace: /data is a directory of the root tmpfs holding `binds` bind
+ * mounts of `base` (m000, m001, ...): a million entries from ten thousand real ones.
+ */
+export async function startMemHolder(t: Teardown, base: string, binds: number): Promise<Holder> {
+  return holder(t, [`i=0; while [ $i -lt ${binds} ]; do m="$1/data/m$(printf %03d $i)"; mkdir "$m"; mount --bind "$2" "$m"; i=$((i+1)); done`], base);
+}
+
+async function holder(t: Teardown, dataSetup: string[], arg: string): Promise<Holder> {
   const stage = path.join(makeTempDir(t, 'bench-stage'), 'root');
   await mkdir(stage);
   const script = [
     'set -e',
     'mount -t tmpfs -o size=1m,mode=755 nsview-bench-root "$1"',
     'mkdir "$1/data" "$1/.old"',
-    'mount --bind "$2" "$1/data"',
+    ...dataSetup,
     'cd "$1"',
     'pivot_root . .old',
     'cd /',
@@ -63,7 +75,7 @@ export async function startHolder(t: Teardown, fixtureDir: string): Promise<Hold
     'echo nsview-bench-holder-ready',
     'read x || true',
   ].join('\n');
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'holder', stage, fixtureDir], {
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'holder', stage, arg], {
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
     env: childEnv(),
@@ -154,11 +166,11 @@ async function connectionOf(mountpoint: string): Promise<number> {
   return Number(m.dev.split(':')[1]);
 }
 
-/** `bindfs -f -o ro SRC MP` (a fresh mountpoint under a test temp dir). */
-export async function startBindfs(t: Teardown, src: string): Promise<FuseMount> {
+/** `bindfs -f -o ro [extraArgs] SRC MP` (a fresh mountpoint under a test temp dir). */
+export async function startBindfs(t: Teardown, src: string, extraArgs: string[] = []): Promise<FuseMount> {
   const mountpoint = path.join(makeTempDir(t, 'bench-bindfs'), 'mnt');
   await mkdir(mountpoint);
-  const s = spawnLongLived(['bindfs', '-f', '-o', 'ro', src, mountpoint], { pdeathsig: 'TERM' });
+  const s = spawnLongLived(['bindfs', '-f', '-o', 'ro', ...extraArgs, src, mountpoint], { pdeathsig: 'TERM' });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -172,7 +184,7 @@ export async function startBindfs(t: Teardown, src: string): Promise<FuseMount> 
       if (s.child.exitCode !== null) throw new Error(`bindfs exited (${s.child.exitCode}): ${s.stderr.all()}`);
       return (await findMount(mountpoint)) !== undefined;
     });
-    await waitFor('bindfs serving', () => stat(path.join(mountpoint, 'tree')).then(() => true, () => false));
+    await waitFor('bindfs serving', () => stat(mountpoint).then((st) => st.dev !== 0, () => false));
   } catch (e) {
     await stop();
     throw e;
@@ -194,9 +206,10 @@ export interface NsviewMount extends FuseMount {
  */
 export async function startNsviewMount(
   t: Teardown,
-  nsInode: number,
+  nsInodes: number[],
   opts: { mountpoint?: string; extraArgs?: string[]; nodeArgs?: string[] },
 ): Promise<NsviewMount> {
+  const nsInode = nsInodes[0]!;
   let mountpoint = opts.mountpoint;
   if (mountpoint === undefined) {
     mountpoint = path.join(makeTempDir(t, 'bench-nsview'), 'mnt');
@@ -220,7 +233,9 @@ export async function startNsviewMount(
   try {
     await waitForLine(s.child, s.stderr, /mounted/, 30_000, () => `nsview ${argv.slice(1).join(' ')}\n${s.stderr.all().slice(-4000)}`);
     await waitFor('nsview mount in mountinfo', async () => (await findMount(mp)) !== undefined, { timeoutMs: 15_000 });
-    await waitFor(`namespace ${nsInode} in nsview`, () => stat(path.join(data, 'tree')).then(() => true, () => false), { timeoutMs: 15_000 });
+    for (const ns of nsInodes) {
+      await waitFor(`namespace ${ns} in nsview`, () => stat(path.join(mp, String(ns), 'data')).then(() => true, () => false), { timeoutMs: 15_000 });
+    }
   } catch (e) {
     await stop();
     throw new Error(`${(e as Error).message}\n${s.stderr.all().slice(-4000)}`);
@@ -271,9 +286,17 @@ function statCpu(file: string): number {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
 }
 
-export function cpuOf(pid: number): CpuSample | undefined {
+/**
+ * CPU of the serving processes, summed (bindfs with parallel clients: one process per namespace).
+ * `/proc/PID/stat` counts every thread of the process, exited ones included; `main` is the
+ * first process's main thread (nsview's JavaScript thread).
+ */
+export function cpuOf(pids: number[]): CpuSample | undefined {
+  if (pids.length === 0) return undefined;
   try {
-    return { total: statCpu(`/proc/${pid}/stat`), main: statCpu(`/proc/${pid}/task/${pid}/stat`) };
+    let total = 0;
+    for (const pid of pids) total += statCpu(`/proc/${pid}/stat`);
+    return { total, main: statCpu(`/proc/${pids[0]}/task/${pids[0]}/stat`) };
   } catch {
     return undefined;
   }

@@ -11,6 +11,7 @@
  *          <base>/<key>/big.bin        the big file (read sequentially)
  *          <base>/<key>/manifest.json  what was generated (counts, needle)
  */
+import { execFileSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -393,4 +394,60 @@ function writeBigFile(file: string, bytes: number): void {
     fs.closeSync(fd);
   }
   fs.utimesSync(file, EPOCH, EPOCH);
+}
+
+// ---------------------------------------------------------------------------------------------
+// More namespaces' worth of trees
+
+/**
+ * `count` copies of the fixture's tree (`<dir>.copies/cN/tree`, made once with `cp -a` and
+ * reused), for parallel clients over different namespaces: each namespace gets its own files,
+ * as different containers have, so one client's walk does not warm the kernel's caches for
+ * another's. Returns the directories to bind as /data (each holds `tree`).
+ */
+export function ensureCopies(fixture: Fixture, count: number, log: (msg: string) => void): string[] {
+  const out: string[] = [];
+  for (let i = 1; i <= count; i++) {
+    const dir = path.join(`${fixture.dir}.copies`, `c${i}`);
+    const done = path.join(dir, 'done');
+    if (!fs.existsSync(done)) {
+      const t0 = Date.now();
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir, { recursive: true });
+      execFileSync('cp', ['-a', path.join(fixture.dir, 'tree'), path.join(dir, 'tree')], { stdio: 'inherit' });
+      fs.writeFileSync(done, '');
+      log(`fixture copy ${i} of ${count} made in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    out.push(dir);
+  }
+  return out;
+}
+
+/**
+ * The million-entry tree, made cheaply: one directory of MEM_DIRS subdirectories holding
+ * MEM_FILES_PER_DIR empty files each (10,001 entries with itself), which the memory workload's
+ * namespace bind-mounts MEM_BINDS times side by side (lib/env.ts startMemHolder). Bind mounts of
+ * one tree are still different paths, so a FUSE server keeps one node per entry walked.
+ */
+export const MEM_BINDS = 100;
+const MEM_DIRS = 100;
+const MEM_FILES_PER_DIR = 99;
+/** Lines `find /data` prints in the memory namespace: /data, then per bind its root and contents. */
+export const MEM_ENTRIES = 1 + MEM_BINDS * (1 + MEM_DIRS * (1 + MEM_FILES_PER_DIR));
+
+export function ensureMemBase(base: string, log: (msg: string) => void): string {
+  const dir = path.join(base, `mem-v1-d${MEM_DIRS}-f${MEM_FILES_PER_DIR}`);
+  const done = path.join(dir, 'done');
+  if (fs.existsSync(done)) return path.join(dir, 'base');
+  const t0 = Date.now();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, 'base'), { recursive: true });
+  for (let d = 0; d < MEM_DIRS; d++) {
+    const sub = path.join(dir, 'base', `d${String(d).padStart(3, '0')}`);
+    fs.mkdirSync(sub);
+    for (let f = 0; f < MEM_FILES_PER_DIR; f++) fs.closeSync(fs.openSync(path.join(sub, `f${String(f).padStart(3, '0')}`), 'w'));
+  }
+  fs.writeFileSync(done, '');
+  log(`memory fixture made in ${((Date.now() - t0) / 1000).toFixed(1)} s (${MEM_BINDS} binds of it: ${MEM_ENTRIES.toLocaleString('en-US')} entries)`);
+  return path.join(dir, 'base');
 }

@@ -22,14 +22,32 @@
  */
 import type { Manifest } from './fixture.js';
 
-export type VariantName = 'native' | 'bindfs' | 'nsview';
-export const VARIANTS: readonly VariantName[] = ['native', 'bindfs', 'nsview'];
+/**
+ * `nsview` runs with its defaults (busy polling on), `nsview-bp0` with `--busy-poll=0`: on a
+ * machine whose wake-ups are cheap, or that is busy, busy polling buys nothing, so the second one
+ * is what nsview costs without it.
+ */
+export type VariantName = 'native' | 'bindfs' | 'nsview' | 'nsview-bp0';
+export const VARIANTS: readonly VariantName[] = ['native', 'bindfs', 'nsview', 'nsview-bp0'];
+export const NSVIEW_VARIANTS: readonly VariantName[] = ['nsview', 'nsview-bp0'];
+
+/** Which program serves a variant. */
+export type ServerKind = 'native' | 'bindfs' | 'nsview';
+export function kindOf(v: VariantName): ServerKind {
+  return v === 'nsview-bp0' ? 'nsview' : v;
+}
 
 export interface Target {
-  /** The fixture's /data as this variant reaches it. */
+  /** The fixture's /data as this variant reaches it (the first namespace's). */
   data: string;
+  /** /data of every namespace the workload uses (parallel clients: one each). */
+  datas: string[];
   /** nsview's mountpoint (for the top-directory workload). */
   mountpoint?: string;
+  /** The serving processes (bindfs: one per namespace; nsview: one); none for native. */
+  pids: number[];
+  /** Their FUSE connections (minor device numbers), for counting requests in the kernel. */
+  connections: number[];
 }
 
 export interface Workload {
@@ -56,12 +74,46 @@ export interface Workload {
   tolerate?(rc: number, stderr: string): boolean;
   /** Seconds -> the reported value (default: seconds). */
   value?(seconds: number): number;
+  /**
+   * Parallel clients: each run times the command over the first namespace alone and over this
+   * many namespaces at once (one client each, all started together), on the same kind of mount.
+   */
+  parallel?: number;
+  /** The tree is the million-entry one (its own namespace; see lib/env.ts startMemHolder). */
+  mem?: boolean;
+  /** At most this many runs, whatever --runs says (long workloads). */
+  maxRuns?: number;
+  /** Extra arguments for the fresh mounts of a `remount` workload. */
+  mountArgs?: { bindfs?: string[]; nsview?: string[] };
+  /** Report each FUSE server's peak RSS (VmHWM) after the run (fresh mounts only). */
+  peakRss?: boolean;
 }
 
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-export function makeWorkloads(m: Manifest): Workload[] {
+/**
+ * `one(dir)` (a shell fragment over the shell variable holding one namespace's /data) started in
+ * the background once per namespace, then waited for: the same shape for one client and for four,
+ * so the only difference between them is the number of clients.
+ */
+function parallelOver(datas: string[], one: (dir: string) => string): string {
+  return `pids=; for d in ${datas.map(q).join(' ')}; do ( ${one('"$d"')} ) & pids="$pids $!"; done; r=0; for p in $pids; do wait $p || r=$?; done; test $r = 0`;
+}
+
+/** Clients of the parallel workloads. */
+export const PARALLEL_CLIENTS = 4;
+
+/** Loop iterations of the single-operation workloads (op-*). */
+const OP_LOOPS = 20_000;
+
+export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[] {
   const walk = (t: Target) => `find ${q(`${t.data}/tree`)} -printf '%s %m %u\\n' | wc -l`;
+  // The single-operation loops: a client that makes one syscall N times on big.bin from inside
+  // /data (a relative name: only the last component is looked up again, never the ancestors), so
+  // the server's CPU per request is that request's.
+  const perlLoop = (t: Target, body: string) =>
+    `perl -MPOSIX -e 'chdir $ARGV[0] or die "chdir: $!"; for (1..${OP_LOOPS}) { ${body} } print "${OP_LOOPS}\\n"' ${q(t.data)}`;
+  const walkOne = (dir: string) => `find ${dir}/tree -printf '%s %m %u\\n' | wc -l`;
   return [
     {
       name: 'cold-walk',
@@ -122,10 +174,73 @@ export function makeWorkloads(m: Manifest): Workload[] {
       value: (s) => m.bigBytes / 1e6 / s,
     },
     {
+      name: 'par-walk',
+      title: `parallel clients: ${PARALLEL_CLIENTS} cold walks over ${PARALLEL_CLIENTS} namespaces at once vs 1`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'remount',
+      parallel: PARALLEL_CLIENTS,
+      command: (_v, t) => parallelOver(t.datas, walkOne),
+      expect: String(m.entries),
+    },
+    {
+      name: 'par-grep',
+      title: `parallel clients: ${PARALLEL_CLIENTS} grep -r over ${PARALLEL_CLIENTS} namespaces at once vs 1 (warm)`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'warm',
+      parallel: PARALLEL_CLIENTS,
+      command: (_v, t) => parallelOver(t.datas, (d) => `grep -r ${m.needle} ${d}/tree | wc -l`),
+      expect: String(m.needleFiles),
+    },
+    {
+      // Attributes expire at once (attr timeout 0), names do not: every stat is one GETATTR.
+      name: 'op-getattr',
+      title: `one operation: ${OP_LOOPS.toLocaleString('en-US')} stat() of one file, attribute timeout 0 (GETATTR)`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'remount',
+      mountArgs: { bindfs: ['-o', 'attr_timeout=0,entry_timeout=60'], nsview: ['--attr-timeout=0', '--entry-timeout=60'] },
+      command: (_v, t) => perlLoop(t, 'my @s = stat("big.bin") or die "stat: $!";'),
+      expect: String(OP_LOOPS),
+    },
+    {
+      // Names expire at once (entry timeout 0), attributes do not: every stat is one LOOKUP.
+      name: 'op-lookup',
+      title: `one operation: ${OP_LOOPS.toLocaleString('en-US')} stat() of one file, entry timeout 0 (LOOKUP)`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'remount',
+      mountArgs: { bindfs: ['-o', 'attr_timeout=60,entry_timeout=0'], nsview: ['--attr-timeout=60', '--entry-timeout=0'] },
+      command: (_v, t) => perlLoop(t, 'my @s = stat("big.bin") or die "stat: $!";'),
+      expect: String(OP_LOOPS),
+    },
+    {
+      name: 'op-open',
+      title: `one operation: ${OP_LOOPS.toLocaleString('en-US')} open()+close() of one file (OPEN, RELEASE)`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'remount',
+      command: (_v, t) => perlLoop(t, 'my $fd = POSIX::open("big.bin", O_RDONLY) // die "open: $!"; POSIX::close($fd);'),
+      expect: String(OP_LOOPS),
+    },
+    {
+      name: 'mem-1m',
+      title: `memory: cold walk of ${(mem?.entries ?? 1_000_101).toLocaleString('en-US')} entries, server peak RSS`,
+      unit: 's',
+      variants: VARIANTS,
+      prep: 'remount',
+      mem: true,
+      maxRuns: 1,
+      peakRss: true,
+      command: (_v, t) => `find ${q(t.data)} -printf '%s %m %u\\n' | wc -l`,
+      expect: mem ? String(mem.entries) : undefined,
+    },
+    {
       name: 'topdir',
       title: 'top directory with N extra namespaces: ls -l MP vs lsns -t mnt',
       unit: 's',
-      variants: ['native', 'nsview'],
+      variants: ['native', 'nsview', 'nsview-bp0'],
       prep: 'drop',
       nativeLabel: 'lsns -t mnt',
       command: (v, t) => (v === 'native' ? 'lsns -t mnt | wc -l' : `ls -l ${q(t.mountpoint!)} | wc -l`),
@@ -140,7 +255,7 @@ export function makeWorkloads(m: Manifest): Workload[] {
       name: 'topdir-ls',
       title: 'top directory with N extra namespaces: ls MP vs lsns -t mnt',
       unit: 's',
-      variants: ['native', 'nsview'],
+      variants: ['native', 'nsview', 'nsview-bp0'],
       prep: 'drop',
       nativeLabel: 'lsns -t mnt',
       command: (v, t) => (v === 'native' ? 'lsns -t mnt | wc -l' : `ls ${q(t.mountpoint!)} | wc -l`),
@@ -150,4 +265,8 @@ export function makeWorkloads(m: Manifest): Workload[] {
   ];
 }
 
-export const WORKLOAD_NAMES = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'topdir', 'topdir-ls'] as const;
+/** Run by default, in this order. */
+export const DEFAULT_WORKLOADS = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'par-walk', 'par-grep', 'topdir', 'topdir-ls'] as const;
+/** Only when asked for with --workload (they profile one operation, or take long). */
+export const EXTRA_WORKLOADS = ['op-getattr', 'op-lookup', 'op-open', 'mem-1m'] as const;
+export const WORKLOAD_NAMES = [...DEFAULT_WORKLOADS, ...EXTRA_WORKLOADS] as const;
