@@ -33,14 +33,15 @@ import {
 } from './lib/env.js';
 import { DEFAULT_FIXTURE_BASE, ensureCopies, ensureFixture, ensureMemBase, FULL_SPEC, MEM_BINDS, MEM_ENTRIES, QUICK_SPEC, type Fixture } from './lib/fixture.js';
 import { killActive, requestCountingAvailable, timeCommand, type Timed } from './lib/measure.js';
-import { summarizeProfiles } from './lib/profile.js';
+import { summarizeProfiles, type ProfileWindow } from './lib/profile.js';
 import { checkLines, evaluateChecks, renderMarkdown, type BenchResult, type DaemonStats, type Sample, type WorkloadResult } from './lib/report.js';
 import { FuseTrace, stopAllTraces, tracingAvailable } from './lib/trace.js';
-import { DEFAULT_WORKLOADS, kindOf, makeWorkloads, VARIANTS, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
+import { DEFAULT_WORKLOADS, kindOf, QUICK_WORKLOADS, makeWorkloads, VARIANTS, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
 
 const HELP = `usage: node dist/bench/run.js [options]        (npm run bench = build + this)
 
-  --quick              CI form: 10,000 entries, 64 MiB file, 2 runs, 20 namespaces (< 2 min)
+  --quick              CI form: 5,000 entries, 32 MiB file, 2 runs, 20 namespaces, fewer workloads
+                       (${QUICK_WORKLOADS.join(', ')}); about 2 min on an idle 2-core machine
   --runs N             measured runs per variant (default 5; --quick: 2)
   --workload NAME      run only this workload (repeatable, or comma-separated); default:
                        ${DEFAULT_WORKLOADS.join(', ')};
@@ -124,7 +125,7 @@ function parseOptions(argv: string[]): Options {
   return {
     mode: quick ? 'quick' : 'full',
     runs: int(values.runs, quick ? 2 : 5, 'runs'),
-    workloads: workloads.length > 0 ? workloads : [...DEFAULT_WORKLOADS],
+    workloads: workloads.length > 0 ? workloads : quick ? [...QUICK_WORKLOADS] : [...DEFAULT_WORKLOADS],
     variants: variants as VariantName[],
     namespaces: int(values.namespaces, quick ? 20 : 200, 'namespaces', 0),
     count: !values['no-count'],
@@ -476,6 +477,7 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
   const m = await mounts.fresh(v, hs, { nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined, mountArgs: w.mountArgs });
   const target = m.target;
   let out: WorkloadResult['traces'][number];
+  let window: ProfileWindow | undefined;
   try {
     if (w.prep === 'warm') await timeCommand(w.command(v, target), timeoutOf(w, opts));
     if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
@@ -485,7 +487,10 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
     let cpu0, cpu1;
     try {
       cpu0 = cpuOf(target.pids);
+      // V8's profile timestamps are CLOCK_MONOTONIC µs, as process.hrtime.
+      window = { fromUs: Number(process.hrtime.bigint() / 1000n), toUs: 0 };
       t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count ? { connections: target.connections } : undefined);
+      window.toUs = Number(process.hrtime.bigint() / 1000n);
       cpu1 = cpuOf(target.pids);
     } catch (e) {
       await trace?.stop();
@@ -507,7 +512,7 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
     await m.stop();
   }
   if (profDir) {
-    out.profiles = summarizeProfiles(profDir);
+    out.profiles = summarizeProfiles(profDir, 15, window);
     if (opts.keepProfiles) log(`[${w.name}] ${v} CPU profiles kept in ${profDir}`);
     else fs.rmSync(profDir, { recursive: true, force: true });
   }

@@ -31,7 +31,7 @@ export interface FixtureSpec {
 }
 
 export const FULL_SPEC: FixtureSpec = { entries: 100_000, bigBytes: 1 << 30, hardlinks: 100, needleFiles: 12 };
-export const QUICK_SPEC: FixtureSpec = { entries: 10_000, bigBytes: 64 << 20, hardlinks: 20, needleFiles: 5 };
+export const QUICK_SPEC: FixtureSpec = { entries: 5_000, bigBytes: 32 << 20, hardlinks: 10, needleFiles: 5 };
 
 /** A string that appears nowhere in the generated text but on the needle lines. */
 export const NEEDLE = 'NSVIEW_BENCH_NEEDLE_7F3A';

@@ -441,15 +441,22 @@ export function renderMarkdown(
 
   const profiled = r.workloads.flatMap((w) => w.traces.filter((t) => t.profiles && t.profiles.length > 0).map((t) => ({ w, t })));
   if (profiled.length > 0) {
-    L.push('## nsview CPU profile (traced run, `node --cpu-prof`)', '');
+    L.push('## nsview CPU profile (one more run under `node --cpu-prof`, samples while the command ran)', '');
     for (const { w, t } of profiled) {
       for (const p of t.profiles!) {
         if (p.busySeconds < 0.05) continue;
-        L.push(`**${w.name}**, ${p.thread}: busy ${fmtNum(p.busySeconds)} s of ${fmtNum(p.wallSeconds)} s`, '');
+        const reqs = t.requests ? `, ${t.requests.total.toLocaleString('en-US')} FUSE requests: ${fmtNum((p.busySeconds * 1e6) / t.requests.total)} µs busy per request` : '';
+        L.push(`**${w.name}** (${t.variant}), ${p.thread}: busy ${fmtNum(p.busySeconds)} s of ${fmtNum(p.wallSeconds)} s during the command${reqs}`, '');
         L.push('| self s | % of busy | function | where |');
         L.push('|---|---|---|---|');
         for (const x of p.top.slice(0, 10)) L.push(`| ${fmtNum(x.selfSeconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
         L.push('');
+        if (p.inclusive.length > 0) {
+          L.push('| inclusive s | % of busy | nsview function | where |');
+          L.push('|---|---|---|---|');
+          for (const x of p.inclusive.slice(0, 12)) L.push(`| ${fmtNum(x.seconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
+          L.push('');
+        }
       }
     }
   }

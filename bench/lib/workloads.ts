@@ -267,6 +267,8 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
 
 /** Run by default, in this order. */
 export const DEFAULT_WORKLOADS = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'par-walk', 'par-grep', 'topdir', 'topdir-ls'] as const;
+/** --quick's default (CI form, about two minutes): no ls -lR, no names-only top directory. */
+export const QUICK_WORKLOADS = ['cold-walk', 'warm-walk', 'grep', 'tar', 'seq-read', 'par-walk', 'par-grep', 'topdir'] as const;
 /** Only when asked for with --workload (they profile one operation, or take long). */
 export const EXTRA_WORKLOADS = ['op-getattr', 'op-lookup', 'op-open', 'mem-1m'] as const;
 export const WORKLOAD_NAMES = [...DEFAULT_WORKLOADS, ...EXTRA_WORKLOADS] as const;
