@@ -710,7 +710,7 @@ async function main(): Promise<void> {
   }
   await cleanup();
 
-  const workloads = makeWorkloads(result.fixture);
+  const workloads = makeWorkloads(result.fixture, { entries: MEM_ENTRIES });
   const expect = new Map(workloads.map((w) => [w.name, w.expect]));
   const mayDiffer = new Map(workloads.map((w) => [w.name, w.mayDiffer ?? {}]));
   const unchecked = new Set(workloads.filter((w) => w.noOutputCheck).map((w) => w.name));
