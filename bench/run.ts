@@ -19,6 +19,7 @@ import { CleanupScope, makeTempDir, REPO_ROOT, sleep, waitFor } from '../test/he
 import {
   countEntries,
   countListed,
+  nsviewRequestCounts,
   cpuOf,
   dropCaches,
   memOf,
@@ -32,7 +33,7 @@ import {
   type NsviewMount,
 } from './lib/env.js';
 import { DEFAULT_FIXTURE_BASE, ensureCopies, ensureFixture, ensureMemBase, FULL_SPEC, MEM_BINDS, MEM_ENTRIES, QUICK_SPEC, type Fixture } from './lib/fixture.js';
-import { killActive, requestCountingAvailable, timeCommand, type Timed } from './lib/measure.js';
+import { killActive, requestCountingAvailable, requestsBetween, timeCommand, type Timed } from './lib/measure.js';
 import { summarizeProfiles, type ProfileWindow } from './lib/profile.js';
 import { checkLines, evaluateChecks, renderMarkdown, type BenchResult, type DaemonStats, type Sample, type WorkloadResult } from './lib/report.js';
 import { FuseTrace, stopAllTraces, tracingAvailable } from './lib/trace.js';
@@ -57,7 +58,10 @@ const HELP = `usage: node dist/bench/run.js [options]        (npm run bench = bu
   --keep-profiles      keep the .cpuprofile files (their directory is logged)
   --nsview-arg=ARG     pass ARG to \`nsview mount\` (repeatable), e.g. --nsview-arg=--symlinks=raw
                        (a --busy-poll=N here applies to the nsview variant only)
-  --no-count           do not count FUSE requests (perf stat on the fuse tracepoint)
+  --no-count           do not count FUSE requests
+  --count-with WHAT    perf (default: the kernel's fuse_request_send tracepoint, every FUSE
+                       variant) or nsview (its own counters, SIGUSR1; nsview variants only, the
+                       fallback when perf cannot count)
   --fixture-dir DIR    fixture cache (default ${DEFAULT_FIXTURE_BASE})
   --timeout S          bound for one command (default 1800)
   -h, --help
@@ -71,6 +75,8 @@ interface Options {
   variants: VariantName[];
   namespaces: number;
   count: boolean;
+  /** How requests are counted: the kernel (perf) or nsview's own counters. */
+  countWith: 'perf' | 'nsview';
   check: boolean;
   trace: boolean;
   cpuProf: boolean;
@@ -89,6 +95,7 @@ function parseOptions(argv: string[]): Options {
       workload: { type: 'string', multiple: true },
       variants: { type: 'string' },
       'no-count': { type: 'boolean', default: false },
+      'count-with': { type: 'string' },
       namespaces: { type: 'string' },
       check: { type: 'boolean', default: false },
       trace: { type: 'boolean' },
@@ -129,6 +136,7 @@ function parseOptions(argv: string[]): Options {
     variants: variants as VariantName[],
     namespaces: int(values.namespaces, quick ? 20 : 200, 'namespaces', 0),
     count: !values['no-count'],
+    countWith: countWithOf(values['count-with']),
     check: values.check!,
     trace: values['no-trace'] ? false : (values.trace ?? !quick),
     cpuProf: values['cpu-prof']!,
@@ -140,6 +148,11 @@ function parseOptions(argv: string[]): Options {
 }
 
 class UsageError extends Error {}
+
+function countWithOf(s: string | undefined): 'perf' | 'nsview' {
+  if (s === undefined || s === 'perf' || s === 'nsview') return s ?? 'perf';
+  throw new UsageError(`--count-with wants perf or nsview, got ${s}`);
+}
 
 /** Set by SIGINT/SIGTERM/SIGHUP: no new run or mount starts after it. */
 let aborted = false;
@@ -422,9 +435,13 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
         try {
           if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
           if (w.prep === 'idle') await sleep(1100);
+          const own = opts.count && opts.countWith === 'nsview' ? served.nsview : undefined;
+          const counts0 = own ? await nsviewRequestCounts(own) : undefined;
           const cpu0 = cpuOf(target.pids);
-          const t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count ? { connections: target.connections } : undefined);
+          const t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined);
           const cpu1 = cpuOf(target.pids);
+          const counts1 = own && counts0 ? await nsviewRequestCounts(own) : undefined;
+          if (counts0 && counts1) t.requests = requestsBetween(counts0, counts1);
           if (kindOf(v) === 'nsview') mounts.noteHwm(target.pids[0]!);
           if (w.warms && !served.fresh && !w.parallel) mounts.warmed(v, w.warms);
           const good = ok(t);
@@ -489,7 +506,7 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
       cpu0 = cpuOf(target.pids);
       // V8's profile timestamps are CLOCK_MONOTONIC µs, as process.hrtime.
       window = { fromUs: Number(process.hrtime.bigint() / 1000n), toUs: 0 };
-      t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count ? { connections: target.connections } : undefined);
+      t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined);
       window.toUs = Number(process.hrtime.bigint() / 1000n);
       cpu1 = cpuOf(target.pids);
     } catch (e) {
@@ -534,9 +551,9 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     log('fuse tracepoints not available (tracefs / kernel): no traced runs');
     opts.trace = false;
   }
-  if (opts.count && !requestCountingAvailable()) {
-    log('perf cannot count the fuse:fuse_request_send tracepoint here: no request counts (install linux-perf)');
-    opts.count = false;
+  if (opts.count && opts.countWith === 'perf' && !requestCountingAvailable()) {
+    log("perf cannot count the fuse:fuse_request_send tracepoint here (install linux-perf): nsview's own counters (SIGUSR1) instead, none for bindfs");
+    opts.countWith = 'nsview';
   }
 
   const all = makeWorkloads(fixture.manifest, { entries: MEM_ENTRIES });
@@ -596,7 +613,8 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
     fixture: { ...fixture.manifest, dir: fixture.dir },
     nsviewArgs: opts.nsviewArgs,
     variants: opts.variants,
-    counted: opts.count,
+    counted: opts.count && opts.countWith === 'perf',
+    countedBy: !opts.count ? 'none' : opts.countWith,
     nsInode: holder.nsInode,
     workloads: results,
     daemon: mounts.daemonStats(),

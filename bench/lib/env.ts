@@ -251,6 +251,40 @@ export async function startNsviewMount(
   };
 }
 
+const STATS_LINE = /stats: requests (\{[^}]*\})/;
+
+/**
+ * nsview's own request counters: `kill -USR1` makes the daemon log one `stats: requests {...}`
+ * line (per opcode since it started); this waits for the new line and parses it. Undefined if
+ * none comes within the timeout or it cannot be read.
+ */
+export async function nsviewRequestCounts(m: NsviewMount, timeoutMs = 3_000): Promise<Record<string, number> | undefined> {
+  const lines = () => m.stderr().split('\n').filter((l) => STATS_LINE.test(l));
+  const before = lines().length;
+  try {
+    process.kill(m.pid, 'SIGUSR1');
+  } catch {
+    return undefined;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const now = lines();
+    if (now.length > before) {
+      try {
+        const parsed: unknown = JSON.parse(STATS_LINE.exec(now[now.length - 1]!)![1]!);
+        if (typeof parsed !== 'object' || parsed === null) return undefined;
+        const out: Record<string, number> = {};
+        for (const [k, v] of Object.entries(parsed)) if (typeof v === 'number') out[k] = v;
+        return out;
+      } catch {
+        return undefined;
+      }
+    }
+    await sleep(20);
+  }
+  return undefined;
+}
+
 /** Entries in a directory (0 when it cannot be read). */
 export async function countEntries(dir: string): Promise<number> {
   return readdir(dir).then((e) => e.length, () => 0);

@@ -89,6 +89,26 @@ function parsePerf(file: string): RequestCount | undefined {
   return { total: counts[0]!, byOp };
 }
 
+/** What the kernel's tracepoint does not count: requests that get no reply from the server's side. */
+const NOT_TRACED = new Set(['FORGET', 'BATCH_FORGET', 'INTERRUPT']);
+
+/**
+ * Requests between two of nsview's own per-opcode counters (its SIGUSR1 stats line), in the
+ * shape of the kernel's counts: the fallback where perf cannot count.
+ */
+export function requestsBetween(before: Record<string, number>, after: Record<string, number>): RequestCount {
+  const byOp: Record<string, number> = {};
+  const counted = new Set(COUNTED_OPS.map(([, name]) => name));
+  let total = 0;
+  for (const [op, n] of Object.entries(after)) {
+    const d = n - (before[op] ?? 0);
+    if (d <= 0 || NOT_TRACED.has(op)) continue;
+    total += d;
+    if (counted.has(op)) byOp[op] = d;
+  }
+  return { total, byOp };
+}
+
 let perfSerial = 0;
 
 const active = new Set<number>();

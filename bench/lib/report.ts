@@ -91,8 +91,10 @@ export interface BenchResult {
   fixture: Manifest & { dir: string };
   nsviewArgs: string[];
   variants: VariantName[];
-  /** Whether FUSE requests were counted (perf). */
+  /** Whether FUSE requests were counted in the kernel (perf), for every FUSE variant. */
   counted: boolean;
+  /** How: perf, nsview (its own counters: nsview variants only) or none. */
+  countedBy: 'perf' | 'nsview' | 'none';
   nsInode: number;
   workloads: WorkloadResult[];
   daemon: DaemonStats;
@@ -287,7 +289,7 @@ export function renderMarkdown(
   );
   L.push(`- nsview: ${r.nsviewRevision}, \`nsview mount -f MP${r.nsviewArgs.length ? ' ' + r.nsviewArgs.join(' ') : ''}\` (defaults otherwise); bindfs: \`bindfs -o ro /proc/PID/root/data MP\`; native: \`/proc/PID/root/data\``);
   L.push('');
-  L.push(`- variants: ${r.variants.join(', ')} (nsview-bp0 = nsview with \`--busy-poll=0\`); FUSE requests ${r.counted ? 'counted in the kernel (perf stat: fuse:fuse_request_send, filtered on the connection)' : 'not counted'}`);
+  L.push(`- variants: ${r.variants.join(', ')} (nsview-bp0 = nsview with \`--busy-poll=0\`); FUSE requests ${r.countedBy === 'perf' ? 'counted in the kernel (perf stat: fuse:fuse_request_send, filtered on the connection)' : r.countedBy === 'nsview' ? "from nsview's own counters (SIGUSR1 stats line; FORGET and INTERRUPT left out), none for bindfs" : 'not counted'}`);
   L.push('');
   L.push('Median (min–max) over the runs; variants alternate within each run (order rotated). Times in s (lower is better), throughput in MB/s = 10⁶ B/s (higher is better); ratios are of the medians, in the row\'s unit. Parallel workloads: the time with all clients at once.', '');
   const vs = VARIANTS.filter((v) => r.variants.includes(v));
