@@ -1,22 +1,29 @@
 /**
  * Byte layout of FUSE requests and replies. Pure functions over Buffers: no I/O, no session state,
  * so the packing rules (alignment, lookup accounting of READDIRPLUS) can be tested on their own.
+ * Decoding lives here, apart from dispatch (opcodes.ts says which decoder each opcode uses).
  *
  * Encoders write into a caller-provided buffer at an offset and return the end offset, so the
  * session can build a whole reply in one reusable buffer and hand it to a single write(2).
  */
 import type { Attr, AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';
+import { E, NsviewError } from '../sys/errors.js';
 import {
-  ATTR_OUT_SIZE, Attr as A, AttrOut, DIRENT_SIZE, DIRENTPLUS_SIZE, ENTRY_OUT_SIZE, EntryOut,
-  FOPEN, GETXATTR_OUT_SIZE, IN_HEADER_SIZE, INIT_OUT_SIZE, InHeader, InitOut, KSTATFS_SIZE,
-  NOTIFY_INVAL_ENTRY_SIZE, NOTIFY_INVAL_INODE_SIZE, Notify, OPEN_OUT_SIZE, OUT_HEADER_SIZE,
-  direntAlign,
+  ACCESS_IN_SIZE, ATTR_OUT_SIZE, Attr as A, AttrOut, BATCH_FORGET_IN_SIZE, DIRENT_SIZE,
+  DIRENTPLUS_SIZE, ENTRY_OUT_SIZE, EntryOut, FOPEN, FORGET_IN_SIZE, FORGET_ONE_SIZE,
+  FUSE_GETATTR_FH, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, GETXATTR_OUT_SIZE, IN_HEADER_SIZE,
+  INIT_IN_MIN_SIZE, INIT_OUT_SIZE, INTERRUPT_IN_SIZE, InHeader, InitOut, KSTATFS_SIZE,
+  NOTIFY_INVAL_ENTRY_SIZE, NOTIFY_INVAL_INODE_SIZE, Notify, OPEN_IN_SIZE, OPEN_OUT_SIZE,
+  OUT_HEADER_SIZE, READ_IN_SIZE, RELEASE_IN_SIZE, direntAlign,
 } from './protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // Requests
+//
+// One decoder per request body. Each checks that the body holds the whole struct: the kernel
+// always sends it, but a short body must fail as EPROTO, not be read from a stale buffer.
 
-/** The fixed part of every request (fuse_in_header). */
+/** The fixed part of every request (fuse_in_header); `len` is capped at the bytes read. */
 export interface InHeader {
   len: number;
   opcode: number;
@@ -27,9 +34,11 @@ export interface InHeader {
   pid: number;
 }
 
-export function decodeInHeader(buf: Buffer): InHeader {
+/** The header of the request in buf[0, n), or undefined if n cannot hold one. */
+export function decodeInHeader(buf: Buffer, n: number): InHeader | undefined {
+  if (n < IN_HEADER_SIZE) return undefined;
   return {
-    len: buf.readUInt32LE(InHeader.len),
+    len: Math.min(buf.readUInt32LE(InHeader.len), n),
     opcode: buf.readUInt32LE(InHeader.opcode),
     unique: buf.readBigUInt64LE(InHeader.unique),
     nodeid: buf.readBigUInt64LE(InHeader.nodeid),
@@ -39,14 +48,27 @@ export function decodeInHeader(buf: Buffer): InHeader {
   };
 }
 
+function need(start: number, end: number, size: number, struct: string): void {
+  if (end - start < size) throw new NsviewError(E.EPROTO, `${struct}: ${end - start} bytes, need ${size}`);
+}
+
 /**
  * A NUL-terminated name in the request body, copied out (the read buffer is reused as soon as the
- * request is parsed, while the handler may keep the name).
+ * request is decoded, while the handler may keep the name).
  */
 export function decodeName(buf: Buffer, start: number, end: number): Buffer {
   let nul = buf.indexOf(0, start);
   if (nul < 0 || nul > end) nul = end;
   return Buffer.from(buf.subarray(start, nul));
+}
+
+/** A body that is only a name (LOOKUP). */
+export interface NameIn {
+  name: Buffer;
+}
+
+export function decodeNameIn(buf: Buffer, start: number, end: number): NameIn {
+  return { name: decodeName(buf, start, end) };
 }
 
 /** fuse_init_in; flags2 only counts when the kernel sets FUSE_INIT_EXT (7.36+). */
@@ -59,6 +81,7 @@ export interface InitIn {
 }
 
 export function decodeInitIn(buf: Buffer, start: number, end: number): InitIn {
+  need(start, end, INIT_IN_MIN_SIZE, 'fuse_init_in');
   const major = buf.readUInt32LE(start);
   const minor = buf.readUInt32LE(start + 4);
   // 7.6+ has max_readahead and flags (16 bytes); 7.36+ flags2 (and 64 bytes in all).
@@ -67,6 +90,112 @@ export function decodeInitIn(buf: Buffer, start: number, end: number): InitIn {
   if (end - start >= 20 && flags & (1n << 30n)) flags |= BigInt(buf.readUInt32LE(start + 16)) << 32n;
   return { major, minor, maxReadahead, flags };
 }
+
+/** fuse_forget_in: the kernel dropped `nlookup` references to the header's node. */
+export interface ForgetIn {
+  nlookup: bigint;
+}
+
+export function decodeForgetIn(buf: Buffer, start: number, end: number): ForgetIn {
+  need(start, end, FORGET_IN_SIZE, 'fuse_forget_in');
+  return { nlookup: buf.readBigUInt64LE(start) };
+}
+
+/** fuse_batch_forget_in and its fuse_forget_one records (as many as the body holds whole). */
+export interface ForgetOne {
+  nodeid: bigint;
+  nlookup: bigint;
+}
+
+export function decodeBatchForgetIn(buf: Buffer, start: number, end: number): ForgetOne[] {
+  need(start, end, BATCH_FORGET_IN_SIZE, 'fuse_batch_forget_in');
+  const count = buf.readUInt32LE(start);
+  const out: ForgetOne[] = [];
+  for (let i = 0, p = start + BATCH_FORGET_IN_SIZE; i < count && p + FORGET_ONE_SIZE <= end; i++, p += FORGET_ONE_SIZE) {
+    out.push({ nodeid: buf.readBigUInt64LE(p), nlookup: buf.readBigUInt64LE(p + 8) });
+  }
+  return out;
+}
+
+/** fuse_interrupt_in: the request (by its unique) the kernel wants interrupted. */
+export interface InterruptIn {
+  unique: bigint;
+}
+
+export function decodeInterruptIn(buf: Buffer, start: number, end: number): InterruptIn {
+  need(start, end, INTERRUPT_IN_SIZE, 'fuse_interrupt_in');
+  return { unique: buf.readBigUInt64LE(start) };
+}
+
+/** fuse_getattr_in: `fh` only when the caller asked through an open file (fstat). */
+export interface GetattrIn {
+  fh: bigint | undefined;
+}
+
+export function decodeGetattrIn(buf: Buffer, start: number, end: number): GetattrIn {
+  need(start, end, GETATTR_IN_SIZE, 'fuse_getattr_in');
+  return { fh: buf.readUInt32LE(start) & FUSE_GETATTR_FH ? buf.readBigUInt64LE(start + 8) : undefined };
+}
+
+/** fuse_open_in (OPEN, OPENDIR): the open(2) flags. */
+export interface OpenIn {
+  flags: number;
+}
+
+export function decodeOpenIn(buf: Buffer, start: number, end: number): OpenIn {
+  need(start, end, OPEN_IN_SIZE, 'fuse_open_in');
+  return { flags: buf.readUInt32LE(start) };
+}
+
+/** fuse_read_in (READ, READDIR, READDIRPLUS). */
+export interface ReadIn {
+  fh: bigint;
+  offset: bigint;
+  size: number;
+}
+
+export function decodeReadIn(buf: Buffer, start: number, end: number): ReadIn {
+  need(start, end, READ_IN_SIZE, 'fuse_read_in');
+  return { fh: buf.readBigUInt64LE(start), offset: buf.readBigUInt64LE(start + 8), size: buf.readUInt32LE(start + 16) };
+}
+
+/** fuse_release_in (RELEASE, RELEASEDIR). */
+export interface ReleaseIn {
+  fh: bigint;
+}
+
+export function decodeReleaseIn(buf: Buffer, start: number, end: number): ReleaseIn {
+  need(start, end, RELEASE_IN_SIZE, 'fuse_release_in');
+  return { fh: buf.readBigUInt64LE(start) };
+}
+
+/** fuse_access_in: the access(2) mask. */
+export interface AccessIn {
+  mask: number;
+}
+
+export function decodeAccessIn(buf: Buffer, start: number, end: number): AccessIn {
+  need(start, end, ACCESS_IN_SIZE, 'fuse_access_in');
+  return { mask: buf.readUInt32LE(start) };
+}
+
+/** fuse_getxattr_in (GETXATTR with the name after it, LISTXATTR without). size 0 = a size probe. */
+export interface XattrIn {
+  size: number;
+  name: Buffer;
+}
+
+export function decodeGetxattrIn(buf: Buffer, start: number, end: number): XattrIn {
+  need(start, end, GETXATTR_IN_SIZE, 'fuse_getxattr_in');
+  return { size: buf.readUInt32LE(start), name: decodeName(buf, start + GETXATTR_IN_SIZE, end) };
+}
+
+export function decodeListxattrIn(buf: Buffer, start: number, end: number): XattrIn {
+  need(start, end, GETXATTR_IN_SIZE, 'fuse_getxattr_in');
+  return { size: buf.readUInt32LE(start), name: EMPTY };
+}
+
+const EMPTY = Buffer.alloc(0);
 
 // ---------------------------------------------------------------------------------------------
 // Replies
@@ -290,4 +419,3 @@ export function encodeInvalInode(nodeid: bigint): Buffer {
   return buf;
 }
 
-export { IN_HEADER_SIZE, OUT_HEADER_SIZE };

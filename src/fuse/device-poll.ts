@@ -1,5 +1,6 @@
 /**
- * Reading /dev/fuse from the main thread's own event loop (epoll), not from libuv's threadpool.
+ * Reading /dev/fuse from the main thread's own event loop (epoll), not from libuv's threadpool:
+ * the default DeviceReader (see device-reader.ts).
  *
  * Why: a blocking read on a pool thread costs every request two thread wake-ups before its
  * handler runs (the kernel wakes the pool thread, which wakes the main thread); on a small VM a
@@ -30,6 +31,7 @@ import fs from 'node:fs';
 import { constants } from 'node:os';
 import { createRequire } from 'node:module';
 import { dupCloexec, schedYield } from '../sys/libc.js';
+import type { DeviceReader, DeviceReaderEvents } from './device-reader.js';
 
 const E = constants.errno;
 /** libuv's UV_EOF, negated (libuv reports a 0-byte read as -4095). */
@@ -76,15 +78,8 @@ function loadBindings(): { pipe: PipeBinding; stream: StreamBinding } | null {
   return bindings;
 }
 
-/** Called for every request read (n > 0) and once with the errno that ended reading. */
-export interface PollReaderCallbacks {
-  /** A request is in `buf[0, n)`; the buffer is reused as soon as this returns. */
-  onRequest(buf: Buffer, n: number): void;
-  /** Reading stopped for good: ENODEV (unmounted or aborted) or another error. */
-  onEnd(errno: number): void;
-}
-
-export class PollReader {
+export class PollReader implements DeviceReader {
+  readonly kind = 'epoll';
   private handle: PipeHandle | undefined;
   private stopped = false;
   private spinning = false;
@@ -95,7 +90,7 @@ export class PollReader {
     private readonly deviceFd: number,
     private readonly buf: Buffer,
     private readonly b: { pipe: PipeBinding; stream: StreamBinding },
-    private readonly cb: PollReaderCallbacks,
+    private readonly cb: DeviceReaderEvents,
     busyPollUs: number,
   ) {
     this.spinMs = busyPollUs / 1000;
@@ -105,11 +100,16 @@ export class PollReader {
    * A reader on `deviceFd`, started; undefined when this Node offers no way to poll it.
    * `busyPollUs`: how long the loop stays awake after each request or reply (0: never).
    */
-  static open(deviceFd: number, buf: Buffer, cb: PollReaderCallbacks, busyPollUs = 0): PollReader | undefined {
+  static open(deviceFd: number, buf: Buffer, cb: DeviceReaderEvents, busyPollUs = 0): PollReader | undefined {
     const b = loadBindings();
     if (!b) return undefined;
     const r = new PollReader(deviceFd, buf, b, cb, busyPollUs);
     return r.startHandle() ? r : undefined;
+  }
+
+  /** Reads happen on the main thread only: nothing is ever left outstanding on the device fd. */
+  get idle(): boolean {
+    return true;
   }
 
   /** Something happened (a request came, a reply went): keep the loop awake for the window. */

@@ -17,19 +17,20 @@
  * synchronously on its own mount. That includes child_process.spawn/exec with a `cwd` inside the
  * mount or an executable inside it: libuv waits for the child's chdir/execve, which waits for us.
  */
-import { opName } from './protocol.js';
 import fs from 'node:fs';
 import { constants } from 'node:os';
 import type { FuseOperations, FuseSession, MountOptions } from './types.js';
 import { NsviewError } from '../sys/errors.js';
-import { FuseServer, type InitInfo } from './session.js';
+import { FuseServer } from './session.js';
+import type { InitInfo } from './init-negotiation.js';
+import { opName } from './opcodes.js';
 import { abortConnection, canonicalMountpoint, detach, findMount, mountDevice, type MountInfo } from './mount.js';
 import { MAX_IO } from './protocol.js';
 
 export type * from './types.js';
 export { DT, FUSE_ROOT_ID, REPLIED } from './types.js';
 export { cleanStaleMount, unmountMountpoint, findMount, makedev, type MountInfo, type StaleOptions } from './mount.js';
-export type { InitInfo } from './session.js';
+export type { InitInfo } from './init-negotiation.js';
 
 const E = constants.errno;
 
@@ -71,7 +72,7 @@ class Session implements MountedSession {
   }
 
   get reading(): 'epoll' | 'threadpool' {
-    return this.server.polling ? 'epoll' : 'threadpool';
+    return this.server.reading;
   }
 
   invalidateEntry(parent: bigint, name: Buffer): void {

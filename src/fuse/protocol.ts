@@ -4,6 +4,7 @@
  *
  * Offsets are given per struct so codec.ts reads like the C header; sizes are the ones of protocol
  * 7.45, which have been stable for every struct used here since 7.9 except fuse_init_out.
+ * The opcodes themselves, and what the engine does with each, are in opcodes.ts.
  */
 
 /** Highest protocol minor this engine implements; the session uses min(kernel, this). */
@@ -11,86 +12,6 @@ export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 45;
 /** Oldest minor we accept: 7.23 fixed the size of fuse_init_out and is older than any kernel we run on. */
 export const FUSE_MIN_MINOR_VERSION = 23;
-
-export const enum Op {
-  LOOKUP = 1,
-  FORGET = 2,
-  GETATTR = 3,
-  SETATTR = 4,
-  READLINK = 5,
-  SYMLINK = 6,
-  MKNOD = 8,
-  MKDIR = 9,
-  UNLINK = 10,
-  RMDIR = 11,
-  RENAME = 12,
-  LINK = 13,
-  OPEN = 14,
-  READ = 15,
-  WRITE = 16,
-  STATFS = 17,
-  RELEASE = 18,
-  FSYNC = 20,
-  SETXATTR = 21,
-  GETXATTR = 22,
-  LISTXATTR = 23,
-  REMOVEXATTR = 24,
-  FLUSH = 25,
-  INIT = 26,
-  OPENDIR = 27,
-  READDIR = 28,
-  RELEASEDIR = 29,
-  FSYNCDIR = 30,
-  GETLK = 31,
-  SETLK = 32,
-  SETLKW = 33,
-  ACCESS = 34,
-  CREATE = 35,
-  INTERRUPT = 36,
-  BMAP = 37,
-  DESTROY = 38,
-  IOCTL = 39,
-  POLL = 40,
-  NOTIFY_REPLY = 41,
-  BATCH_FORGET = 42,
-  FALLOCATE = 43,
-  READDIRPLUS = 44,
-  RENAME2 = 45,
-  LSEEK = 46,
-  COPY_FILE_RANGE = 47,
-  SETUPMAPPING = 48,
-  REMOVEMAPPING = 49,
-  SYNCFS = 50,
-  TMPFILE = 51,
-  STATX = 52,
-  COPY_FILE_RANGE_64 = 53,
-}
-
-const opNames: Record<number, string> = {
-  1: 'LOOKUP', 2: 'FORGET', 3: 'GETATTR', 4: 'SETATTR', 5: 'READLINK', 6: 'SYMLINK', 8: 'MKNOD',
-  9: 'MKDIR', 10: 'UNLINK', 11: 'RMDIR', 12: 'RENAME', 13: 'LINK', 14: 'OPEN', 15: 'READ',
-  16: 'WRITE', 17: 'STATFS', 18: 'RELEASE', 20: 'FSYNC', 21: 'SETXATTR', 22: 'GETXATTR',
-  23: 'LISTXATTR', 24: 'REMOVEXATTR', 25: 'FLUSH', 26: 'INIT', 27: 'OPENDIR', 28: 'READDIR',
-  29: 'RELEASEDIR', 30: 'FSYNCDIR', 31: 'GETLK', 32: 'SETLK', 33: 'SETLKW', 34: 'ACCESS',
-  35: 'CREATE', 36: 'INTERRUPT', 37: 'BMAP', 38: 'DESTROY', 39: 'IOCTL', 40: 'POLL',
-  41: 'NOTIFY_REPLY', 42: 'BATCH_FORGET', 43: 'FALLOCATE', 44: 'READDIRPLUS', 45: 'RENAME2',
-  46: 'LSEEK', 47: 'COPY_FILE_RANGE', 48: 'SETUPMAPPING', 49: 'REMOVEMAPPING', 50: 'SYNCFS',
-  51: 'TMPFILE', 52: 'STATX', 53: 'COPY_FILE_RANGE_64',
-};
-
-export function opName(opcode: number): string {
-  return opNames[opcode] ?? `OPCODE_${opcode}`;
-}
-
-/**
- * Opcodes that change the filesystem. A read-only session answers them EROFS itself. (The kernel
- * already refuses most of them on an MS_RDONLY mount; this is the second line.)
- */
-export const MODIFYING_OPS: ReadonlySet<number> = new Set([
-  Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK, Op.WRITE,
-  Op.SETXATTR, Op.REMOVEXATTR, Op.SETLK, Op.SETLKW, Op.CREATE, Op.FALLOCATE, Op.RENAME2,
-  Op.COPY_FILE_RANGE, Op.COPY_FILE_RANGE_64, Op.TMPFILE, Op.SETUPMAPPING, Op.REMOVEMAPPING,
-]);
 
 /** FUSE_INIT flags (64 bits: the high half travels in flags2 when FUSE_INIT_EXT is agreed). */
 export const Init = {
@@ -125,14 +46,14 @@ export const FOPEN = {
 /** fuse_getattr_in.getattr_flags: `fh` is valid. */
 export const FUSE_GETATTR_FH = 1;
 
+/** fuse_open_in.flags & O_ACCMODE: anything but O_RDONLY asks for write access. */
+export const O_ACCMODE = 3;
+
 /** Unsolicited notifications: the code travels in fuse_out_header.error with unique 0. */
 export const Notify = {
   INVAL_INODE: 2,
   INVAL_ENTRY: 3,
 } as const;
-
-/** The low bit of `unique` marks an INTERRUPT request's own id (FUSE_INT_REQ_BIT). */
-export const FUSE_INT_REQ_BIT = 1n;
 
 /** We ask the kernel for requests of up to this many pages (FUSE_MAX_PAGES). */
 export const MAX_PAGES = 256;
@@ -149,6 +70,19 @@ export const IN_HEADER_SIZE = 40; // fuse_in_header
 export const InHeader = { len: 0, opcode: 4, unique: 8, nodeid: 16, uid: 24, gid: 28, pid: 32, totalExtlen: 36 } as const;
 
 export const OUT_HEADER_SIZE = 16; // fuse_out_header { len, error, unique }
+
+// Request bodies (the part after fuse_in_header) nsview decodes.
+export const INIT_IN_MIN_SIZE = 8; // fuse_init_in { major, minor, ... }: the part every kernel sends
+export const FORGET_IN_SIZE = 8; // fuse_forget_in { nlookup }
+export const BATCH_FORGET_IN_SIZE = 8; // fuse_batch_forget_in { count, dummy }, then count fuse_forget_one
+export const FORGET_ONE_SIZE = 16; // fuse_forget_one { nodeid, nlookup }
+export const INTERRUPT_IN_SIZE = 8; // fuse_interrupt_in { unique }
+export const GETATTR_IN_SIZE = 16; // fuse_getattr_in { getattr_flags, dummy, fh }
+export const OPEN_IN_SIZE = 8; // fuse_open_in { flags, open_flags }
+export const READ_IN_SIZE = 40; // fuse_read_in { fh, offset, size, read_flags, lock_owner, flags, padding }
+export const RELEASE_IN_SIZE = 24; // fuse_release_in { fh, flags, release_flags, lock_owner }
+export const ACCESS_IN_SIZE = 8; // fuse_access_in { mask, padding }
+export const GETXATTR_IN_SIZE = 8; // fuse_getxattr_in { size, padding }, then the name for GETXATTR
 
 export const ATTR_SIZE = 88; // fuse_attr
 export const Attr = {
