@@ -20,7 +20,9 @@ import {
   type Attr, type DirEntry, type Entry, type FuseOperations, type MountOptions, type MountedSession,
   type RequestContext,
 } from '../src/fuse/index.js';
-import { lookupsNotDelivered, packDirents } from '../src/fuse/codec.js';
+import { decodeBatchForgetIn, decodeReadIn, lookupsNotDelivered, packDirents } from '../src/fuse/codec.js';
+import { opcodeRows, opcodeRow, type Engine } from '../src/fuse/opcodes.js';
+import { Admission, type Admissible } from '../src/fuse/admission.js';
 
 const E = constants.errno;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -367,6 +369,136 @@ test('readdirplus accounting: dots go out with nodeid 0, unsent entries are forg
   t.deepEqual(lookupsNotDelivered(list, r.count, false), [5n, 1n, 7n, 9n], 'plain readdir delivers none');
 });
 
+test('codec: a short body is EPROTO, not stale buffer bytes; BATCH_FORGET stops at the body end', (t) => {
+  const buf = Buffer.alloc(256, 0xaa);
+  t.is(errnoOf(t.throws(() => decodeReadIn(buf, 40, 40 + 39))), E.EPROTO);
+  buf.writeUInt32LE(5, 40); // count says 5, the body holds 2 records
+  for (let i = 0; i < 2; i++) {
+    buf.writeBigUInt64LE(BigInt(10 + i), 48 + i * 16);
+    buf.writeBigUInt64LE(BigInt(i + 1), 56 + i * 16);
+  }
+  t.deepEqual(decodeBatchForgetIn(buf, 40, 48 + 2 * 16), [{ nodeid: 10n, nlookup: 1n }, { nodeid: 11n, nlookup: 2n }]);
+});
+
+/** An Engine that records what the opcode table's engine rows ask of it. */
+function recordingEngine(readOnly: boolean): Engine & { replies: Array<[bigint, number]> } {
+  const replies: Array<[bigint, number]> = [];
+  return {
+    readOnly, replies,
+    reply: (unique, errno) => void replies.push([unique, errno]),
+    init: () => undefined, forget: () => undefined, interrupt: () => undefined, destroy: () => undefined,
+  };
+}
+
+test('opcode table: one row per opcode of fuse.h, each answered explicitly', (t) => {
+  const rows = opcodeRows();
+  const opcodes = rows.map((r) => r.opcode);
+  // fuse.h numbers 1-53, without 7 and 19 (never assigned).
+  const expected = Array.from({ length: 53 }, (_, i) => i + 1).filter((n) => n !== 7 && n !== 19);
+  t.deepEqual(opcodes, expected);
+  t.is(new Set(rows.map((r) => r.name)).size, rows.length, 'names are unique');
+  const handled = rows.filter((r) => r.kind === 'handler').map((r) => r.name);
+  t.deepEqual(handled, ['LOOKUP', 'GETATTR', 'READLINK', 'OPEN', 'READ', 'STATFS', 'RELEASE', 'GETXATTR',
+    'LISTXATTR', 'OPENDIR', 'READDIR', 'RELEASEDIR', 'ACCESS', 'READDIRPLUS']);
+  t.deepEqual(rows.filter((r) => r.modifies).map((r) => r.name), ['SETATTR', 'SYMLINK', 'MKNOD', 'MKDIR',
+    'UNLINK', 'RMDIR', 'RENAME', 'LINK', 'WRITE', 'SETXATTR', 'REMOVEXATTR', 'SETLK', 'SETLKW', 'CREATE',
+    'FALLOCATE', 'RENAME2', 'COPY_FILE_RANGE', 'SETUPMAPPING', 'REMOVEMAPPING', 'TMPFILE', 'COPY_FILE_RANGE_64']);
+  t.deepEqual(rows.filter((r) => r.noReply).map((r) => r.name), ['FORGET', 'INTERRUPT', 'BATCH_FORGET']);
+  t.is(opcodeRow(99).name, 'OPCODE_99', 'an opcode newer than the table still gets a row (ENOSYS)');
+
+  // The answers given without a handler, read-only and read-write.
+  const answered = (name: string, readOnly: boolean): number | undefined => {
+    const row = rows.find((r) => r.name === name)!;
+    if (row.kind !== 'engine') return undefined;
+    const engine = recordingEngine(readOnly);
+    const h = { len: 40, opcode: row.opcode, unique: 7n, nodeid: 1n, uid: 0, gid: 0, pid: 1 };
+    row.answer(engine, h, Buffer.alloc(64), 40, 40);
+    return engine.replies[0]?.[1];
+  };
+  t.is(answered('FLUSH', true), E.ENOSYS, 'read-only FLUSH: ENOSYS, so the kernel stops sending it');
+  t.is(answered('FLUSH', false), 0);
+  for (const name of ['FSYNC', 'FSYNCDIR', 'SYNCFS']) {
+    t.is(answered(name, true), 0, name);
+    t.is(answered(name, false), E.ENOSYS, name);
+  }
+  for (const name of ['MKDIR', 'GETLK', 'IOCTL', 'STATX']) t.is(answered(name, false), E.ENOSYS, name);
+
+  // OPEN modifies only when asked for write access.
+  const open = opcodeRow(14);
+  if (open.kind !== 'handler') return t.fail('OPEN has a handler');
+  const body = Buffer.alloc(48);
+  for (const [flags, modifies] of [[0, false], [1, true], [2, true], [0o100000, false]] as const) {
+    body.writeUInt32LE(flags, 40);
+    t.is(open.decode(body, 40, 48).modifies, modifies, `open flags ${flags.toString(8)}`);
+  }
+});
+
+/** A request for admission tests: records its aborts and runs until released. */
+class FakeRequest implements Admissible {
+  aborted = false;
+  ran = false;
+  release!: () => void;
+  readonly finished = new Promise<void>((resolve) => (this.release = resolve));
+  constructor(readonly unique: bigint) {}
+  abort(): void {
+    this.aborted = true;
+  }
+}
+
+function admission(maxInFlight: number) {
+  const refused: Array<[bigint, number]> = [];
+  const answered: Array<[bigint, number]> = [];
+  const a = new Admission<FakeRequest>(maxInFlight, {
+    run: (req) => {
+      req.ran = true;
+      return req.finished;
+    },
+    refuse: (req, errno) => void refused.push([req.unique, errno]),
+    answer: (unique, errno) => void answered.push([unique, errno]),
+  }, 20);
+  return { a, refused, answered };
+}
+
+test('admission: a running request is aborted, a waiting one answered EINTR without running', async (t) => {
+  const { a, refused } = admission(1);
+  const first = new FakeRequest(2n);
+  const second = new FakeRequest(4n);
+  a.submit(first);
+  a.submit(second);
+  t.true(first.ran);
+  t.false(second.ran);
+  t.is(a.queued, 1);
+  a.interrupt(4n, 5n);
+  t.deepEqual(refused, [[4n, E.EINTR]]);
+  t.is(a.queued, 0);
+  a.interrupt(2n, 3n);
+  t.true(first.aborted);
+  first.release();
+  await first.finished;
+  await sleep(0);
+  t.is(a.running, 0);
+  t.false(second.ran, 'the interrupted waiting request never ran');
+});
+
+test('admission: an interrupt that overtakes its request aborts it on arrival, else EAGAIN', async (t) => {
+  const { a, answered } = admission(4);
+  a.interrupt(10n, 11n); // its request is read after the interrupt
+  const late = new FakeRequest(10n);
+  a.submit(late);
+  t.true(late.aborted, 'the request starts aborted');
+  t.true(late.ran);
+  a.interrupt(20n, 21n); // a request that never comes (already answered)
+  await sleep(100);
+  t.deepEqual(answered, [[21n, E.EAGAIN]], 'only the unmatched interrupt is answered, EAGAIN');
+  const unrelated = new FakeRequest(30n);
+  a.submit(unrelated);
+  t.false(unrelated.aborted);
+  a.stop();
+  t.true(unrelated.aborted, 'stop() aborts running requests');
+  late.release();
+  unrelated.release();
+});
+
 // ---------------------------------------------------------------------------------------------
 // Against the kernel
 
@@ -540,6 +672,38 @@ test('cleanStaleMount detaches the mount of a SIGKILLed server', async (t) => {
   t.true(await within(cleanStaleMount(mp), 10_000, 'cleanStaleMount'));
   t.false(mountedAt(mp));
   t.false(await cleanStaleMount(mp), 'nothing left to clean');
+});
+
+test('FUSE_INTERRUPT aborts the handler signal and the caller gets the EINTR the handler rejects with', async (t) => {
+  const mp = await tempDir(t);
+  const server = start(t, process.execPath, [path.join(here, 'fixtures', 'fuse-tiny-server.js'), mp]);
+  let out = '';
+  server.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  t.teardown(async () => {
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGTERM');
+      await within(server.exited, 5_000, 'the tiny server stops').catch(() => server.child.kill('SIGKILL'));
+    }
+  });
+  await waitFor('the server to mount', () => out.includes('READY'));
+  // A caller that survives the signal (it has a handler), so the errno of the reply reaches it:
+  // the kernel sends FUSE_INTERRUPT for any signal and then waits for our answer.
+  const py = [
+    'import ctypes, signal, sys',
+    'signal.signal(signal.SIGUSR1, lambda *a: None)',
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    'r = libc.open(sys.argv[1].encode(), 0)',
+    'print(r, ctypes.get_errno(), flush=True)',
+  ].join('\n');
+  const client = start(t, 'python3', ['-c', py, path.join(mp, 'wait')]);
+  let clientOut = '';
+  client.child.stdout!.on('data', (d: Buffer) => (clientOut += d.toString()));
+  await waitFor('the handler to wait on its signal', () => out.includes('WAITING'));
+  client.child.kill('SIGUSR1');
+  t.is(await within(client.exited, 10_000, 'the interrupted open returns'), 0);
+  t.is(clientOut.trim(), `-1 ${E.EINTR}`);
+  t.regex(out, /^ABORTED EINTR$/m, 'the handler saw the abort, with an EINTR reason');
+  t.is(await text('cat', [path.join(mp, 'hello')]), 'tiny\n', 'still serving');
 });
 
 test('cleanStaleMount refuses a live server and a hung one, without hanging', async (t) => {
