@@ -16,6 +16,10 @@
  * Deadlock note: the main thread answers every request, so the serving process must never wait
  * synchronously on its own mount. That includes child_process.spawn/exec with a `cwd` inside the
  * mount or an executable inside it: libuv waits for the child's chdir/execve, which waits for us.
+ *
+ * Where things are: opcodes.ts says what the engine does with each opcode; session.ts ties the
+ * device reader, admission, INIT negotiation, replies and notifications together; codec.ts and
+ * protocol.ts are the bytes; mount.ts is mount(2) and friends.
  */
 import fs from 'node:fs';
 import { constants } from 'node:os';

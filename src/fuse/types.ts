@@ -83,7 +83,10 @@ export interface RequestContext {
   uid: number;
   gid: number;
   pid: number;
-  /** Aborted when the kernel interrupts the request (FUSE_INTERRUPT) or the session ends. */
+  /**
+   * Aborted when the kernel interrupts the request (FUSE_INTERRUPT) or the session ends; its
+   * reason is an NsviewError(EINTR). A handler that rejects with that reason answers EINTR.
+   */
   signal: AbortSignal;
   /**
    * Let another thread write this request's reply (READ only, for now): the handler hands the
@@ -114,7 +117,7 @@ export type Replied = typeof REPLIED;
  * Handlers for the operations nsview serves. A handler rejects with an error carrying a positive
  * `errno` (NsviewError); anything else is answered EIO and logged. Operations not listed here, and
  * every modifying operation when the session is read-only, are answered by the engine itself
- * (ENOSYS / EROFS) without reaching these handlers.
+ * (ENOSYS / EROFS) without reaching these handlers: opcodes.ts says, per opcode, which.
  */
 export interface FuseOperations {
   lookup(ctx: RequestContext, parent: bigint, name: Buffer): Promise<Entry>;
