@@ -126,6 +126,12 @@ function unimplemented(opcode: number, name: string, modifies: 'modifies' | 'rea
 
 const noBody = (): null => null;
 
+/**
+ * FSYNC, FSYNCDIR, SYNCFS: nothing of ours is ever dirty when read-only, so success. Otherwise
+ * ENOSYS, which makes the kernel stop asking, until a handler for it exists.
+ */
+const nothingToSync = (s: Engine, h: InHeader): void => s.reply(h.unique, s.readOnly ? 0 : E.ENOSYS);
+
 /** Every opcode of include/uapi/linux/fuse.h up to protocol 7.45, in opcode order. */
 const ROWS: readonly OpcodeRow[] = [
   handler(1, 'LOOKUP', {
@@ -180,9 +186,7 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid, a) => ops.release(ctx, nodeid, a.fh),
     reply: (w, req) => w.empty(req),
   }),
-  // Nothing of ours is ever dirty when read-only: success. Otherwise ENOSYS, which makes the
-  // kernel stop asking, until a handler for it exists.
-  engine(20, 'FSYNC', {}, (s, h) => s.reply(h.unique, s.readOnly ? 0 : E.ENOSYS)),
+  engine(20, 'FSYNC', {}, nothingToSync),
   unimplemented(21, 'SETXATTR', 'modifies'),
   handler(22, 'GETXATTR', {
     modifies: false, decode: decodeGetxattrIn, traceName: (a) => a.name,
@@ -215,7 +219,7 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid, a) => ops.releasedir(ctx, nodeid, a.fh),
     reply: (w, req) => w.empty(req),
   }),
-  engine(30, 'FSYNCDIR', {}, (s, h) => s.reply(h.unique, s.readOnly ? 0 : E.ENOSYS)), // as FSYNC
+  engine(30, 'FSYNCDIR', {}, nothingToSync),
   unimplemented(31, 'GETLK', 'reads'),
   unimplemented(32, 'SETLK', 'modifies'),
   unimplemented(33, 'SETLKW', 'modifies'),
@@ -250,7 +254,7 @@ const ROWS: readonly OpcodeRow[] = [
   unimplemented(47, 'COPY_FILE_RANGE', 'modifies'),
   unimplemented(48, 'SETUPMAPPING', 'modifies'),
   unimplemented(49, 'REMOVEMAPPING', 'modifies'),
-  engine(50, 'SYNCFS', {}, (s, h) => s.reply(h.unique, s.readOnly ? 0 : E.ENOSYS)), // as FSYNC
+  engine(50, 'SYNCFS', {}, nothingToSync),
   unimplemented(51, 'TMPFILE', 'modifies'),
   unimplemented(52, 'STATX', 'reads'),
   unimplemented(53, 'COPY_FILE_RANGE_64', 'modifies'),
