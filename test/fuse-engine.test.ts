@@ -812,13 +812,15 @@ test('busy polling keeps the loop awake for its window after a request, then let
     return (used.user + used.system) / 1000 / (performance.now() - t0);
   };
   t.is(await text('cat', [path.join(m.mp, 'file')]), FILE_DATA.toString());
-  // Inside the window the loop spins (it yields the CPU each turn, so only mostly busy).
+  // Inside the window the loop spins. It yields the CPU each turn, so on a loaded machine it gets
+  // only its fair share of a CPU: compare with the share once idle, not with a fixed number.
   const busy = await cpuOver(60);
-  t.true(busy > 0.25, `CPU share right after a request: ${busy.toFixed(2)}`);
   await sleep(windowUs / 1000);
-  // After it, nothing: a loop that never stopped spinning would show ~1.0 here.
+  // After the window, nothing: a loop that never stopped spinning would show what it did inside.
   const idle = await cpuOver(500);
-  t.true(idle < 0.15, `CPU share once idle: ${idle.toFixed(2)}`);
+  const shares = `CPU share right after a request ${busy.toFixed(2)}, once idle ${idle.toFixed(2)}`;
+  t.true(busy > 0.05 && busy > 3 * idle, shares);
+  t.true(idle < 0.15, shares);
   t.deepEqual(m.errors, []);
 });
 
