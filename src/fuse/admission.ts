@@ -71,10 +71,10 @@ export class Admission<R extends Admissible> {
       running.abort();
       return;
     }
-    const i = this.waiting.findIndex((r) => r.unique === target);
-    if (i >= 0) {
-      const [req] = this.waiting.splice(i, 1);
-      this.hooks.refuse(req!, E.EINTR);
+    const waiting = this.waiting.find((r) => r.unique === target);
+    if (waiting !== undefined) {
+      this.waiting.splice(this.waiting.indexOf(waiting), 1);
+      this.hooks.refuse(waiting, E.EINTR);
       return;
     }
     this.early.set(target, own);

@@ -127,9 +127,9 @@ export class ReplyWriter {
    * READDIR / READDIRPLUS: as many entries as fit in `size` bytes. Lookup references of entries
    * the kernel does not get (see FuseOperations.readdir) are given back.
    */
-  dirents(req: Answerable, list: unknown, plus: boolean, size: number): Sent {
-    if (!Array.isArray(list)) throw new TypeError(`the ${req.op} handler must return an array`);
-    const entries: DirEntry[] = list;
+  dirents(req: Answerable, entries: readonly DirEntry[], plus: boolean, size: number): Sent {
+    // Typed, but a handler in plain JS (or with a cast) may still return anything.
+    if (!Array.isArray(entries)) throw new TypeError(`the ${req.op} handler must return an array`);
     const buf = (this.dirBuf ??= Buffer.alloc(OUT_HEADER_SIZE + MAX_IO));
     let packed;
     try {

@@ -194,7 +194,8 @@ export class FuseServer implements Engine {
     try {
       p = req.call.run(this.ops, req, this.replies);
     } catch (e) {
-      p = Promise.reject(e);
+      this.trace(req, this.replyFailure(req, e), t0);
+      return Promise.resolve();
     }
     return p.then(
       () => this.trace(req, 0, t0),
