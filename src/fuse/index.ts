@@ -33,7 +33,7 @@ import { MAX_IO } from './protocol.js';
 
 export type * from './types.js';
 export { DT, FUSE_ROOT_ID, REPLIED } from './types.js';
-export { cleanStaleMount, unmountMountpoint, findMount, makedev, type MountInfo, type StaleOptions } from './mount.js';
+export { cleanStaleMount, unmountMountpoint, findMount, type MountInfo, type StaleOptions } from './mount.js';
 export type { InitInfo } from './init-negotiation.js';
 
 const E = constants.errno;

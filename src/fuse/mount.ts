@@ -14,6 +14,7 @@ import path from 'node:path';
 import { MNT, MS, mount, umount2 } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
 import { bytesToText, parseMountinfo as parseMountinfoEntries } from '../sys/mountinfo.js';
+import { makedev } from '../sys/dev.js';
 
 const E = constants.errno;
 
@@ -29,13 +30,6 @@ export interface MountInfo {
   mountpoint: string;
   fstype: string;
   source: string;
-}
-
-/** glibc's makedev(): how st_dev (and so Node's stat().dev) encodes major:minor. */
-export function makedev(major: number, minor: number): bigint {
-  const ma = BigInt(major);
-  const mi = BigInt(minor);
-  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
 }
 
 /** The parts of each mountinfo line nsview needs (paths stay bytes: see sys/mountinfo.ts). */
