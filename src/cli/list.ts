@@ -3,7 +3,7 @@ import { discover, describeNamespace, snapshotToListJson } from '../discovery/in
 import fs from 'node:fs/promises';
 import { PreflightError } from '../daemon/preflight.js';
 import { SANDBOX_THREAD_NAME } from '../access/sandbox-name.js';
-import { RUN_DIR, isNsviewProcess } from './pidfile.js';
+import { runningDaemons } from './pidfile.js';
 
 /**
  * Sandbox threads of running nsview daemons: they hold namespaces only because a daemon is
@@ -11,10 +11,7 @@ import { RUN_DIR, isNsviewProcess } from './pidfile.js';
  */
 async function runningSandboxTids(): Promise<Set<number>> {
   const tids = new Set<number>();
-  const files = await fs.readdir(RUN_DIR).catch(() => [] as string[]);
-  for (const f of files.filter((x) => x.endsWith('.pid'))) {
-    const pid = parseInt(await fs.readFile(`${RUN_DIR}/${f}`, 'utf8').catch(() => ''), 10);
-    if (!Number.isInteger(pid) || !isNsviewProcess(pid)) continue;
+  for (const pid of runningDaemons()) {
     for (const tid of await fs.readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
       const comm = await fs.readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => '');
       if (comm.trim() === SANDBOX_THREAD_NAME) tids.add(Number(tid));
@@ -24,7 +21,7 @@ async function runningSandboxTids(): Promise<Set<number>> {
 }
 
 export async function runList(json: boolean): Promise<void> {
-  if (process.getuid?.() !== 0) throw new PreflightError('nsview list must run as root (other processes\' namespaces are not readable otherwise)');
+  if (process.getuid?.() !== 0) throw new PreflightError('nsview list must run as root (other processes\' namespaces are not readable otherwise)', 1);
   const snap = await discover({ ignoreTids: await runningSandboxTids() });
   if (json) {
     process.stdout.write(`${JSON.stringify(snapshotToListJson(snap), null, 2)}\n`);

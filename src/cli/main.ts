@@ -1,24 +1,27 @@
 /**
- * nsview's command line: mount, unmount, list. Thin: parses, calls into the daemon or discovery,
- * turns every failure into one line on stderr and a non-zero exit.
+ * nsview's command line: mount, unmount, list, completion. Thin: parses (from the tables in
+ * options.ts), calls into the daemon or discovery, and turns every failure into one line on
+ * stderr and an exit status that follows mount(8)/umount(8) (exit-codes.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import { NsviewError } from '../sys/errors.js';
 import { createLogger } from '../daemon/log.js';
 import { PreflightError } from '../daemon/preflight.js';
 import { runMount } from './mount.js';
 import { runUnmount } from './unmount.js';
 import { runList } from './list.js';
+import { bashCompletion } from './completion.js';
+import { CliError, EXIT, UsageError } from './exit-codes.js';
+import { COMMANDS, DEFAULT_MOUNTPOINT, MOUNT_OPTIONS, parseOptionValue } from './options.js';
+import type { CommandSpec, OptionSpec } from './options.js';
 
-export const DEFAULT_MOUNTPOINT = '/mnt/nsview';
-/** See --busy-poll and src/fuse/device-poll.ts; chosen from the measurements in bench/RESULTS.md. */
-export const DEFAULT_BUSY_POLL_US = 200;
+export { DEFAULT_MOUNTPOINT, DEFAULT_BUSY_POLL_US } from './options.js';
 
-function packageVersion(): string {
+export function packageVersion(): string {
   const pkg = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json');
   try {
     return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
@@ -29,107 +32,133 @@ function packageVersion(): string {
 
 /** One line for the user: what failed, and the errno name when there is one. */
 export function describeError(err: unknown): string {
-  if (err instanceof PreflightError) return err.message;
-  if (err instanceof NsviewError) return err.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
-function fail(err: unknown): never {
-  process.stderr.write(`nsview: error: ${describeError(err)}\n`);
-  process.exit(1);
+/** mount(8)'s convention: 32 for a failed mount or unmount, 4 for what can only be a bug. */
+export function exitCodeOf(err: unknown, command: string): number {
+  if (err instanceof UsageError || err instanceof CliError || err instanceof PreflightError) return err.exitCode;
+  const isSystemError = err instanceof NsviewError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string');
+  if (isSystemError) return command === 'mount' || command === 'unmount' ? EXIT.MOUNT_FAILURE : 1;
+  return EXIT.INTERNAL;
+}
+
+function failer(command: string): (err: unknown) => never {
+  return (err: unknown) => {
+    process.stderr.write(`nsview: error: ${describeError(err)}\n`);
+    process.exit(exitCodeOf(err, command));
+  };
+}
+
+/** The yargs declaration of one table row. Values stay text: parseOptionValue checks them. */
+function yargsOption(spec: OptionSpec): Options {
+  const base: Options = { describe: spec.describe, hidden: spec.hidden ?? false };
+  if (spec.alias !== undefined) base.alias = spec.alias;
+  if (spec.kind === 'flag') return { ...base, type: 'boolean', default: spec.default };
+  const extra = spec.kind === 'choice' ? `, one of: ${(spec.choices ?? []).join(', ')}` : '';
+  return { ...base, requiresArg: true, string: true, defaultDescription: `${String(spec.default)}${extra}` };
+}
+
+function declare(y: Argv, cmd: CommandSpec): Argv {
+  let out = y;
+  if (cmd.args.includes('mountpoint')) {
+    out = out.positional('mountpoint', { type: 'string', default: DEFAULT_MOUNTPOINT, describe: 'where to mount' });
+  }
+  for (const spec of cmd.options) out = out.option(spec.name, yargsOption(spec));
+  return out;
+}
+
+type Parsed = Record<string, unknown>;
+
+/** The option's checked value: the last one given (as with mount -o), or the default. */
+function value(a: Parsed, spec: OptionSpec): number | string {
+  let raw = a[spec.name];
+  if (Array.isArray(raw)) raw = raw[raw.length - 1];
+  if (raw === undefined) return spec.default as number | string;
+  return parseOptionValue(spec, String(raw));
+}
+
+function spec(name: string): OptionSpec {
+  const s = MOUNT_OPTIONS.find((o) => o.name === name);
+  if (s === undefined) throw new Error(`no option ${name}`);
+  return s;
+}
+
+async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
+  const num = (name: string) => value(a, spec(name)) as number;
+  const ms = (name: string) => Math.round(num(name) * 1000);
+  const mountpoint = path.resolve(String(a.mountpoint ?? DEFAULT_MOUNTPOINT));
+  const verbose = a.verbose === true;
+  const readyFd = num('ready-fd');
+  const log = createLogger(verbose);
+  await runMount(
+    {
+      mountpoint,
+      isDefaultMountpoint: mountpoint === DEFAULT_MOUNTPOINT,
+      symlinks: value(a, spec('symlinks')) === 'raw' ? 'raw' : 'rewrite',
+      allowOther: a['allow-other'] === true,
+      pseudo: a.pseudo === true,
+      idleReleaseMs: ms('idle-release'),
+      opTimeoutMs: ms('op-timeout'),
+      attrTimeoutMs: ms('attr-timeout'),
+      entryTimeoutMs: ms('entry-timeout'),
+      scanIntervalMs: ms('scan-interval'),
+      workers: num('workers'),
+      busyPollUs: num('busy-poll'),
+    },
+    {
+      foreground: a.foreground === true,
+      nonempty: a.nonempty === true,
+      readyFd: readyFd >= 0 ? readyFd : undefined,
+      logFile: path.resolve(String(value(a, spec('log-file')))),
+      argv,
+    },
+    log,
+  );
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const cli: Argv = yargs(argv)
+  // `nsview list | head -1`: the reader left; that is the end of the output, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    failer('output')(err);
+  });
+  let cli: Argv = yargs(argv)
     .scriptName('nsview')
     .usage('$0 <command> [options]\n\nEvery mount namespace on this host as a read-only directory.')
-    .command(
-      'mount [mountpoint]',
-      'Mount the view (default /mnt/nsview) and serve it in the background',
-      (y) =>
-        y
-          .positional('mountpoint', { type: 'string', default: DEFAULT_MOUNTPOINT, describe: 'where to mount' })
-          .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'stay in the foreground; unmount on SIGINT/SIGTERM' })
-          .option('symlinks', {
-            choices: ['rewrite', 'raw'] as const,
-            default: 'rewrite' as const,
-            describe: 'rewrite: links followed on the host stay inside their namespace; raw: targets byte for byte (for backups)',
-          })
-          .option('allow-other', { type: 'boolean', default: false, describe: 'let non-root users in (the kernel then checks the files\' own modes and owners)' })
-          .option('pseudo', { type: 'boolean', default: false, describe: 'show proc, sysfs, cgroup and other kernel filesystems inside namespaces (read-only)' })
-          .option('idle-release', { type: 'number', default: 5, describe: 'seconds an unused sandbox task is kept' })
-          .option('op-timeout', { type: 'number', default: 10, describe: 'seconds before an operation on a hung filesystem fails with ETIMEDOUT' })
-          .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel may cache file attributes (the staleness bound)' })
-          .option('entry-timeout', { type: 'number', default: 5, describe: 'seconds the kernel may cache names (identity is re-checked on use)' })
-          .option('scan-interval', { type: 'number', default: 1, describe: 'seconds between namespace discovery passes' })
-          .option('workers', { type: 'number', default: 2, describe: 'io worker threads (each ~10 MB)' })
-          .option('busy-poll', { type: 'number', default: DEFAULT_BUSY_POLL_US, describe: 'µs the daemon keeps polling for the next request before it sleeps; saves a wake-up per request on VMs, costs CPU in bursts (0: off)' })
-          .option('log-file', { type: 'string', default: '/var/log/nsview.log', describe: 'where a background daemon logs' })
-          .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'trace every operation' })
-          .option('ready-fd', { type: 'number', hidden: true }),
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false });
+  const handlers: Record<string, (a: Parsed) => Promise<void>> = {
+    mount: (a) => mountCommand(a, argv),
+    unmount: (a) => runUnmount(path.resolve(String(a.mountpoint ?? DEFAULT_MOUNTPOINT))),
+    list: (a) => runList(a.json === true),
+    completion: async () => {
+      process.stdout.write(bashCompletion());
+    },
+  };
+  for (const cmd of COMMANDS) {
+    const handler = handlers[cmd.name];
+    if (handler === undefined) throw new Error(`no handler for ${cmd.name}`);
+    cli = cli.command(
+      `${cmd.name}${cmd.args ? ` ${cmd.args}` : ''}`,
+      cmd.describe,
+      (y) => declare(y, cmd),
       async (a) => {
-        const log = createLogger(a.verbose);
-        await runMount(
-          {
-            mountpoint: path.resolve(a.mountpoint),
-            isDefaultMountpoint: path.resolve(a.mountpoint) === DEFAULT_MOUNTPOINT,
-            symlinks: a.symlinks,
-            allowOther: a['allow-other'],
-            pseudo: a.pseudo,
-            idleReleaseMs: seconds(a['idle-release'], 'idle-release'),
-            opTimeoutMs: seconds(a['op-timeout'], 'op-timeout'),
-            attrTimeoutMs: seconds(a['attr-timeout'], 'attr-timeout', true),
-            entryTimeoutMs: seconds(a['entry-timeout'], 'entry-timeout', true),
-            scanIntervalMs: seconds(a['scan-interval'], 'scan-interval'),
-            workers: Math.max(1, Math.min(64, Math.floor(a.workers))),
-            busyPollUs: microseconds(a['busy-poll'], 'busy-poll'),
-          },
-          { foreground: a.foreground, readyFd: a['ready-fd'], logFile: a['log-file'], argv },
-          log,
-        ).catch(fail);
+        await handler(a as Parsed).catch(failer(cmd.name));
       },
-    )
-    .command(
-      'unmount [mountpoint]',
-      'Stop the daemon and remove the mount (also after the daemon died)',
-      (y) => y.positional('mountpoint', { type: 'string', default: DEFAULT_MOUNTPOINT }),
-      async (a) => {
-        await runUnmount(path.resolve(a.mountpoint)).catch(fail);
-      },
-    )
-    .command(
-      'list',
-      'List every mount namespace on this host and how it was found',
-      (y) => y.option('json', { type: 'boolean', default: false, describe: 'one JSON array' }),
-      async (a) => {
-        await runList(a.json).catch(fail);
-      },
-    )
-    .demandCommand(1, 'name a command: mount, unmount or list')
+    );
+  }
+  cli = cli
+    .demandCommand(1, `name a command: ${COMMANDS.map((c) => c.name).join(', ')}`)
     .strict()
     .version(packageVersion())
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
-      if (err) fail(err);
-      process.stderr.write(`${y.help() ? '' : ''}nsview: error: ${msg}\n(see nsview --help)\n`);
-      process.exit(2);
+    .fail((msg, err) => {
+      if (err) failer('usage')(err instanceof Error && !(err instanceof NsviewError) ? new UsageError(err.message) : err);
+      process.stderr.write(`nsview: error: ${describeError(msg)} (see nsview --help)\n`);
+      process.exit(EXIT.USAGE);
     });
   await cli.parseAsync();
-}
-
-function microseconds(value: number, name: string): number {
-  if (!Number.isFinite(value) || value < 0 || value > 100_000) {
-    throw new PreflightError(`--${name} must be a number of microseconds from 0 to 100000`);
-  }
-  return value;
-}
-
-function seconds(value: number, name: string, zeroOk = false): number {
-  if (!Number.isFinite(value) || value < 0 || (!zeroOk && value === 0)) {
-    throw new PreflightError(`--${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number of seconds`);
-  }
-  return Math.round(value * 1000);
 }

@@ -1,7 +1,7 @@
 /**
  * `nsview mount`: in the foreground, run the daemon until a signal; otherwise start the same
  * command in the foreground as a detached child and return once it reports that it is serving
- * (or print why it could not).
+ * (or print why it could not, with the child's exit status).
  */
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -10,30 +10,60 @@ import path from 'node:path';
 import { startDaemon } from '../daemon/daemon.js';
 import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
-import { PreflightError, checkPrivileges } from '../daemon/preflight.js';
-import { removePidFile, writePidFile } from './pidfile.js';
+import { PreflightError, checkEmptyMountpoint, checkPrivileges } from '../daemon/preflight.js';
+import { findMount } from '../fuse/index.js';
+import { daemonOf, removePidFile, writePidFile } from './pidfile.js';
 import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
+import { CliError, EXIT } from './exit-codes.js';
 
 export interface MountMode {
   foreground: boolean;
-  readyFd?: number;
+  /** Mount even over a directory with files in it. */
+  nonempty: boolean;
+  readyFd?: number | undefined;
   logFile: string;
   argv: string[];
 }
 
 const BACKGROUND_START_TIMEOUT_MS = 30_000;
 
+/**
+ * Refusals that need no daemon: another nsview already serves here (named by its pid), or the
+ * directory has files a mount would hide. A dead mount is left for the daemon to clean.
+ */
+function checkMountpointFree(mountpoint: string, nonempty: boolean): void {
+  let m;
+  try {
+    m = findMount(mountpoint);
+  } catch {
+    return; // a missing parent: the daemon's checks say so
+  }
+  if (m === undefined) {
+    if (!nonempty) checkEmptyMountpoint(mountpoint);
+    return;
+  }
+  const pid = daemonOf(mountpoint);
+  if (pid !== undefined) {
+    throw new CliError(`${mountpoint} is already mounted by nsview (server pid ${pid}); run \`nsview unmount ${mountpoint}\` first`, EXIT.MOUNT_FAILURE);
+  }
+}
+
 export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger): Promise<void> {
   if (!mode.foreground) {
     // Before touching the log file: a non-root user must hear why, not that /var/log is closed.
     checkPrivileges();
+    checkMountpointFree(opts.mountpoint, mode.nonempty);
     return startInBackground(opts, mode);
   }
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
+    checkMountpointFree(opts.mountpoint, mode.nonempty);
     daemon = await startDaemon(opts, log);
   } catch (err) {
-    if (mode.readyFd !== undefined) report(mode.readyFd, `error: ${(err as Error).message}`);
+    if (mode.readyFd !== undefined) {
+      const code = err instanceof CliError || err instanceof PreflightError ? err.exitCode : EXIT.MOUNT_FAILURE;
+      report(mode.readyFd, `error ${code} ${(err as Error).message}`);
+    }
     throw err;
   }
   // The pid file first, then the word: whoever waits for "mounted" may rely on it.
@@ -60,16 +90,41 @@ export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger
 
 function report(fd: number, message: string): void {
   try {
-    fs.writeSync(fd, `${message}\n`);
+    fs.writeSync(fd, `${message.replace(/\n/g, ' ')}\n`);
     fs.closeSync(fd);
   } catch {
     // The parent went away; nothing to tell.
   }
 }
 
+/**
+ * The log file, opened for appending (so logrotate's copytruncate never leaves a hole) without
+ * following a symlink, in a directory nobody but root can write to: otherwise another user could
+ * swap the name for a link to a file root would then append to.
+ */
+export function openLogFile(file: string): number {
+  const dir = path.dirname(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    throw new PreflightError(`log file directory ${dir} does not exist`);
+  }
+  if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    throw new PreflightError(`log file directory ${dir} must be owned by root and writable by root only (pass --log-file elsewhere)`);
+  }
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fs.constants;
+  try {
+    return fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o640);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PreflightError(`cannot open log file ${file}: ${code === 'ELOOP' ? 'it is a symlink' : (code ?? (err as Error).message)}`);
+  }
+}
+
 async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<void> {
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/nsview');
-  const logFd = fs.openSync(mode.logFile, 'a', 0o640);
+  const logFd = openLogFile(mode.logFile);
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bin, ...mode.argv, '--foreground', '--ready-fd', '3'], {
     detached: true,
     env: { ...process.env, ...DAEMON_ENV },
@@ -79,22 +134,23 @@ async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   const answer = await new Promise<string>((resolve) => {
     let text = '';
-    const timer = setTimeout(() => resolve('error: the daemon did not report within 30 s'), BACKGROUND_START_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve('error 32 the daemon did not report within 30 s'), BACKGROUND_START_TIMEOUT_MS);
     pipe.on('data', (d: Buffer) => (text += d.toString()));
     pipe.on('end', () => {
       clearTimeout(timer);
-      resolve(text.trim() || `error: the daemon exited before mounting (see ${mode.logFile})`);
+      resolve(text.trim() || `error 32 the daemon exited before mounting (see ${mode.logFile})`);
     });
     child.on('exit', (code) => {
       if (!text) {
         clearTimeout(timer);
-        resolve(`error: the daemon exited with status ${code} before mounting (see ${mode.logFile})`);
+        resolve(`error 32 the daemon exited with status ${code} before mounting (see ${mode.logFile})`);
       }
     });
   });
   if (answer !== 'ok') {
     if (child.exitCode === null) child.kill('SIGTERM');
-    throw new PreflightError(answer.replace(/^error: /, ''));
+    const m = /^error (\d+) ([\s\S]*)$/.exec(answer);
+    throw new CliError(m ? m[2]! : answer, m ? Number(m[1]) : EXIT.MOUNT_FAILURE);
   }
   child.unref();
   (pipe as unknown as { destroy(): void }).destroy();

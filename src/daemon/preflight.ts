@@ -5,8 +5,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { NsviewError, E } from '../sys/errors.js';
 
+/**
+ * A refusal before mounting. `exitCode` follows mount(8): 1 when the caller lacks privileges,
+ * 32 (mount failure) for everything about the mountpoint and the machine.
+ */
 export class PreflightError extends Error {
   override readonly name = 'PreflightError';
+  constructor(
+    message: string,
+    readonly exitCode: number = 32,
+  ) {
+    super(message);
+  }
 }
 
 /** Capabilities the daemon uses, and why (also listed in systemd/nsview.service). */
@@ -26,10 +36,10 @@ function effectiveCaps(): bigint {
 }
 
 export function checkPrivileges(): void {
-  if (process.getuid?.() !== 0) throw new PreflightError('nsview must run as root (it reads every mount namespace on the host)');
+  if (process.getuid?.() !== 0) throw new PreflightError('nsview must run as root (it reads every mount namespace on the host)', 1);
   const caps = effectiveCaps();
   const missing = NEEDED_CAPS.filter(([bit]) => (caps & (1n << BigInt(bit))) === 0n).map(([, name]) => name);
-  if (missing.length > 0) throw new PreflightError(`missing capabilities: ${missing.join(', ')}`);
+  if (missing.length > 0) throw new PreflightError(`missing capabilities: ${missing.join(', ')}`, 1);
 }
 
 export function checkKernel(): void {
@@ -73,5 +83,22 @@ export async function checkOpenat2(probe: () => Promise<void>): Promise<void> {
     if (err instanceof NsviewError && err.errno === E.ENOSYS) {
       throw new PreflightError('openat2(2) is not available (kernel < 5.6 or blocked by seccomp); nsview cannot resolve paths safely without it');
     }
+  }
+}
+
+/**
+ * Like FUSE's "nonempty" rule: mounting over files hides them, which is almost always a mistake
+ * (a wrong path, or a view that was not unmounted and whose directory got files meanwhile).
+ * Only called when nothing is mounted on `mountpoint`, so the read cannot reach a FUSE server.
+ */
+export function checkEmptyMountpoint(mountpoint: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(mountpoint);
+  } catch {
+    return; // missing or unreadable: the daemon's own checks say why
+  }
+  if (entries.length > 0) {
+    throw new PreflightError(`mountpoint ${mountpoint} is not empty (${entries.length} entries would be hidden); empty it or pass --nonempty`);
   }
 }
