@@ -12,7 +12,7 @@ import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
 import { PreflightError, checkEmptyMountpoint, checkPrivileges } from '../daemon/preflight.js';
 import { findMount } from '../fuse/index.js';
-import { daemonOf, removePidFile, writePidFile } from './pidfile.js';
+import { daemonOf, pidFileFor, removePidFile, writePidFile } from './pidfile.js';
 import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -66,8 +66,16 @@ export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger
     }
     throw err;
   }
-  // The pid file first, then the word: whoever waits for "mounted" may rely on it.
-  writePidFile(opts.mountpoint);
+  // The pid file first, then the word: whoever waits for "mounted" may rely on it. A daemon
+  // that cannot record itself could not be stopped by `nsview unmount`: it does not stay.
+  try {
+    writePidFile(opts.mountpoint);
+  } catch (err) {
+    await daemon.stop('cannot write the pid file');
+    const why = `cannot write the pid file ${pidFileFor(opts.mountpoint)}: ${(err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symlink' : (err as Error).message}`;
+    if (mode.readyFd !== undefined) report(mode.readyFd, `error ${EXIT.MOUNT_FAILURE} ${why}`);
+    throw new CliError(why, EXIT.MOUNT_FAILURE);
+  }
   log.info(daemon.description);
   const exit = (code: number) => {
     removePidFile(opts.mountpoint);
