@@ -3,29 +3,34 @@
 # `grep -r` under its /mnt/nsview (every container of that node); each output line is prefixed
 # with the node's name.
 #
-#   deploy/kubernetes/grep-all-nodes.sh [-n NAMESPACE] [-l SELECTOR] [--] GREP-ARGS... PATH-UNDER-VIEW...
-#   deploy/kubernetes/grep-all-nodes.sh -- -s 'password' '*/etc/'
+#   deploy/kubernetes/grep-all-nodes.sh [-n NAMESPACE] [-l SELECTOR] [-p PATH-GLOB]... -- GREP-ARGS...
+#   deploy/kubernetes/grep-all-nodes.sh -p '*/etc/' -- -s password
 #
-# Paths are relative to /mnt/nsview on each node and may use shell globs (expanded on the node).
-# Nodes are searched in parallel; the exit status is 0 if any node matched, 1 if none did, 2 if
-# a node could not be searched (as grep does).
+# -p: where to search, relative to /mnt/nsview on each node, with shell globs expanded on the
+# node (default: everything). GREP-ARGS go to grep unchanged. Nodes are searched in parallel;
+# the exit status is 0 if any node matched, 1 if none did, 2 if a node could not be searched.
 set -uo pipefail
 ns=kube-system
 selector=app.kubernetes.io/name=nsview
+globs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) ns=$2; shift 2 ;;
     -l) selector=$2; shift 2 ;;
+    -p) globs+=("$2"); shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
-[ $# -ge 2 ] || { echo "usage: $0 [-n NAMESPACE] [-l SELECTOR] [--] GREP-ARGS... PATH..." >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [-n NAMESPACE] [-l SELECTOR] [-p PATH-GLOB]... -- GREP-ARGS..." >&2; exit 2; }
+[ "${#globs[@]}" -gt 0 ] || globs=('*')
+for g in "${globs[@]}"; do
+  # Globs reach the remote shell unquoted (so that they expand there): plain characters only.
+  [[ $g =~ ^[A-Za-z0-9_./*?@%+=:,-]+$ ]] || { echo "$0: -p $g: only letters, digits, _./*?@%+=:,- allowed" >&2; exit 2; }
+done
 
-# Quote every argument for the remote shell; paths stay globbable (relative to /mnt/nsview).
-args=$(printf '%q ' "$@")
-remote="cd /mnt/nsview && grep -r -H $args"
+remote="cd /mnt/nsview && grep -r -H $(printf '%q ' "$@")-- ${globs[*]}"
 
 pods=$(kubectl get pods -n "$ns" -l "$selector" --field-selector=status.phase=Running \
   -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{"\n"}{end}') || exit 2
