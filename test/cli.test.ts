@@ -230,6 +230,25 @@ test('pid files: one per mountpoint (/x-y and /x/y differ), root-only, and never
   t.is(await mountsOn(a), 0, 'a daemon that cannot record itself does not stay mounted');
 });
 
+test('the log file: refused in a directory other users may write to, and never followed through a symlink', async (t) => {
+  const mp = await freshMountpoint(t, 'cli-log');
+  const dir = path.dirname(mp);
+  const open = path.join(dir, 'open');
+  await mkdir(open);
+  await run('chmod', ['1777', open]);
+  assertOneLineError(
+    t,
+    await runNsview(['mount', mp, '--log-file', path.join(open, 'nsview.log')]),
+    new RegExp(`^nsview: error: log file directory ${open} must be owned by root and not writable by other users`, 'm'),
+    32,
+  );
+  const target = path.join(dir, 'target');
+  await run('sh', ['-c', `echo keep > ${shq(target)} && ln -s ${shq(target)} ${shq(path.join(dir, 'link.log'))}`]);
+  assertOneLineError(t, await runNsview(['mount', mp, '--log-file', path.join(dir, 'link.log')]), /cannot open log file .*link\.log: it is a symlink$/m, 32);
+  t.is(await readFile(target, 'utf8'), 'keep\n');
+  t.is(await mountsOn(mp), 0);
+});
+
 test('not root, background mount: refused as not root', async (t) => {
   const mp = await freshMountpoint(t);
   const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, NSVIEW_BIN, 'mount', mp], {

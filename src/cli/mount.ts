@@ -26,6 +26,8 @@ export interface MountMode {
 }
 
 const BACKGROUND_START_TIMEOUT_MS = 30_000;
+/** Groups below this gid are system groups (Debian policy, login.defs SYS_GID_MAX < 1000). */
+const SYSTEM_GID_LIMIT = 1000;
 
 /**
  * Refusals that need no daemon: another nsview already serves here (named by its pid), or the
@@ -107,8 +109,9 @@ function report(fd: number, message: string): void {
 
 /**
  * The log file, opened for appending (so logrotate's copytruncate never leaves a hole) without
- * following a symlink, in a directory nobody but root can write to: otherwise another user could
- * swap the name for a link to a file root would then append to.
+ * following a symlink, in a directory owned by root that no ordinary user can write to:
+ * otherwise another user could plant a file or link under the name for root to append to.
+ * Group write is accepted for system groups only (Ubuntu's /var/log is root:syslog 0775).
  */
 export function openLogFile(file: string): number {
   const dir = path.dirname(file);
@@ -118,8 +121,9 @@ export function openLogFile(file: string): number {
   } catch {
     throw new PreflightError(`log file directory ${dir} does not exist`);
   }
-  if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-    throw new PreflightError(`log file directory ${dir} must be owned by root and writable by root only (pass --log-file elsewhere)`);
+  const groupWritable = (st.mode & 0o020) !== 0 && st.gid >= SYSTEM_GID_LIMIT;
+  if (st.uid !== 0 || (st.mode & 0o002) !== 0 || groupWritable) {
+    throw new PreflightError(`log file directory ${dir} must be owned by root and not writable by other users (pass --log-file elsewhere)`);
   }
   const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fs.constants;
   try {

@@ -105,7 +105,7 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     arg: 'FILE',
     describe: 'where a background daemon logs (lines with ISO 8601 timestamps)',
     manual:
-      'Opened with O_APPEND and O_NOFOLLOW in a directory only root may write to; rotate it with logrotate copytruncate (deploy/logrotate/nsview).',
+      'Opened with O_APPEND and O_NOFOLLOW in a directory owned by root that no ordinary user may write to; rotate it with logrotate copytruncate (deploy/logrotate/nsview).',
   },
   { name: 'verbose', alias: 'v', kind: 'flag', default: false, describe: 'trace every operation' },
   { name: 'ready-fd', kind: 'integer', default: -1, min: 0, max: 65535, describe: 'internal: fd to report readiness on', hidden: true, noMountOption: true },
