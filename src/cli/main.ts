@@ -57,7 +57,8 @@ function yargsOption(spec: OptionSpec): Options {
   if (spec.alias !== undefined) base.alias = spec.alias;
   if (spec.kind === 'flag') return { ...base, type: 'boolean', default: spec.default };
   const extra = spec.kind === 'choice' ? `, one of: ${(spec.choices ?? []).join(', ')}` : '';
-  return { ...base, requiresArg: true, string: true, defaultDescription: `${String(spec.default)}${extra}` };
+  // No yargs type: with parse-numbers off the text reaches parseOptionValue as typed.
+  return { ...base, requiresArg: true, defaultDescription: `${String(spec.default)}${extra}` };
 }
 
 function declare(y: Argv, cmd: CommandSpec): Argv {
