@@ -88,15 +88,38 @@ test('--version prints the package version', async (t) => {
 
 test('--help of nsview and of every command', async (t) => {
   const [top, mount, unmount, list, listH, none, bad] = await Promise.all(
-    [['--help'], ['mount', '--help'], ['unmount', '--help'], ['list', '--help'], ['list', '-h'], [], ['mount', '--symlinks', 'follow']].map((a) => runNsview(a)),
+    [
+      ['--help'],
+      ['mount', '--help'],
+      ['unmount', '--help'],
+      ['list', '--help'],
+      ['list', '-h'],
+      [],
+      ['mount', '--symlinks', 'follow'],
+    ].map((a) => runNsview(a)),
   );
   t.is(top.code, 0, top.stderr);
   t.is(top.stderr, '');
-  for (const cmd of ['mount [mountpoint]', 'unmount [mountpoint]', 'list']) t.true(top.stdout.includes(`nsview ${cmd}`), cmd);
+  for (const cmd of ['mount [mountpoint]', 'unmount [mountpoint]', 'list'])
+    t.true(top.stdout.includes(`nsview ${cmd}`), cmd);
 
   t.is(mount.code, 0, mount.stderr);
   t.regex(mount.stdout, /^nsview mount \[mountpoint\]$/m);
-  for (const opt of ['--foreground', '--symlinks', '--allow-other', '--pseudo', '--idle-release', '--op-timeout', '--attr-timeout', '--entry-timeout', '--scan-interval', '--workers', '--busy-poll', '--log-file', '--verbose']) {
+  for (const opt of [
+    '--foreground',
+    '--symlinks',
+    '--allow-other',
+    '--pseudo',
+    '--idle-release',
+    '--op-timeout',
+    '--attr-timeout',
+    '--entry-timeout',
+    '--scan-interval',
+    '--workers',
+    '--busy-poll',
+    '--log-file',
+    '--verbose',
+  ]) {
     t.true(mount.stdout.includes(opt), `mount --help mentions ${opt}`);
   }
   t.regex(mount.stdout, /one of: rewrite, raw/);
@@ -146,10 +169,14 @@ test('numeric options are checked as text: no rounding, no clamping, exit 2 befo
 });
 
 test('nsview list | head -1 ends quietly (no EPIPE stack trace)', async (t) => {
-  const r = await run('bash', ['-c', `${shq(process.execPath)} ${shq(NSVIEW_BIN)} list | head -1; echo "status \${PIPESTATUS[0]}" >&2`], {
-    check: false,
-    timeoutMs: 30_000,
-  });
+  const r = await run(
+    'bash',
+    ['-c', `${shq(process.execPath)} ${shq(NSVIEW_BIN)} list | head -1; echo "status \${PIPESTATUS[0]}" >&2`],
+    {
+      check: false,
+      timeoutMs: 30_000,
+    },
+  );
   t.regex(r.stdout, /^mnt:\[\d+\] [^\n]+\n$/);
   t.is(r.stderr, 'status 0\n');
 });
@@ -159,14 +186,27 @@ test('./bin/nsview without a build says to run ./scripts/setup', async (t) => {
   const dir = makeTempDir(t, 'cli-nodist');
   await run('cp', ['-a', path.join(REPO_ROOT, 'bin'), dir]);
   const r = await run(process.execPath, [path.join(dir, 'bin', 'nsview'), 'list'], { check: false });
-  assertOneLineError(t, r, /^nsview: error: nsview is not built yet: run \.\/scripts\/setup in the nsview checkout/m, 4);
+  assertOneLineError(
+    t,
+    r,
+    /^nsview: error: nsview is not built yet: run \.\/scripts\/setup in the nsview checkout/m,
+    4,
+  );
 });
 
 test('not root: mount, unmount and list refuse with one line', async (t) => {
   const mp = await freshMountpoint(t);
   const asNobody = (args: string[]) =>
-    run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, NSVIEW_BIN, ...args], { check: false, timeoutMs: 30_000 });
-  assertOneLineError(t, await asNobody(['mount', '-f', mp]), /^nsview: error: nsview must run as root \(it reads every mount namespace on the host\)$/m, 1);
+    run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, NSVIEW_BIN, ...args], {
+      check: false,
+      timeoutMs: 30_000,
+    });
+  assertOneLineError(
+    t,
+    await asNobody(['mount', '-f', mp]),
+    /^nsview: error: nsview must run as root \(it reads every mount namespace on the host\)$/m,
+    1,
+  );
   assertOneLineError(t, await asNobody(['unmount', mp]), /^nsview: error: nsview unmount must run as root$/m);
   assertOneLineError(t, await asNobody(['list']), /^nsview: error: nsview list must run as root/m);
   t.is(await mountsOn(mp), 0);
@@ -175,7 +215,10 @@ test('not root: mount, unmount and list refuse with one line', async (t) => {
 test('a non-empty mountpoint is refused (its files would be hidden) unless --nonempty', async (t) => {
   const mp = await freshMountpoint(t, 'cli-nonempty');
   await run('touch', [path.join(mp, 'precious')]);
-  const re = new RegExp(`^nsview: error: mountpoint ${mp} is not empty \\(1 entries would be hidden\\); empty it or pass --nonempty$`, 'm');
+  const re = new RegExp(
+    `^nsview: error: mountpoint ${mp} is not empty \\(1 entries would be hidden\\); empty it or pass --nonempty$`,
+    'm',
+  );
   assertOneLineError(t, await runNsview(['mount', '-f', mp]), re, 32);
   assertOneLineError(t, await runNsview(['mount', mp, '--log-file', path.join(path.dirname(mp), 'log')]), re, 32);
   t.is(await mountsOn(mp), 0);
@@ -244,32 +287,61 @@ test('the log file: refused in a directory other users may write to, and never f
   );
   const target = path.join(dir, 'target');
   await run('sh', ['-c', `echo keep > ${shq(target)} && ln -s ${shq(target)} ${shq(path.join(dir, 'link.log'))}`]);
-  assertOneLineError(t, await runNsview(['mount', mp, '--log-file', path.join(dir, 'link.log')]), /cannot open log file .*link\.log: it is a symlink$/m, 32);
+  assertOneLineError(
+    t,
+    await runNsview(['mount', mp, '--log-file', path.join(dir, 'link.log')]),
+    /cannot open log file .*link\.log: it is a symlink$/m,
+    32,
+  );
   t.is(await readFile(target, 'utf8'), 'keep\n');
   t.is(await mountsOn(mp), 0);
 });
 
 test('not root, background mount: refused as not root', async (t) => {
   const mp = await freshMountpoint(t);
-  const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, NSVIEW_BIN, 'mount', mp], {
-    check: false,
-    timeoutMs: 30_000,
-  });
-  assertOneLineError(t, r, /^nsview: error: nsview must run as root \(it reads every mount namespace on the host\)$/m, 1);
+  const r = await run(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, NSVIEW_BIN, 'mount', mp],
+    {
+      check: false,
+      timeoutMs: 30_000,
+    },
+  );
+  assertOneLineError(
+    t,
+    r,
+    /^nsview: error: nsview must run as root \(it reads every mount namespace on the host\)$/m,
+    1,
+  );
   t.is(await mountsOn(mp), 0);
 });
 
 test('a missing mountpoint (not the default) is refused, not created', async (t) => {
   const dir = makeTempDir(t, 'cli-missing');
   const mp = path.join(dir, 'missing');
-  assertOneLineError(t, await runNsview(['mount', '-f', mp]), new RegExp(`^nsview: error: mountpoint ${mp} does not exist \\(create it with mkdir -p\\)$`, 'm'), 32);
-  assertOneLineError(t, await runNsview(['mount', mp, '--log-file', path.join(dir, 'log')]), new RegExp(`^nsview: error: mountpoint ${mp} does not exist`, 'm'), 32);
+  assertOneLineError(
+    t,
+    await runNsview(['mount', '-f', mp]),
+    new RegExp(`^nsview: error: mountpoint ${mp} does not exist \\(create it with mkdir -p\\)$`, 'm'),
+    32,
+  );
+  assertOneLineError(
+    t,
+    await runNsview(['mount', mp, '--log-file', path.join(dir, 'log')]),
+    new RegExp(`^nsview: error: mountpoint ${mp} does not exist`, 'm'),
+    32,
+  );
   t.false(existsSync(mp));
 });
 
 test('a missing mountpoint whose parent is missing too is refused with the same message', async (t) => {
   const mp = path.join(makeTempDir(t, 'cli-missing'), 'does', 'not', 'exist');
-  assertOneLineError(t, await runNsview(['mount', '-f', mp]), new RegExp(`^nsview: error: mountpoint ${mp} does not exist \\(create it with mkdir -p\\)$`, 'm'), 32);
+  assertOneLineError(
+    t,
+    await runNsview(['mount', '-f', mp]),
+    new RegExp(`^nsview: error: mountpoint ${mp} does not exist \\(create it with mkdir -p\\)$`, 'm'),
+    32,
+  );
   t.false(existsSync(path.dirname(mp)));
 });
 
@@ -277,7 +349,10 @@ test('a busy mountpoint (a live nsview on it) is refused naming its pid; the run
   const first = await startNsview(t);
   const mp = first.mountpoint;
   const fg = await runNsview(['mount', '-f', mp], { timeoutMs: 30_000 });
-  const busy = new RegExp(`^nsview: error: ${mp} is already mounted by nsview \\(server pid ${first.pid}\\); run \`nsview unmount ${mp}\` first$`, 'm');
+  const busy = new RegExp(
+    `^nsview: error: ${mp} is already mounted by nsview \\(server pid ${first.pid}\\); run \`nsview unmount ${mp}\` first$`,
+    'm',
+  );
   assertOneLineError(t, fg, busy, 32);
   const log = path.join(path.dirname(mp), 'bg.log');
   const bg = await runNsview(['mount', mp, '--log-file', log], { timeoutMs: 40_000 });
@@ -286,7 +361,11 @@ test('a busy mountpoint (a live nsview on it) is refused naming its pid; the run
   t.true((await run('ls', [mp])).stdout.split('\n').includes('by-pid'));
   t.is(first.proc.exitCode, null, 'the first daemon still runs');
   // The refused background daemon did not stay behind.
-  await waitFor('the refused daemon to exit', async () => (await processesMentioning(mp)).every((p) => p === first.pid), { timeoutMs: 10_000 });
+  await waitFor(
+    'the refused daemon to exit',
+    async () => (await processesMentioning(mp)).every((p) => p === first.pid),
+    { timeoutMs: 10_000 },
+  );
 });
 
 test('no /dev/fuse (hidden in a private mount namespace) is refused with one line', async (t) => {
@@ -297,10 +376,21 @@ test('no /dev/fuse (hidden in a private mount namespace) is refused with one lin
   const noFuse = (args: string[]) =>
     run(
       'unshare',
-      ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs nsview-nodev /dev && mknod -m 666 /dev/null c 1 3 && exec "$0" "$@"', process.execPath, NSVIEW_BIN, ...args],
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount -t tmpfs nsview-nodev /dev && mknod -m 666 /dev/null c 1 3 && exec "$0" "$@"',
+        process.execPath,
+        NSVIEW_BIN,
+        ...args,
+      ],
       { check: false, timeoutMs: 40_000 },
     );
-  const re = /^nsview: error: \/dev\/fuse is missing or not accessible: load the fuse module \(modprobe fuse\) or, in a container, pass --device \/dev\/fuse$/m;
+  const re =
+    /^nsview: error: \/dev\/fuse is missing or not accessible: load the fuse module \(modprobe fuse\) or, in a container, pass --device \/dev\/fuse$/m;
   assertOneLineError(t, await noFuse(['mount', '-f', mp]), re, 32);
   assertOneLineError(t, await noFuse(['mount', mp, '--log-file', path.join(dir, 'log')]), re, 32);
   t.true(existsSync('/dev/fuse'), 'the host keeps its /dev/fuse');
@@ -389,7 +479,10 @@ test('background: nsview mount returns once serving; nsview unmount leaves no mo
   t.is(readPidFile(mp), daemonPid);
   // The log file: ISO 8601 timestamps on every line.
   const logText = await readFile(log, 'utf8');
-  t.regex(logText, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z nsview\\[${daemonPid}\\]: mounted ${mp}`, 'm'));
+  t.regex(
+    logText,
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z nsview\\[${daemonPid}\\]: mounted ${mp}`, 'm'),
+  );
   for (const line of logText.trimEnd().split('\n')) t.regex(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z nsview\[\d+\]: /);
   t.deepEqual(await processesMentioning(mp), [daemonPid], 'one daemon, the CLI itself has exited');
 
@@ -397,7 +490,7 @@ test('background: nsview mount returns once serving; nsview unmount leaves no mo
   t.is(u.code, 0, u.stderr);
   t.is(u.stdout, `nsview: unmounted ${mp}\n`);
   t.is(await mountsOn(mp), 0);
-  await waitFor('the daemon to be gone', () => !pidAlive(daemonPid!), { timeoutMs: 5_000 });
+  await waitFor('the daemon to be gone', () => !pidAlive(daemonPid), { timeoutMs: 5_000 });
   t.deepEqual(await processesMentioning(mp), []);
   t.false(existsSync(pidFileFor(mp)));
   t.regex(await readFile(log, 'utf8'), new RegExp(`unmounting ${mp}`));

@@ -46,26 +46,52 @@ function ensureKubectl(): string | undefined {
  */
 async function discoveryServer(): Promise<{ url: string; close(): Promise<void> }> {
   const docs: Record<string, unknown> = {
-    '/api': { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] },
+    '/api': {
+      kind: 'APIVersions',
+      versions: ['v1'],
+      serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }],
+    },
     '/apis': {
       kind: 'APIGroupList',
       apiVersion: 'v1',
-      groups: [{ name: 'apps', versions: [{ groupVersion: 'apps/v1', version: 'v1' }], preferredVersion: { groupVersion: 'apps/v1', version: 'v1' } }],
+      groups: [
+        {
+          name: 'apps',
+          versions: [{ groupVersion: 'apps/v1', version: 'v1' }],
+          preferredVersion: { groupVersion: 'apps/v1', version: 'v1' },
+        },
+      ],
     },
     '/api/v1': {
       kind: 'APIResourceList',
       groupVersion: 'v1',
-      resources: [{ name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['create', 'get', 'list'] }],
+      resources: [
+        {
+          name: 'namespaces',
+          singularName: 'namespace',
+          namespaced: false,
+          kind: 'Namespace',
+          verbs: ['create', 'get', 'list'],
+        },
+      ],
     },
     '/apis/apps/v1': {
       kind: 'APIResourceList',
       apiVersion: 'v1',
       groupVersion: 'apps/v1',
-      resources: [{ name: 'daemonsets', singularName: 'daemonset', namespaced: true, kind: 'DaemonSet', verbs: ['create', 'get', 'list'] }],
+      resources: [
+        {
+          name: 'daemonsets',
+          singularName: 'daemonset',
+          namespaced: true,
+          kind: 'DaemonSet',
+          verbs: ['create', 'get', 'list'],
+        },
+      ],
     },
   };
   const server = http.createServer((req, res) => {
-    const doc = docs[(req.url ?? '').split('?')[0]!];
+    const doc = docs[(req.url ?? '').split('?')[0]];
     res.writeHead(doc ? 200 : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify(doc ?? { kind: 'Status', status: 'Failure', code: 404 }));
   });
@@ -76,7 +102,11 @@ async function discoveryServer(): Promise<{ url: string; close(): Promise<void> 
 
 interface Container {
   args: string[];
-  securityContext: { privileged?: boolean; capabilities: { add: string[]; drop: string[] }; seccompProfile?: { type: string } };
+  securityContext: {
+    privileged?: boolean;
+    capabilities: { add: string[]; drop: string[] };
+    seccompProfile?: { type: string };
+  };
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   volumeMounts: Array<{ name: string; mountPath: string; mountPropagation?: string }>;
   livenessProbe: { exec: { command: string[] }; timeoutSeconds: number };
@@ -104,21 +134,29 @@ if (kubectlMissing) {
     const api = await discoveryServer();
     t.teardown(() => api.close());
     const dir = makeTempDir(t, 'kubectl');
-    const r = await run('kubectl', ['create', '--dry-run=client', '--validate=false', '-o', 'json', '--server', api.url, '-f', DAEMONSET], {
-      check: false,
-      timeoutMs: 60_000,
-      env: { KUBECONFIG: path.join(dir, 'none'), HOME: dir },
-    });
+    const r = await run(
+      'kubectl',
+      ['create', '--dry-run=client', '--validate=false', '-o', 'json', '--server', api.url, '-f', DAEMONSET],
+      {
+        check: false,
+        timeoutMs: 60_000,
+        env: { KUBECONFIG: path.join(dir, 'none'), HOME: dir },
+      },
+    );
     t.is(r.code, 0, r.stderr);
     const ds = JSON.parse(r.stdout) as DaemonSet;
     t.is(ds.kind, 'DaemonSet');
     const pod = ds.spec.template.spec;
     t.true(pod.hostPID);
-    t.true(pod.tolerations.some((x) => x.operator === 'Exists'), 'tolerates every taint');
-    const c = pod.containers[0]!;
+    t.true(
+      pod.tolerations.some((x) => x.operator === 'Exists'),
+      'tolerates every taint',
+    );
+    const c = pod.containers[0];
     t.deepEqual(c.args, ['/mnt/nsview']);
     const caps = await readFile(path.join(REPO_ROOT, 'src/daemon/preflight.ts'), 'utf8');
-    for (const cap of c.securityContext.capabilities.add) t.true(caps.includes(`CAP_${cap} `), `${cap} is one preflight checks`);
+    for (const cap of c.securityContext.capabilities.add)
+      t.true(caps.includes(`CAP_${cap} `), `${cap} is one preflight checks`);
     t.is(c.securityContext.capabilities.add.length, 6);
     t.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
     t.truthy(c.resources.requests.memory && c.resources.limits.memory && c.resources.requests.cpu);
@@ -133,7 +171,8 @@ if (kubectlMissing) {
     const probe = c.livenessProbe.exec.command;
     t.deepEqual(probe.slice(0, 2), ['sh', '-c']);
     const d = await startNsview(t);
-    const on = (mp: string) => run('sh', ['-c', probe[2]!.replaceAll('/mnt/nsview', mp)], { check: false, timeoutMs: 15_000 });
+    const on = (mp: string) =>
+      run('sh', ['-c', probe[2].replaceAll('/mnt/nsview', mp)], { check: false, timeoutMs: 15_000 });
     t.is((await on(d.mountpoint)).code, 0, 'a serving view passes');
     t.not((await on(dir)).code, 0, 'a plain directory fails');
     d.proc.kill('SIGKILL');
@@ -151,7 +190,10 @@ test('grep-all-nodes.sh runs grep -r in every DaemonSet pod and prefixes each li
   // A kubectl that knows two pods; `exec` runs the remote command on a per-node fake view.
   for (const node of ['node-a', 'node-b']) {
     await mkdir(path.join(dir, node, '4026532001/etc'), { recursive: true });
-    await writeFile(path.join(dir, node, '4026532001/etc/passwd'), node === 'node-a' ? 'root:x:0\nneedle here\n' : 'root:x:0\n');
+    await writeFile(
+      path.join(dir, node, '4026532001/etc/passwd'),
+      node === 'node-a' ? 'root:x:0\nneedle here\n' : 'root:x:0\n',
+    );
   }
   await writeFile(
     path.join(bin, 'kubectl'),
@@ -173,7 +215,10 @@ esac
   t.is(none.code, 1);
   t.is(none.stdout, '');
   const both = await run(script, ['-p', '*/etc/passwd', '--', '-s', 'root'], { env, check: false });
-  t.deepEqual(both.stdout.split('\n').filter(Boolean).sort(), ['node-a: 4026532001/etc/passwd:root:x:0', 'node-b: 4026532001/etc/passwd:root:x:0']);
+  t.deepEqual(both.stdout.split('\n').filter(Boolean).sort(), [
+    'node-a: 4026532001/etc/passwd:root:x:0',
+    'node-b: 4026532001/etc/passwd:root:x:0',
+  ]);
 });
 
 test('systemd/mnt-nsview.mount: systemd-analyze verify accepts it; it mounts fuse.nsview on /mnt/nsview', async (t) => {
@@ -185,9 +230,15 @@ test('systemd/mnt-nsview.mount: systemd-analyze verify accepts it; it mounts fus
     t.log('systemd-analyze missing: verify not run');
     return;
   }
-  const r = await run('systemd-analyze', ['verify', path.join(REPO_ROOT, 'systemd/mnt-nsview.mount')], { check: false, timeoutMs: 60_000 });
+  const r = await run('systemd-analyze', ['verify', path.join(REPO_ROOT, 'systemd/mnt-nsview.mount')], {
+    check: false,
+    timeoutMs: 60_000,
+  });
   t.is(r.code, 0, `${r.stdout}${r.stderr}`);
-  t.deepEqual(`${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('mnt-nsview.mount')), []);
+  t.deepEqual(
+    `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.includes('mnt-nsview.mount')),
+    [],
+  );
 });
 
 test('Containerfile: multi-stage, base image as a build argument defaulting to the public Node 20 slim image', async (t) => {

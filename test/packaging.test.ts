@@ -28,37 +28,67 @@ function daemonPid(stdout: string): number {
 
 test('npm pack ships compiled JavaScript only; install -g into a fresh prefix mounts, reads and unmounts', async (t) => {
   const dir = makeTempDir(t, 'pkg');
-  const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: REPO_ROOT, timeoutMs: 180_000 });
-  const info = (JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>)[0]!;
+  const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], {
+    cwd: REPO_ROOT,
+    timeoutMs: 180_000,
+  });
+  const info = (
+    JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{
+      filename: string;
+      files: Array<{ path: string }>;
+    }>
+  )[0];
   const files = info.files.map((f) => f.path);
-  t.true(files.includes('bin/nsview') && files.includes('bin/mount.fuse.nsview') && files.includes('dist/man/nsview.1'));
+  t.true(
+    files.includes('bin/nsview') && files.includes('bin/mount.fuse.nsview') && files.includes('dist/man/nsview.1'),
+  );
   t.true(files.includes('dist/src/cli/main.js'));
-  t.deepEqual(files.filter((f) => /\.ts$|\.map$|^test\/|^dist\/test\/|^bench\/|^dist\/bench\/|^src\//.test(f)), [], 'no sources, tests or maps');
+  t.deepEqual(
+    files.filter((f) => /\.ts$|\.map$|^test\/|^dist\/test\/|^bench\/|^dist\/bench\/|^src\//.test(f)),
+    [],
+    'no sources, tests or maps',
+  );
 
   const prefix = path.join(dir, 'prefix');
-  const inst = await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, info.filename)], {
-    timeoutMs: 180_000,
-    check: false,
-  });
+  const inst = await run(
+    'npm',
+    ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, info.filename)],
+    {
+      timeoutMs: 180_000,
+      check: false,
+    },
+  );
   t.is(inst.code, 0, inst.stderr);
   const lib = path.join(prefix, 'lib/node_modules/nsview');
   t.false(existsSync(path.join(lib, 'node_modules/typescript')), 'no TypeScript compiler installed');
   t.true(existsSync(path.join(prefix, 'share/man/man1/nsview.1')), 'man page linked into the prefix');
   const nsview = path.join(prefix, 'bin/nsview');
-  t.is((await run(nsview, ['--version'])).stdout, `${JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}\n`);
+  t.is(
+    (await run(nsview, ['--version'])).stdout,
+    `${JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')).version}\n`,
+  );
 
   const mp = path.join(dir, 'mnt');
   await mkdir(mp);
-  const m = await run(nsview, ['mount', mp, '--log-file', path.join(dir, 'nsview.log')], { timeoutMs: 40_000, check: false });
+  const m = await run(nsview, ['mount', mp, '--log-file', path.join(dir, 'nsview.log')], {
+    timeoutMs: 40_000,
+    check: false,
+  });
   t.is(m.code, 0, m.stderr);
   const pid = daemonPid(m.stdout);
   t.teardown(async () => {
     if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     if (await findMount(mp)) await run('umount', ['-l', mp], { check: false });
   });
-  t.is(await readFile(path.join(mp, String(await HOST_NS()), 'etc/hostname'), 'utf8'), await readFile('/etc/hostname', 'utf8'));
+  t.is(
+    await readFile(path.join(mp, String(await HOST_NS()), 'etc/hostname'), 'utf8'),
+    await readFile('/etc/hostname', 'utf8'),
+  );
   const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-  t.true(cmdline.some((a) => a.startsWith(lib)), 'the daemon runs from the installed package');
+  t.true(
+    cmdline.some((a) => a.startsWith(lib)),
+    'the daemon runs from the installed package',
+  );
   const u = await run(nsview, ['unmount', mp], { timeoutMs: 30_000, check: false });
   t.is(u.code, 0, u.stderr);
   t.is(await findMount(mp), undefined);
@@ -67,16 +97,26 @@ test('npm pack ships compiled JavaScript only; install -g into a fresh prefix mo
   const pub = await run('npm', ['publish', '--dry-run'], { cwd: REPO_ROOT, timeoutMs: 180_000, check: false });
   t.is(pub.code, 0, pub.stderr);
   // Only the registry's login reminder may warn (a dry run is never logged in).
-  t.deepEqual(pub.stderr.split('\n').filter((l) => /warn/i.test(l) && !/requires you to be logged in/.test(l)), []);
+  t.deepEqual(
+    pub.stderr.split('\n').filter((l) => /warn/i.test(l) && !/requires you to be logged in/.test(l)),
+    [],
+  );
 });
 
 test('engines, os and cpu say what nsview runs on', async (t) => {
-  const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { engines: { node: string }; os: string[]; cpu: string[] };
+  const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    engines: { node: string };
+    os: string[];
+    cpu: string[];
+  };
   t.deepEqual(pkg.os, ['linux']);
   t.true(pkg.cpu.includes(process.arch), `cpu lists ${process.arch}`);
   const [maj, min] = /^>=(\d+)\.(\d+)/.exec(pkg.engines.node)!.slice(1).map(Number) as [number, number];
   const [nmaj, nmin] = process.versions.node.split('.').map(Number) as [number, number];
-  t.true(nmaj > maj || (nmaj === maj && nmin >= min), `this node ${process.versions.node} satisfies ${pkg.engines.node}`);
+  t.true(
+    nmaj > maj || (nmaj === maj && nmin >= min),
+    `this node ${process.versions.node} satisfies ${pkg.engines.node}`,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -84,7 +124,9 @@ test('engines, os and cpu say what nsview runs on', async (t) => {
 
 test('--help, the man page and bash completion list the same options (one table)', async (t) => {
   const help = (await runNsview(['mount', '--help'])).stdout;
-  const man = await run('man', ['-l', '-P', 'cat', path.join(REPO_ROOT, 'dist/man/nsview.1')], { env: { MANWIDTH: '100', LANG: 'C.UTF-8' } });
+  const man = await run('man', ['-l', '-P', 'cat', path.join(REPO_ROOT, 'dist/man/nsview.1')], {
+    env: { MANWIDTH: '100', LANG: 'C.UTF-8' },
+  });
   const lint = await run('groff', ['-man', '-ww', '-z', path.join(REPO_ROOT, 'dist/man/nsview.1')], { check: false });
   t.is(lint.stderr, '', 'groff has no warning about the page');
   const completion = (await runNsview(['completion'])).stdout;
@@ -95,7 +137,8 @@ test('--help, the man page and bash completion list the same options (one table)
     t.true(completion.includes(`--${o.name}`), `completion has --${o.name}`);
   }
   for (const c of COMMANDS) t.true(man.stdout.includes(`nsview ${c.name}`), `man names nsview ${c.name}`);
-  for (const code of [0, 1, 2, 4, 32]) t.regex(man.stdout, new RegExp(`^\\s+${code}\\s`, 'm'), `exit status ${code} documented`);
+  for (const code of [0, 1, 2, 4, 32])
+    t.regex(man.stdout, new RegExp(`^\\s+${code}\\s`, 'm'), `exit status ${code} documented`);
   t.regex(man.stdout, /EXIT STATUS/);
   t.regex(man.stdout, /symlinks=raw,allow_other/);
 
@@ -118,7 +161,10 @@ test('--help, the man page and bash completion list the same options (one table)
  * mount(8) finds this checkout's mount.fuse.nsview: a read-only overlay adds it to /usr/sbin
  * there only, so the host's /usr/sbin is untouched. Returns the output as `key value` lines.
  */
-async function withHelper(t: import('ava').ExecutionContext, script: string): Promise<{ out: Map<string, string>; raw: string; dir: string }> {
+async function withHelper(
+  t: import('ava').ExecutionContext,
+  script: string,
+): Promise<{ out: Map<string, string>; raw: string; dir: string }> {
   const dir = makeTempDir(t, 'helper');
   const extra = path.join(dir, 'sbin-extra');
   await mkdir(extra);
@@ -126,13 +172,21 @@ async function withHelper(t: import('ava').ExecutionContext, script: string): Pr
   await symlink(path.join(REPO_ROOT, 'bin/mount.fuse.nsview'), path.join(extra, 'mount.fuse.nsview'));
   // Whatever the script leaves: no daemon, no mount (the namespace is private, the pid is not).
   t.teardown(async () => {
-    const pids = (await readFile(path.join(dir, 'pids'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    const pids = (await readFile(path.join(dir, 'pids'), 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
     for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
   });
-  const full = `set -u\nmount -t overlay nsview-test-sbin -o lowerdir=${shq(extra)}:/usr/sbin /usr/sbin || exit 99\n` +
+  const full =
+    `set -u\nmount -t overlay nsview-test-sbin -o lowerdir=${shq(extra)}:/usr/sbin /usr/sbin || exit 99\n` +
     `mp=$D/mnt\nrecord() { sed -n 's/.*daemon pid \\([0-9]*\\).*/\\1/p' "$1" | tee -a $D/pids; }\n` +
     `gone() { for i in $(seq 100); do kill -0 $1 2>/dev/null || { echo exited; return; }; sleep 0.1; done; echo alive; }\n${script}`;
-  const r = await run('unshare', ['-m', '--propagation', 'private', 'bash', '-c', full], { check: false, timeoutMs: 90_000, env: { D: dir } });
+  const r = await run('unshare', ['-m', '--propagation', 'private', 'bash', '-c', full], {
+    check: false,
+    timeoutMs: 90_000,
+    env: { D: dir },
+  });
   if (r.code !== 0) throw new Error(`helper script failed (${r.code}): ${r.stdout}${r.stderr}`);
   const out = new Map<string, string>();
   for (const line of r.stdout.split('\n')) {
@@ -168,7 +222,10 @@ test('mount -t fuse.nsview maps -o through the option table, ignores options mea
   t.is(out.get('umount'), '0');
   t.is(out.get('daemon'), 'exited', 'umount(8) stops the daemon');
   t.is(out.get('after'), 'none');
-  t.is(out.get('bogus'), '2 mount.fuse.nsview: error: unknown mount option "bogus=1" (see man nsview, FSTAB AND MOUNT(8))');
+  t.is(
+    out.get('bogus'),
+    '2 mount.fuse.nsview: error: unknown mount option "bogus=1" (see man nsview, FSTAB AND MOUNT(8))',
+  );
   t.regex(out.get('badvalue') ?? '', /^2 nsview: error: --workers must be a whole number from 1 to 64 \(got "1\.5"\)$/);
   t.is(out.get('refused'), 'none');
 });

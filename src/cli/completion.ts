@@ -16,7 +16,8 @@ export function bashCompletion(): string {
     const valueCases = c.options
       .filter((o) => o.kind !== 'flag' && !o.hidden)
       .map((o) => {
-        if (o.kind === 'choice') return `        --${o.name}) COMPREPLY=($(compgen -W '${(o.choices ?? []).join(' ')}' -- "$cur")); return ;;`;
+        if (o.kind === 'choice')
+          return `        --${o.name}) COMPREPLY=($(compgen -W '${(o.choices ?? []).join(' ')}' -- "$cur")); return ;;`;
         if (o.kind === 'path') return `        --${o.name}) COMPREPLY=($(compgen -f -- "$cur")); return ;;`;
         return `        --${o.name}) return ;;`;
       })

@@ -21,7 +21,11 @@ async function runningSandboxTids(): Promise<Set<number>> {
 }
 
 export async function runList(json: boolean): Promise<void> {
-  if (process.getuid?.() !== 0) throw new PreflightError('nsview list must run as root (other processes\' namespaces are not readable otherwise)', 1);
+  if (process.getuid?.() !== 0)
+    throw new PreflightError(
+      "nsview list must run as root (other processes' namespaces are not readable otherwise)",
+      1,
+    );
   const snap = await discover({ ignoreTids: await runningSandboxTids() });
   if (json) {
     process.stdout.write(`${JSON.stringify(snapshotToListJson(snap), null, 2)}\n`);

@@ -39,7 +39,8 @@ export function describeError(err: unknown): string {
 /** mount(8)'s convention: 32 for a failed mount or unmount, 4 for what can only be a bug. */
 export function exitCodeOf(err: unknown, command: string): number {
   if (err instanceof UsageError || err instanceof CliError || err instanceof PreflightError) return err.exitCode;
-  const isSystemError = err instanceof NsviewError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string');
+  const isSystemError =
+    err instanceof NsviewError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string');
   if (isSystemError) return command === 'mount' || command === 'unmount' ? EXIT.MOUNT_FAILURE : 1;
   return EXIT.INTERNAL;
 }
@@ -157,7 +158,8 @@ export async function main(argv: string[]): Promise<void> {
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) failer('usage')(err instanceof Error && !(err instanceof NsviewError) ? new UsageError(err.message) : err);
+      if (err)
+        failer('usage')(err instanceof Error && !(err instanceof NsviewError) ? new UsageError(err.message) : err);
       process.stderr.write(`nsview: error: ${describeError(msg)} (see nsview --help)\n`);
       process.exit(EXIT.USAGE);
     });

@@ -6,7 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COMMANDS, DEFAULT_LOG_FILE, DEFAULT_MOUNTPOINT, EXIT_CODES, MOUNT_OPTIONS, allowedValues, mountOptionSpec } from './options.js';
+import {
+  COMMANDS,
+  DEFAULT_LOG_FILE,
+  DEFAULT_MOUNTPOINT,
+  EXIT_CODES,
+  MOUNT_OPTIONS,
+  allowedValues,
+  mountOptionSpec,
+} from './options.js';
 import type { OptionSpec } from './options.js';
 import { FSTAB_IGNORED } from './mount-helper.js';
 
@@ -22,11 +30,14 @@ function roff(text: string): string {
 
 function optionEntry(o: OptionSpec): string {
   const names = [`\\fB\\-\\-${roff(o.name)}\\fR`, ...(o.alias ? [`\\fB\\-${o.alias}\\fR`] : [])].join(', ');
-  const arg = o.kind === 'flag' ? '' : ` \\fI${roff(o.kind === 'choice' ? (o.choices ?? []).join('|') : (o.arg ?? 'VALUE'))}\\fR`;
+  const arg =
+    o.kind === 'flag' ? '' : ` \\fI${roff(o.kind === 'choice' ? (o.choices ?? []).join('|') : (o.arg ?? 'VALUE'))}\\fR`;
   const allowed = allowedValues(o);
   const dflt = o.kind === 'flag' ? '' : ` Default: ${roff(String(o.default))}.`;
-  const asOpt = o.noMountOption ? '' : ` In fstab: \\fB${roff(o.name.replace(/-/g, '_'))}${o.kind === 'flag' ? '' : '=\\fR\\fI' + roff(o.arg ?? 'VALUE')}\\fR.`;
-  return `.TP\n${names}${arg}\n${roff(o.describe)}.${o.manual ? ` ${roff(o.manual)}` : ''}${allowed ? ` ${roff(allowed[0]!.toUpperCase() + allowed.slice(1))}.` : ''}${dflt}${asOpt}`;
+  const asOpt = o.noMountOption
+    ? ''
+    : ` In fstab: \\fB${roff(o.name.replace(/-/g, '_'))}${o.kind === 'flag' ? '' : '=\\fR\\fI' + roff(o.arg ?? 'VALUE')}\\fR.`;
+  return `.TP\n${names}${arg}\n${roff(o.describe)}.${o.manual ? ` ${roff(o.manual)}` : ''}${allowed ? ` ${roff(allowed[0].toUpperCase() + allowed.slice(1))}.` : ''}${dflt}${asOpt}`;
 }
 
 export function manPage(version: string): string {
@@ -34,23 +45,29 @@ export function manPage(version: string): string {
   out.push(`.TH NSVIEW 1 "" "nsview ${roff(version)}" "User Commands"`);
   out.push('.SH NAME', 'nsview \\- every Linux mount namespace on the host as a read\\-only directory');
   out.push('.SH SYNOPSIS');
-  for (const c of COMMANDS) out.push(`.B nsview ${c.name}\n${c.options.some((o) => !o.hidden) ? '[\\fIoptions\\fR] ' : ''}${roff(c.args)}\n.br`);
+  for (const c of COMMANDS)
+    out.push(
+      `.B nsview ${c.name}\n${c.options.some((o) => !o.hidden) ? '[\\fIoptions\\fR] ' : ''}${roff(c.args)}\n.br`,
+    );
   out.push('.B mount \\-t fuse.nsview nsview\n\\fImountpoint\\fR [\\fB\\-o\\fR \\fIoptions\\fR]');
   out.push(
     '.SH DESCRIPTION',
     roff(
       `nsview shows every mount namespace of the host as a directory named by the namespace's inode number under the mountpoint (default ${DEFAULT_MOUNTPOINT}): ` +
         `${DEFAULT_MOUNTPOINT}/4026531840/etc/hostname is the /etc/hostname that processes in that namespace see, and by-pid/PID links to the namespace of process PID. ` +
-        'The view is read-only. Paths are resolved by the kernel inside each namespace\'s root (openat2 RESOLVE_IN_ROOT); device nodes and FIFOs are never opened.',
+        "The view is read-only. Paths are resolved by the kernel inside each namespace's root (openat2 RESOLVE_IN_ROOT); device nodes and FIFOs are never opened.",
     ),
   );
   out.push('.SH COMMANDS');
-  for (const c of COMMANDS) out.push(`.TP\n\\fB${c.name}\\fR${c.args ? ` \\fI${roff(c.args)}\\fR` : ''}\n${roff(c.describe)}.`);
+  for (const c of COMMANDS)
+    out.push(`.TP\n\\fB${c.name}\\fR${c.args ? ` \\fI${roff(c.args)}\\fR` : ''}\n${roff(c.describe)}.`);
   out.push('.SH MOUNT OPTIONS');
   for (const o of MOUNT_OPTIONS.filter((x) => !x.hidden)) out.push(optionEntry(o));
   out.push('.SH LIST OPTIONS');
   for (const o of COMMANDS.find((c) => c.name === 'list')?.options ?? []) out.push(optionEntry(o));
-  const fstabNames = MOUNT_OPTIONS.filter((o) => mountOptionSpec(o.name) !== undefined).map((o) => o.name.replace(/-/g, '_'));
+  const fstabNames = MOUNT_OPTIONS.filter((o) => mountOptionSpec(o.name) !== undefined).map((o) =>
+    o.name.replace(/-/g, '_'),
+  );
   out.push(
     '.SH FSTAB AND MOUNT(8)',
     roff('The helper mount.fuse.nsview lets mount(8), /etc/fstab and systemd mount units start nsview:'),

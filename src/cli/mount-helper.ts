@@ -13,9 +13,34 @@ import { mountOptionSpec } from './options.js';
  * nosuid and nodev whatever is asked, so rw/suid/dev/exec change nothing either.
  */
 export const FSTAB_IGNORED: readonly string[] = [
-  'defaults', 'auto', 'noauto', 'nofail', '_netdev', 'user', 'nouser', 'users', 'owner', 'group',
-  'rw', 'ro', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'async', 'sync',
-  'atime', 'noatime', 'relatime', 'strictatime', 'nodiratime', 'diratime', 'lazytime', 'nolazytime',
+  'defaults',
+  'auto',
+  'noauto',
+  'nofail',
+  '_netdev',
+  'user',
+  'nouser',
+  'users',
+  'owner',
+  'group',
+  'rw',
+  'ro',
+  'nosuid',
+  'suid',
+  'nodev',
+  'dev',
+  'noexec',
+  'exec',
+  'async',
+  'sync',
+  'atime',
+  'noatime',
+  'relatime',
+  'strictatime',
+  'nodiratime',
+  'diratime',
+  'lazytime',
+  'nolazytime',
 ];
 
 function ignored(opt: string): boolean {
@@ -56,12 +81,13 @@ export function parseHelperArgs(argv: readonly string[]): HelperInvocation {
   const options: string[] = [];
   let fake = false;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     if (a === '-o' || a === '-t' || a === '-N') {
       const v = argv[++i];
       if (v === undefined) throw new UsageError(`${a} needs a value`);
       if (a === '-o') options.push(v);
-      else if (a === '-t' && v !== 'fuse.nsview' && v !== 'nsview') throw new UsageError(`mount.fuse.nsview cannot mount type ${v}`);
+      else if (a === '-t' && v !== 'fuse.nsview' && v !== 'nsview')
+        throw new UsageError(`mount.fuse.nsview cannot mount type ${v}`);
       else if (a === '-N') throw new UsageError('mount.fuse.nsview does not support -N (mount namespaces of its own)');
     } else if (a.startsWith('-o') && a.length > 2) {
       options.push(a.slice(2));
@@ -74,7 +100,7 @@ export function parseHelperArgs(argv: readonly string[]): HelperInvocation {
     }
   }
   if (positional.length !== 2) throw new UsageError('usage: mount.fuse.nsview SOURCE MOUNTPOINT [-o OPTIONS]');
-  const args = ['mount', positional[1]!, ...options.flatMap((o) => mountOptionsToArgs(o))];
+  const args = ['mount', positional[1], ...options.flatMap((o) => mountOptionsToArgs(o))];
   return { args: fake ? undefined : args };
 }
 

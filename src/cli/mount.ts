@@ -46,7 +46,10 @@ function checkMountpointFree(mountpoint: string, nonempty: boolean): void {
   }
   const pid = daemonOf(mountpoint);
   if (pid !== undefined) {
-    throw new CliError(`${mountpoint} is already mounted by nsview (server pid ${pid}); run \`nsview unmount ${mountpoint}\` first`, EXIT.MOUNT_FAILURE);
+    throw new CliError(
+      `${mountpoint} is already mounted by nsview (server pid ${pid}); run \`nsview unmount ${mountpoint}\` first`,
+      EXIT.MOUNT_FAILURE,
+    );
   }
 }
 
@@ -123,14 +126,18 @@ export function openLogFile(file: string): number {
   }
   const groupWritable = (st.mode & 0o020) !== 0 && st.gid >= SYSTEM_GID_LIMIT;
   if (st.uid !== 0 || (st.mode & 0o002) !== 0 || groupWritable) {
-    throw new PreflightError(`log file directory ${dir} must be owned by root and not writable by other users (pass --log-file elsewhere)`);
+    throw new PreflightError(
+      `log file directory ${dir} must be owned by root and not writable by other users (pass --log-file elsewhere)`,
+    );
   }
   const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fs.constants;
   try {
     return fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o640);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new PreflightError(`cannot open log file ${file}: ${code === 'ELOOP' ? 'it is a symlink' : (code ?? (err as Error).message)}`);
+    throw new PreflightError(
+      `cannot open log file ${file}: ${code === 'ELOOP' ? 'it is a symlink' : (code ?? (err as Error).message)}`,
+    );
   }
 }
 
@@ -146,7 +153,10 @@ async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   const answer = await new Promise<string>((resolve) => {
     let text = '';
-    const timer = setTimeout(() => resolve('error 32 the daemon did not report within 30 s'), BACKGROUND_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => resolve('error 32 the daemon did not report within 30 s'),
+      BACKGROUND_START_TIMEOUT_MS,
+    );
     pipe.on('data', (d: Buffer) => (text += d.toString()));
     pipe.on('end', () => {
       clearTimeout(timer);
@@ -162,7 +172,7 @@ async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<
   if (answer !== 'ok') {
     if (child.exitCode === null) child.kill('SIGTERM');
     const m = /^error (\d+) ([\s\S]*)$/.exec(answer);
-    throw new CliError(m ? m[2]! : answer, m ? Number(m[1]) : EXIT.MOUNT_FAILURE);
+    throw new CliError(m ? m[2] : answer, m ? Number(m[1]) : EXIT.MOUNT_FAILURE);
   }
   child.unref();
   (pipe as unknown as { destroy(): void }).destroy();

@@ -41,7 +41,8 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     kind: 'flag',
     default: false,
     describe: 'stay in the foreground, log to stderr, unmount on SIGINT/SIGTERM',
-    manual: 'Without it, nsview mount returns once the view serves and the daemon goes on in the background, logging to --log-file.',
+    manual:
+      'Without it, nsview mount returns once the view serves and the daemon goes on in the background, logging to --log-file.',
     noMountOption: true,
   },
   {
@@ -49,9 +50,10 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     kind: 'choice',
     default: 'rewrite',
     choices: ['rewrite', 'raw'],
-    describe: 'rewrite: links followed on the host stay inside their namespace; raw: targets byte for byte (for backups)',
+    describe:
+      'rewrite: links followed on the host stay inside their namespace; raw: targets byte for byte (for backups)',
     manual:
-      'In raw mode an absolute link followed on the host points at a host path (/mnt/nsview/X/evil -> /etc/shadow is the host\'s file if you cat it); tar, rsync and restic store links without following them, which is what raw mode is for.',
+      "In raw mode an absolute link followed on the host points at a host path (/mnt/nsview/X/evil -> /etc/shadow is the host's file if you cat it); tar, rsync and restic store links without following them, which is what raw mode is for.",
   },
   {
     name: 'allow-other',
@@ -73,8 +75,24 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     default: false,
     describe: 'mount even over a directory that is not empty (its files are hidden while mounted)',
   },
-  { name: 'attr-timeout', kind: 'seconds', default: 1, min: 0, max: 86400, arg: 'S', describe: 'seconds the kernel may cache file attributes (the staleness bound)' },
-  { name: 'entry-timeout', kind: 'seconds', default: 5, min: 0, max: 86400, arg: 'S', describe: 'seconds the kernel may cache names (identity is re-checked on use)' },
+  {
+    name: 'attr-timeout',
+    kind: 'seconds',
+    default: 1,
+    min: 0,
+    max: 86400,
+    arg: 'S',
+    describe: 'seconds the kernel may cache file attributes (the staleness bound)',
+  },
+  {
+    name: 'entry-timeout',
+    kind: 'seconds',
+    default: 5,
+    min: 0,
+    max: 86400,
+    arg: 'S',
+    describe: 'seconds the kernel may cache names (identity is re-checked on use)',
+  },
   {
     name: 'op-timeout',
     kind: 'seconds',
@@ -85,9 +103,33 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     describe: 'seconds before an operation on a hung filesystem fails with ETIMEDOUT',
     manual: 'The rest of the view keeps working meanwhile.',
   },
-  { name: 'idle-release', kind: 'seconds', default: 5, min: 0.001, max: 86400, arg: 'S', describe: 'seconds an unused sandbox task is kept' },
-  { name: 'scan-interval', kind: 'seconds', default: 1, min: 0.001, max: 86400, arg: 'S', describe: 'seconds between namespace discovery passes' },
-  { name: 'workers', kind: 'integer', default: 2, min: 1, max: 64, arg: 'N', describe: 'io worker threads (each ~10 MB)' },
+  {
+    name: 'idle-release',
+    kind: 'seconds',
+    default: 5,
+    min: 0.001,
+    max: 86400,
+    arg: 'S',
+    describe: 'seconds an unused sandbox task is kept',
+  },
+  {
+    name: 'scan-interval',
+    kind: 'seconds',
+    default: 1,
+    min: 0.001,
+    max: 86400,
+    arg: 'S',
+    describe: 'seconds between namespace discovery passes',
+  },
+  {
+    name: 'workers',
+    kind: 'integer',
+    default: 2,
+    min: 1,
+    max: 64,
+    arg: 'N',
+    describe: 'io worker threads (each ~10 MB)',
+  },
   {
     name: 'busy-poll',
     kind: 'integer',
@@ -96,7 +138,8 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     max: 100000,
     arg: 'US',
     describe: 'µs the daemon keeps polling for the next request before it sleeps (0: off)',
-    manual: 'Saves a thread wake-up per request on VMs whose idle CPUs halt; costs CPU only in the window after activity.',
+    manual:
+      'Saves a thread wake-up per request on VMs whose idle CPUs halt; costs CPU only in the window after activity.',
   },
   {
     name: 'log-file',
@@ -108,10 +151,21 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
       'Opened with O_APPEND and O_NOFOLLOW in a directory owned by root that no ordinary user may write to; rotate it with logrotate copytruncate (deploy/logrotate/nsview).',
   },
   { name: 'verbose', alias: 'v', kind: 'flag', default: false, describe: 'trace every operation' },
-  { name: 'ready-fd', kind: 'integer', default: -1, min: 0, max: 65535, describe: 'internal: fd to report readiness on', hidden: true, noMountOption: true },
+  {
+    name: 'ready-fd',
+    kind: 'integer',
+    default: -1,
+    min: 0,
+    max: 65535,
+    describe: 'internal: fd to report readiness on',
+    hidden: true,
+    noMountOption: true,
+  },
 ];
 
-export const LIST_OPTIONS: readonly OptionSpec[] = [{ name: 'json', kind: 'flag', default: false, describe: 'one JSON array', noMountOption: true }];
+export const LIST_OPTIONS: readonly OptionSpec[] = [
+  { name: 'json', kind: 'flag', default: false, describe: 'one JSON array', noMountOption: true },
+];
 
 export interface CommandSpec {
   readonly name: string;
@@ -122,10 +176,30 @@ export interface CommandSpec {
 }
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'mount', args: '[mountpoint]', describe: `Mount the view (default ${DEFAULT_MOUNTPOINT}) and serve it in the background`, options: MOUNT_OPTIONS },
-  { name: 'unmount', args: '[mountpoint]', describe: 'Stop the daemon and remove the mount (also after the daemon died)', options: [] },
-  { name: 'list', args: '', describe: 'List every mount namespace on this host and how it was found', options: LIST_OPTIONS },
-  { name: 'completion', args: '', describe: 'Print a bash completion script (eval "$(nsview completion)")', options: [] },
+  {
+    name: 'mount',
+    args: '[mountpoint]',
+    describe: `Mount the view (default ${DEFAULT_MOUNTPOINT}) and serve it in the background`,
+    options: MOUNT_OPTIONS,
+  },
+  {
+    name: 'unmount',
+    args: '[mountpoint]',
+    describe: 'Stop the daemon and remove the mount (also after the daemon died)',
+    options: [],
+  },
+  {
+    name: 'list',
+    args: '',
+    describe: 'List every mount namespace on this host and how it was found',
+    options: LIST_OPTIONS,
+  },
+  {
+    name: 'completion',
+    args: '',
+    describe: 'Print a bash completion script (eval "$(nsview completion)")',
+    options: [],
+  },
 ];
 
 /** Exit statuses, as mount(8) and umount(8) use them (documented in the manual). */
@@ -134,7 +208,10 @@ export const EXIT_CODES: ReadonlyArray<[number, string]> = [
   [1, 'not permitted: not root, or capabilities missing'],
   [2, 'usage error: unknown command or option, or a value out of range'],
   [4, 'internal error (a bug: please report it)'],
-  [32, 'mount or unmount failure: the mountpoint is missing, not empty, busy (the running server is named) or nothing is mounted there; /dev/fuse or openat2(2) missing; the daemon did not start'],
+  [
+    32,
+    'mount or unmount failure: the mountpoint is missing, not empty, busy (the running server is named) or nothing is mounted there; /dev/fuse or openat2(2) missing; the daemon did not start',
+  ],
 ];
 
 /** "N seconds", "from 1 to 64": the allowed values of a numeric option, for messages and the manual. */

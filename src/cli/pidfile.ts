@@ -27,7 +27,7 @@ export function escapePath(p: string): string {
   let out = '';
   const bytes = Buffer.from(trimmed);
   for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
+    const b = bytes[i];
     const c = String.fromCharCode(b);
     if (c === '/') out += '-';
     else if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
@@ -67,7 +67,9 @@ function ensureRunDir(): void {
   if ((st.mode & 0o077) !== 0) fs.chmodSync(RUN_DIR, 0o700);
 }
 
-const { O_WRONLY, O_RDONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_CLOEXEC } = fs.constants as typeof fs.constants & { O_CLOEXEC?: number };
+const { O_WRONLY, O_RDONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_CLOEXEC } = fs.constants as typeof fs.constants & {
+  O_CLOEXEC?: number;
+};
 
 /** This process's open pid files, kept open for life: their fds are the proof `daemonOf` checks. */
 const held = new Map<string, number>();

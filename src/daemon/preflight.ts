@@ -36,14 +36,18 @@ function effectiveCaps(): bigint {
 }
 
 export function checkPrivileges(): void {
-  if (process.getuid?.() !== 0) throw new PreflightError('nsview must run as root (it reads every mount namespace on the host)', 1);
+  if (process.getuid?.() !== 0)
+    throw new PreflightError('nsview must run as root (it reads every mount namespace on the host)', 1);
   const caps = effectiveCaps();
   const missing = NEEDED_CAPS.filter(([bit]) => (caps & (1n << BigInt(bit))) === 0n).map(([, name]) => name);
   if (missing.length > 0) throw new PreflightError(`missing capabilities: ${missing.join(', ')}`, 1);
 }
 
 export function checkKernel(): void {
-  const [major = 0, minor = 0] = os.release().split('.').map((x) => parseInt(x, 10));
+  const [major = 0, minor = 0] = os
+    .release()
+    .split('.')
+    .map((x) => parseInt(x, 10));
   if (major < 5 || (major === 5 && minor < 6)) {
     throw new PreflightError(`kernel ${os.release()} has no openat2(2); nsview needs Linux >= 5.6`);
   }
@@ -53,7 +57,9 @@ export function checkFuseDevice(): void {
   try {
     fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
   } catch {
-    throw new PreflightError('/dev/fuse is missing or not accessible: load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse');
+    throw new PreflightError(
+      '/dev/fuse is missing or not accessible: load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse',
+    );
   }
 }
 
@@ -69,7 +75,8 @@ export function checkMountpoint(mountpoint: string, isDefault: boolean): void {
       return;
     }
     if (code === 'ENOTCONN') return; // a dead FUSE mount: cleaned by the mount step
-    if (code === 'ENOENT') throw new PreflightError(`mountpoint ${mountpoint} does not exist (create it with mkdir -p)`);
+    if (code === 'ENOENT')
+      throw new PreflightError(`mountpoint ${mountpoint} does not exist (create it with mkdir -p)`);
     throw new PreflightError(`mountpoint ${mountpoint}: ${code ?? (err as Error).message}`);
   }
   if (!st.isDirectory()) throw new PreflightError(`mountpoint ${mountpoint} is not a directory`);
@@ -81,7 +88,9 @@ export async function checkOpenat2(probe: () => Promise<void>): Promise<void> {
     await probe();
   } catch (err) {
     if (err instanceof NsviewError && err.errno === E.ENOSYS) {
-      throw new PreflightError('openat2(2) is not available (kernel < 5.6 or blocked by seccomp); nsview cannot resolve paths safely without it');
+      throw new PreflightError(
+        'openat2(2) is not available (kernel < 5.6 or blocked by seccomp); nsview cannot resolve paths safely without it',
+      );
     }
   }
 }
@@ -99,6 +108,8 @@ export function checkEmptyMountpoint(mountpoint: string): void {
     return; // missing or unreadable: the daemon's own checks say why
   }
   if (entries.length > 0) {
-    throw new PreflightError(`mountpoint ${mountpoint} is not empty (${entries.length} entries would be hidden); empty it or pass --nonempty`);
+    throw new PreflightError(
+      `mountpoint ${mountpoint} is not empty (${entries.length} entries would be hidden); empty it or pass --nonempty`,
+    );
   }
 }
