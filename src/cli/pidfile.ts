@@ -144,7 +144,11 @@ function verifiedPid(file: string): number | undefined {
   return pid !== undefined && holds(pid, file) ? pid : undefined;
 }
 
-/** Every live daemon on this host (from the pid files in RUN_DIR, each verified). */
+/**
+ * Every live daemon on this host, for display only (nothing is signalled): pid files proven by
+ * their holder, and those whose pid runs an nsview command line (a daemon of an older version,
+ * which did not hold its pid file open, still has sandbox threads to leave out of `nsview list`).
+ */
 export function runningDaemons(): number[] {
   let names: string[];
   try {
@@ -155,10 +159,22 @@ export function runningDaemons(): number[] {
   const out: number[] = [];
   for (const n of names) {
     if (!n.endsWith('.pid')) continue;
-    const pid = verifiedPid(path.join(RUN_DIR, n));
-    if (pid !== undefined) out.push(pid);
+    const file = path.join(RUN_DIR, n);
+    const pid = readPid(file);
+    if (pid !== undefined && (holds(pid, file) || runsNsview(pid))) out.push(pid);
   }
   return out;
+}
+
+function runsNsview(pid: number): boolean {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/cmdline`, 'latin1')
+      .split('\0')
+      .some((a) => a.endsWith('/bin/nsview'));
+  } catch {
+    return false;
+  }
 }
 
 export function removePidFile(mountpoint: string, onlyIfPid = process.pid): void {
