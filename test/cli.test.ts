@@ -87,7 +87,7 @@ test('--version prints the package version', async (t) => {
 });
 
 test('--help of nsview and of every command', async (t) => {
-  const [top, mount, unmount, list, listH, none, bad] = await Promise.all(
+  const [top, mount, unmount, list, listH, none, bad] = (await Promise.all(
     [
       ['--help'],
       ['mount', '--help'],
@@ -97,7 +97,7 @@ test('--help of nsview and of every command', async (t) => {
       [],
       ['mount', '--symlinks', 'follow'],
     ].map((a) => runNsview(a)),
-  );
+  )) as [RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult];
   t.is(top.code, 0, top.stderr);
   t.is(top.stderr, '');
   for (const cmd of ['mount [mountpoint]', 'unmount [mountpoint]', 'list'])

@@ -91,7 +91,7 @@ async function discoveryServer(): Promise<{ url: string; close(): Promise<void> 
     },
   };
   const server = http.createServer((req, res) => {
-    const doc = docs[(req.url ?? '').split('?')[0]];
+    const doc = docs[(req.url ?? '').split('?')[0] ?? ''];
     res.writeHead(doc ? 200 : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify(doc ?? { kind: 'Status', status: 'Failure', code: 404 }));
   });
@@ -153,6 +153,7 @@ if (kubectlMissing) {
       'tolerates every taint',
     );
     const c = pod.containers[0];
+    if (c === undefined) return t.fail('the DaemonSet has no container');
     t.deepEqual(c.args, ['/mnt/nsview']);
     const caps = await readFile(path.join(REPO_ROOT, 'src/daemon/preflight.ts'), 'utf8');
     for (const cap of c.securityContext.capabilities.add)
@@ -172,7 +173,7 @@ if (kubectlMissing) {
     t.deepEqual(probe.slice(0, 2), ['sh', '-c']);
     const d = await startNsview(t);
     const on = (mp: string) =>
-      run('sh', ['-c', probe[2].replaceAll('/mnt/nsview', mp)], { check: false, timeoutMs: 15_000 });
+      run('sh', ['-c', (probe[2] ?? '').replaceAll('/mnt/nsview', mp)], { check: false, timeoutMs: 15_000 });
     t.is((await on(d.mountpoint)).code, 0, 'a serving view passes');
     t.not((await on(dir)).code, 0, 'a plain directory fails');
     d.proc.kill('SIGKILL');

@@ -38,6 +38,7 @@ test('npm pack ships compiled JavaScript only; install -g into a fresh prefix mo
       files: Array<{ path: string }>;
     }>
   )[0];
+  if (info === undefined) return t.fail('npm pack --json printed no package');
   const files = info.files.map((f) => f.path);
   t.true(
     files.includes('bin/nsview') && files.includes('bin/mount.fuse.nsview') && files.includes('dist/man/nsview.1'),

@@ -37,7 +37,7 @@ function optionEntry(o: OptionSpec): string {
   const asOpt = o.noMountOption
     ? ''
     : ` In fstab: \\fB${roff(o.name.replace(/-/g, '_'))}${o.kind === 'flag' ? '' : '=\\fR\\fI' + roff(o.arg ?? 'VALUE')}\\fR.`;
-  return `.TP\n${names}${arg}\n${roff(o.describe)}.${o.manual ? ` ${roff(o.manual)}` : ''}${allowed ? ` ${roff(allowed[0].toUpperCase() + allowed.slice(1))}.` : ''}${dflt}${asOpt}`;
+  return `.TP\n${names}${arg}\n${roff(o.describe)}.${o.manual ? ` ${roff(o.manual)}` : ''}${allowed ? ` ${roff(allowed.charAt(0).toUpperCase() + allowed.slice(1))}.` : ''}${dflt}${asOpt}`;
 }
 
 export function manPage(version: string): string {

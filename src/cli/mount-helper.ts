@@ -81,7 +81,7 @@ export function parseHelperArgs(argv: readonly string[]): HelperInvocation {
   const options: string[] = [];
   let fake = false;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i] ?? '';
     if (a === '-o' || a === '-t' || a === '-N') {
       const v = argv[++i];
       if (v === undefined) throw new UsageError(`${a} needs a value`);
@@ -99,8 +99,9 @@ export function parseHelperArgs(argv: readonly string[]): HelperInvocation {
       positional.push(a);
     }
   }
-  if (positional.length !== 2) throw new UsageError('usage: mount.fuse.nsview SOURCE MOUNTPOINT [-o OPTIONS]');
-  const args = ['mount', positional[1], ...options.flatMap((o) => mountOptionsToArgs(o))];
+  const mountpoint = positional[1];
+  if (positional.length !== 2 || mountpoint === undefined) throw new UsageError('usage: mount.fuse.nsview SOURCE MOUNTPOINT [-o OPTIONS]');
+  const args = ['mount', mountpoint, ...options.flatMap((o) => mountOptionsToArgs(o))];
   return { args: fake ? undefined : args };
 }
 

@@ -172,7 +172,7 @@ async function startInBackground(opts: DaemonOptions, mode: MountMode): Promise<
   if (answer !== 'ok') {
     if (child.exitCode === null) child.kill('SIGTERM');
     const m = /^error (\d+) ([\s\S]*)$/.exec(answer);
-    throw new CliError(m ? m[2] : answer, m ? Number(m[1]) : EXIT.MOUNT_FAILURE);
+    throw new CliError(m?.[2] ?? answer, m ? Number(m[1]) : EXIT.MOUNT_FAILURE);
   }
   child.unref();
   (pipe as unknown as { destroy(): void }).destroy();

@@ -26,8 +26,7 @@ export function escapePath(p: string): string {
   if (trimmed === '') return '-';
   let out = '';
   const bytes = Buffer.from(trimmed);
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
+  for (const [i, b] of bytes.entries()) {
     const c = String.fromCharCode(b);
     if (c === '/') out += '-';
     else if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;

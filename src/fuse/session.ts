@@ -172,7 +172,7 @@ export class FuseServer implements Engine {
     if (this.stopping) return;
     const h = decodeInHeader(buf, n);
     if (h === undefined) return;
-    this.opcodeCounts[h.opcode & 63]++;
+    this.opcodeCounts[h.opcode & 63] = (this.opcodeCounts[h.opcode & 63] ?? 0) + 1;
     const row = opcodeRow(h.opcode);
     try {
       if (this.opts.readOnly && row.modifies) return this.reply(h.unique, E.EROFS);
