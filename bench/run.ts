@@ -1,5 +1,5 @@
 /**
- * nsview benchmark (issue 5): the same fixture, inside a real mount namespace, read natively,
+ * nsview benchmark: the same fixture, inside a real mount namespace, read natively,
  * through `bindfs -o ro` and through nsview, alternating, several runs; a Markdown table on
  * stdout and in bench/results/latest.{md,json}; the issue's targets as PASS/FAIL lines.
  *

@@ -1,5 +1,5 @@
 /**
- * nsview soak (issue 4): namespaces are created and destroyed without pause (half of them
+ * nsview soak: namespaces are created and destroyed without pause (half of them
  * process-based, half bind-mounted: a process pivot_root'ed into a small rootfs, pinned with
  * `mount --bind /proc/PID/ns/mnt`, the process then killed, the pin later removed with umount)
  * while `find` walks the whole view in a loop and a reader cats files of live namespaces.

@@ -1,5 +1,5 @@
 /**
- * End to end: the read-only view (issue 2) in `rewrite` mode, the default.
+ * End to end: the read-only view in `rewrite` mode, the default.
  *
  * One nsview daemon (a child process) serves a view of namespaces of every kind, all created
  * before it starts: two pivot_root'ed containers on two different tmpfs filesystems, and four

@@ -468,7 +468,7 @@ export function renderMarkdown(
     L.push('## Notes', '');
     L.push(...notes, ...r.errors.map((e) => `- error: ${e}`), '');
   }
-  L.push('## Targets (issue 17)', '');
+  L.push('## Targets (speed on any machine)', '');
   L.push('```', ...checkLines(r.checks), '```', '');
   return L.join('\n');
 }

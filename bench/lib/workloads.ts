@@ -1,5 +1,5 @@
 /**
- * The workloads of the benchmark (issue 5). Each is one shell command line per variant, over the
+ * The workloads of the benchmark. Each is one shell command line per variant, over the
  * same fixture reached three ways:
  *
  *   native  /proc/PID/root/data          (the holder's namespace, straight through the kernel)
