@@ -19,6 +19,8 @@ import {
   toListJson,
   visibleMountIds,
 } from '../src/discovery/index.js';
+import { namespaceByInode } from '../src/discovery/index.js';
+import { mountNamespaceIdentityAt } from '../src/sys/namespace-id.js';
 import type { DiscoverySnapshot, MountNamespace } from '../src/discovery/index.js';
 import { bytesToText, parseMountinfo, unescapeMountinfo } from '../src/sys/mountinfo.js';
 import { waitFor } from './helpers/index.js';
@@ -105,7 +107,7 @@ function umountQuiet(path: string, inside?: string): void {
 const PIN = ['taskset', '-c', '0'];
 
 function get(t: ExecutionContext, snap: DiscoverySnapshot, inode: number): MountNamespace {
-  const ns = snap.namespaces.get(inode);
+  const ns = namespaceByInode(snap, inode);
   if (!ns) t.fail(`mnt:[${inode}] not discovered`);
   return ns!;
 }
@@ -115,6 +117,8 @@ function checkSnapshotShape(t: ExecutionContext, snap: DiscoverySnapshot): void 
     t.deepEqual(ns.pids, [...ns.pids].sort((a, b) => a - b), `pids ascending in mnt:[${ns.inode}]`);
     t.true(ns.refs.length > 0, `mnt:[${ns.inode}] has a ref`);
     for (const pid of ns.pids) t.is(snap.pidToNamespace.get(pid), ns.inode);
+    // Keyed by id; the number maps back to it.
+    t.is(snap.byInode.get(ns.inode), ns.id);
   }
 }
 
@@ -217,13 +221,15 @@ for (const sync of [false, true]) {
       },
     });
     const p = (s: string): string => `${root}/${s}`;
-    t.deepEqual([...snap.namespaces.keys()], [1000, 1001, 1002, 1003, 1004, 1005, 1006]);
+    t.deepEqual([...snap.namespaces.values()].map((n) => n.inode), [1000, 1001, 1002, 1003, 1004, 1005, 1006]);
+    // Fake ns links have no kernel id behind them: each is keyed by its number.
+    t.deepEqual([...snap.namespaces.values()].map((n) => n.idSource), Array(7).fill('number'));
     t.deepEqual([...snap.pidToNamespace], [
       [10, 1000],
       [20, 1001],
     ]);
     t.is(snap.ownNamespace, 1000);
-    const ns = (n: number): MountNamespace => snap.namespaces.get(n)!;
+    const ns = (n: number): MountNamespace => namespaceByInode(snap, n)!;
     t.like(ns(1000), { source: 'process', pids: [10], threads: [], refs: [[p('10/ns/mnt')]] });
     t.like(ns(1001), { source: 'process', pids: [20], refs: [[p('20/ns/mnt')], [p('20/fd/5')]] });
     t.like(ns(1002), { source: 'thread', pids: [], threads: [{ pid: 20, tid: 21 }], refs: [[p('20/task/21/ns/mnt')]] });
@@ -232,8 +238,8 @@ for (const sync of [false, true]) {
     t.deepEqual(ns(1004).refs, [['/run/a b'], ['/run/a b', '/x', '/back']]);
     t.deepEqual(ns(1005).refs, [['/run/a b', '/x']]);
     t.deepEqual(ns(1006).refs, [[p('20/ns/mnt'), '/pin']]);
-    t.false(snap.namespaces.has(1007), 'overmounted pin');
-    t.false(snap.namespaces.has(1009), 'ignored sandbox thread');
+    t.false(snap.byInode.has(1007), 'overmounted pin');
+    t.false(snap.byInode.has(1009), 'ignored sandbox thread');
     // Asked only for namespaces without a readable process or thread; each once.
     t.deepEqual(asked.sort(), [1003, 1004, 1005, 1006]);
     t.deepEqual(snap.stats!.unexplored, [1003, 1006]);
@@ -258,7 +264,12 @@ test('process-held namespace: source process, its pid, pidToNamespace', async (t
   t.is(snap.pidToNamespace.get(process.pid), ownNs);
   t.is(snap.ownNamespace, ownNs);
   t.deepEqual(toListJson(ns).ref, [`/proc/${pid}/ns/mnt`]);
-  t.regex(describeNamespace(ns), new RegExp(`^mnt:\\[${inode}\\] process +pids=${pid} ref=/proc/${pid}/ns/mnt`));
+  // The kernel's id, read through the same link by another way (sys/namespace-id.ts).
+  const id = mountNamespaceIdentityAt(`/proc/${pid}/ns/mnt`).id;
+  t.is(ns.id, id);
+  t.is(ns.idSource, 'kernel');
+  t.is(toListJson(ns).id, String(id));
+  t.regex(describeNamespace(ns), new RegExp(`^mnt:\\[${inode}\\] id=${id} process +pids=${pid} ref=/proc/${pid}/ns/mnt`));
   checkSnapshotShape(t, snap);
   t.log(`pass: ${snap.stats!.durationMs.toFixed(1)} ms, ${snap.namespaces.size} namespaces`);
 });
@@ -277,7 +288,9 @@ test('process-less namespace pinned by a bind mount in our namespace: source bin
   t.deepEqual(ns.pids, []);
   t.deepEqual(ns.refs, [[pin]]);
   // Owner user ns is only read through /proc refs (never opens a pin by path).
-  t.deepEqual(toListJson(ns), { inode, source: 'bindmount', pids: [], threads: [], ref: [pin], refs: [[pin]] });
+  // Its id comes from the kernel's walk of every mount namespace (a pin is never opened by path).
+  const id = String(mountNamespaceIdentityAt(pin).id);
+  t.deepEqual(toListJson(ns), { id, inode, source: 'bindmount', pids: [], threads: [], ref: [pin], refs: [[pin]] });
 });
 
 test('fd-held namespace: source fd; the daemon’s own fds are not sources', async (t) => {
@@ -468,7 +481,7 @@ test('ignoreTids: the daemon’s own sandbox thread is not a source', async (t) 
   t.not(inode, ownNs);
 
   let snap = await discover({ ignoreTids: new Set([tid]) });
-  t.false(snap.namespaces.has(inode), 'sandbox thread ignored');
+  t.false(snap.byInode.has(inode), 'sandbox thread ignored');
   snap = await discover();
   t.deepEqual(get(t, snap, inode).threads, [{ pid: process.pid, tid }]);
 });
@@ -488,7 +501,7 @@ test('superset of lsns -t mnt', async (t) => {
   t.true(before.size > 0);
   for (const ns of before) {
     if (!after.has(ns)) continue; // vanished meanwhile
-    t.true(snap.namespaces.has(ns), `mnt:[${ns}] from lsns`);
+    t.true(snap.byInode.has(ns), `mnt:[${ns}] from lsns`);
   }
   checkSnapshotShape(t, snap);
   for (const ns of snap.namespaces.values()) t.log(describeNamespace(ns));

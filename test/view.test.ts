@@ -13,6 +13,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { mountNamespaceIdentityAt } from '../src/sys/namespace-id.js';
 import {
   CleanupScope,
   makeBindMountedNamespace,
@@ -200,13 +201,13 @@ function v(ns: number | string, rel = ''): string {
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-test('the top directory lists by-pid and every namespace, only namespace inodes besides by-pid', async (t) => {
+test('the top directory lists by-pid, by-id and every namespace, only namespace inodes besides them', async (t) => {
   const names = await ls(w.mp);
   t.true(names.includes('by-pid'));
   const nss = [w.hostNs, w.a.nsInode, w.b.nsInode, w.pin.nsInode, w.fd.nsInode, w.nested.nsInode, w.thread.nsInode];
   t.is(new Set(nss).size, nss.length, 'seven distinct namespaces');
   for (const ns of nss) t.true(names.includes(String(ns)), `${ns} listed`);
-  t.deepEqual(names.filter((n) => n !== 'by-pid' && !/^[1-9]\d*$/.test(n)), []);
+  t.deepEqual(names.filter((n) => n !== 'by-pid' && n !== 'by-id' && !/^[1-9]\d*$/.test(n)), []);
   // Each is a directory (stat through the kernel, not just a name).
   t.deepEqual(await out('stat', ['-c', '%F', ...nss.map((ns) => v(ns))]), 'directory\n'.repeat(nss.length));
 });
@@ -483,6 +484,7 @@ test('the view’s own mount inside a container is an empty directory and find t
 });
 
 interface ListRow {
+  id?: string;
   inode: number;
   source: string;
   pids: number[];
@@ -505,11 +507,19 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   const th = await makeThreadNamespace(t);
   const rows = await listJson();
   const row = (ns: number) => rows.find((x) => x.inode === ns);
-  const check = (label: string, ns: number, expected: Omit<ListRow, 'inode'>) => {
+  const check = (label: string, ns: number, expected: Omit<ListRow, 'inode' | 'id'>) => {
     const x = row(ns);
     if (!x) return t.fail(`${label}: ${ns} missing from nsview list --json`);
     t.deepEqual({ source: x.source, pids: x.pids, threads: x.threads, ref: x.ref }, expected, label);
   };
+  // "id": the kernel's never-reused id as a decimal string, the one its ns link gives.
+  for (const [label, ns, link] of [
+    ['container', c.nsInode, `/proc/${c.pid}/ns/mnt`],
+    ['bind mount', pin.nsInode, pin.file],
+    ['thread', th.nsInode, `/proc/${th.pid}/task/${th.tid}/ns/mnt`],
+  ] as const) {
+    t.is(row(ns)?.id, String(mountNamespaceIdentityAt(link).id), `${label} id`);
+  }
   const host = row(w.hostNs);
   t.is(host?.source, 'process');
   t.true(host?.pids.includes(process.pid));
@@ -530,9 +540,9 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   // The plain listing agrees.
   const plain = await runNsview(['list']);
   t.is(plain.code, 0, plain.stderr);
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${pin.nsInode}\\] bindmount .*ref=${pin.file}$`, 'm'));
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${c.nsInode}\\] process +pids=${c.pid} `, 'm'));
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] fd +ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${pin.nsInode}\\] id=\\d+ bindmount .*ref=${pin.file}$`, 'm'));
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${c.nsInode}\\] id=\\d+ process +pids=${c.pid} `, 'm'));
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] id=\\d+ fd +ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
 });
 
 test('a namespace pinned at a path that is not UTF-8 (and has a space) is found, listed and readable', async (t) => {

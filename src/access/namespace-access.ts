@@ -16,6 +16,8 @@ import { refOf, type RootRef } from './root-ref.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
 import { formatRef } from '../discovery/format.js';
 import { SandboxTask } from './sandbox.js';
+import { guardHolds } from './guard.js';
+import { isMountNamespaceAlive, namespaceIdSupport } from '../sys/namespace-id.js';
 
 export interface AccessEvents {
   onEvent(message: string): void;
@@ -23,11 +25,18 @@ export interface AccessEvents {
    * Does the namespace still exist (a fresh discovery pass)? Asked only when every way in
    * failed, so that a namespace that died answers ENOENT rather than the way in's error.
    */
-  confirmAlive(nsInode: number): Promise<boolean>;
+  confirmAlive(id: bigint): Promise<boolean>;
+  /**
+   * A namespace we held a way into died (found by the liveness sweep): its handle is closed
+   * already; the view makes every node and open file of it answer ENOENT/ESTALE.
+   */
+  onDead?(id: bigint): void;
 }
 
 /** An acquired way into one namespace. */
 export interface RootHandle {
+  /** The namespace's id (MountNamespace.id): a handle serves that namespace and no other. */
+  readonly id: bigint;
   readonly nsInode: number;
   readonly ref: RootRef;
   readonly via: string;
@@ -42,13 +51,31 @@ function viaTask(c: { pid: number; tid: number }): string {
   return c.tid === c.pid ? `/proc/${c.pid}/root` : `/proc/${c.pid}/task/${c.tid}/root`;
 }
 
+/** numberKey's bit (discovery/model.ts): a key made from a number, not a kernel id. */
+const NUMBER_KEY_BIT = 1n << 63n;
+
+/** The kernel id of `ns` to check when opening it, or undefined when it has none. */
+function kernelId(ns: MountNamespace): bigint | undefined {
+  return ns.idSource === 'kernel' ? ns.id : undefined;
+}
+
+function aliveOrUnknown(id: bigint): boolean {
+  try {
+    return isMountNamespaceAlive(id);
+  } catch {
+    return true;
+  }
+}
+
 /** How many processes to try before falling back to a sandbox. */
 const MAX_CANDIDATES = 8;
 
 export class NamespaceAccess {
-  private readonly handles = new Map<number, RootHandle>();
-  private readonly acquiring = new Map<number, Promise<RootHandle>>();
+  private readonly handles = new Map<bigint, RootHandle>();
+  private readonly acquiring = new Map<bigint, Promise<RootHandle>>();
   private snapshot: DiscoverySnapshot | undefined;
+  /** Namespaces known to the catalog beyond the last pass (found by a direct lookup). */
+  private known: (id: bigint) => boolean = () => false;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -72,10 +99,11 @@ export class NamespaceAccess {
    * our own sandbox threads, so a namespace only a sandbox of ours still holds is gone too: its
    * sandbox is released at once rather than keeping it alive.
    */
-  update(snapshot: DiscoverySnapshot): void {
+  update(snapshot: DiscoverySnapshot, known?: (id: bigint) => boolean): void {
     this.snapshot = snapshot;
-    for (const [ino, h] of this.handles) {
-      if (!snapshot.namespaces.has(ino)) this.drop(h, 'namespace vanished');
+    if (known) this.known = known;
+    for (const [id, h] of this.handles) {
+      if (!snapshot.namespaces.has(id) && !this.known(id)) this.drop(h, 'namespace vanished');
     }
   }
 
@@ -101,11 +129,11 @@ export class NamespaceAccess {
   }
 
   /**
-   * The root of `nsInode` if a way in is already held (no acquisition, never waits), counted as
+   * The root of namespace `id` if a way in is already held (no acquisition, never waits), counted as
    * a use for the idle timer. For the main thread's non-blocking fast path.
    */
-  peek(nsInode: number): RootRef | undefined {
-    const h = this.handles.get(nsInode);
+  peek(id: bigint): RootRef | undefined {
+    const h = this.handles.get(id);
     if (!h) return undefined;
     h.lastUsed = Date.now();
     return h.ref;
@@ -116,21 +144,24 @@ export class NamespaceAccess {
    * held roots are stat'ed, namespaces with a process get their root opened on the way (and kept).
    * Namespaces without a process are left out: a listing must not start sandboxes.
    */
-  async statRootsForListing(nss: Iterable<MountNamespace>): Promise<Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
+  async statRootsForListing(nss: Iterable<MountNamespace>): Promise<Map<bigint, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
     const items: StatRootItem[] = [];
     const tried = new Map<number, { pid: number; tid: number }>();
+    /** Results come back by inode number; within one snapshot a number has one namespace. */
+    const byInode = new Map<number, MountNamespace>();
     for (const ns of nss) {
-      const h = this.handles.get(ns.inode);
+      byInode.set(ns.inode, ns);
+      const h = this.handles.get(ns.id);
       if (h) items.push({ nsInode: ns.inode, rootFd: h.ref.rootFd });
-      else if (!this.acquiring.has(ns.inode)) {
+      else if (!this.acquiring.has(ns.id)) {
         const c = this.candidates(ns)[0];
         if (c) {
-          items.push({ nsInode: ns.inode, pid: c.pid, tid: c.tid });
+          items.push({ nsInode: ns.inode, nsId: kernelId(ns), pid: c.pid, tid: c.tid });
           tried.set(ns.inode, c);
         }
       }
     }
-    const out = new Map<number, { stat: Uint8Array; xattrNames?: Uint8Array }>();
+    const out = new Map<bigint, { stat: Uint8Array; xattrNames?: Uint8Array }>();
     if (items.length === 0) return out;
     let results: StatRootResult[];
     try {
@@ -139,16 +170,17 @@ export class NamespaceAccess {
       return out;
     }
     for (const r of results) {
+      const ns = byInode.get(r.nsInode);
       if (r.opened) {
-        if (this.handles.has(r.nsInode) || this.acquiring.has(r.nsInode)) {
+        if (!ns || this.handles.has(ns.id) || this.acquiring.has(ns.id)) {
           fs.close(r.opened.rootFd, () => {});
           fs.close(r.opened.guardFd, () => {});
         } else {
           const c = tried.get(r.nsInode);
-          this.remember(r.nsInode, r.opened, c ? viaTask(c) : 'a task');
+          this.remember(ns, r.opened, c ? viaTask(c) : 'a task');
         }
       }
-      if (r.stat) out.set(r.nsInode, { stat: r.stat, xattrNames: r.xattrNames });
+      if (r.stat && ns) out.set(ns.id, { stat: r.stat, xattrNames: r.xattrNames });
     }
     return out;
   }
@@ -176,25 +208,24 @@ export class NamespaceAccess {
   }
 
   private acquire(ns: MountNamespace): Promise<RootHandle> {
-    const h = this.handles.get(ns.inode);
+    const h = this.handles.get(ns.id);
     if (h) return Promise.resolve(h);
-    let p = this.acquiring.get(ns.inode);
+    let p = this.acquiring.get(ns.id);
     if (!p) {
       p = this.open(ns)
         .catch(async (err: unknown) => {
           if (errnoOf(err) === E.ETIMEDOUT) throw err;
-          if (!(await this.events.confirmAlive(ns.inode))) {
+          if (!(await this.events.confirmAlive(ns.id))) {
             throw new NsviewError(E.ENOENT, `namespace ${ns.inode} is gone`);
           }
-          // Alive per a fresh pass, which may know other tasks and refs: namespace inode
-          // numbers are reused at once, so the record we tried may describe a namespace that
-          // died and whose number a new one took. One more try with the fresh record.
-          const fresh = this.snapshot?.namespaces.get(ns.inode);
+          // Alive, and a fresh pass may know other tasks and refs of this same namespace (same
+          // id): one more try with the fresh record.
+          const fresh = this.snapshot?.namespaces.get(ns.id);
           if (fresh && fresh !== ns) return this.open(fresh);
           throw err;
         })
-        .finally(() => this.acquiring.delete(ns.inode));
-      this.acquiring.set(ns.inode, p);
+        .finally(() => this.acquiring.delete(ns.id));
+      this.acquiring.set(ns.id, p);
     }
     return p;
   }
@@ -203,8 +234,8 @@ export class NamespaceAccess {
     let lastErr: unknown;
     for (const c of this.candidates(ns).slice(0, MAX_CANDIDATES)) {
       try {
-        const r = await this.io.run({ op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, self: false }, ns.inode);
-        return this.remember(ns.inode, r, viaTask(c));
+        const r = await this.io.run({ op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, nsId: kernelId(ns), self: false }, ns.inode);
+        return this.remember(ns, r, viaTask(c));
       } catch (err) {
         lastErr = err;
         if (errnoOf(err) === E.ETIMEDOUT) throw err;
@@ -217,19 +248,20 @@ export class NamespaceAccess {
     }
   }
 
-  private remember(nsInode: number, r: RootRef, via: string, sandbox?: SandboxTask): RootHandle {
-    const h: RootHandle = { nsInode, ref: refOf(r), via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
-    this.handles.set(nsInode, h);
+  private remember(ns: MountNamespace, r: RootRef, via: string, sandbox?: SandboxTask): RootHandle {
+    const h: RootHandle = { id: ns.id, nsInode: ns.inode, ref: refOf(r), via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
+    this.handles.set(ns.id, h);
     return h;
   }
 
   /** Start a sandbox in `ns` through `ref` (host path, or a path inside another namespace). */
   private async startSandbox(ns: MountNamespace, ref: NamespaceRef): Promise<SandboxTask> {
     const last = ref[ref.length - 1]!;
-    if (ref.length === 1) return SandboxTask.start({ rootFd: -1, path: last, nsInode: ns.inode });
+    const nsId = kernelId(ns);
+    if (ref.length === 1) return SandboxTask.start({ rootFd: -1, path: last, nsInode: ns.inode, nsId });
     const outer = this.namespaceOfRef(ref.slice(0, -1));
     if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${formatRef(ref.slice(0, -1))}`);
-    return this.withRoot(outer, (root) => SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode }));
+    return this.withRoot(outer, (root) => SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode, nsId }));
   }
 
   private namespaceOfRef(ref: NamespaceRef): MountNamespace | undefined {
@@ -242,13 +274,17 @@ export class NamespaceAccess {
 
   private async openSandbox(ns: MountNamespace): Promise<RootHandle> {
     let lastErr: unknown = new NsviewError(E.ENOENT, `no way into namespace ${ns.inode}`);
-    for (const ref of ns.refs) {
+    // Where the kernel reopens a namespace by its id, that is the last way in: no file of it is
+    // needed (a namespace found directly has none yet).
+    const nsId = kernelId(ns);
+    const byId = nsId !== undefined && namespaceIdSupport().handles ? [[] as NamespaceRef] : [];
+    for (const ref of [...ns.refs, ...byId]) {
       try {
-        const task = await this.startSandbox(ns, ref);
+        const task = ref.length === 0 ? await SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId }) : await this.startSandbox(ns, ref);
         try {
-          const r = await this.io.run({ op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, self: true }, ns.inode);
-          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${formatRef(ref)})`);
-          return this.remember(ns.inode, r, `sandbox thread ${task.tid}`, task);
+          const r = await this.io.run({ op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true }, ns.inode);
+          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.length === 0 ? `its id ${nsId}` : formatRef(ref)})`);
+          return this.remember(ns, r, `sandbox thread ${task.tid}`, task);
         } catch (err) {
           task.release();
           throw err;
@@ -261,8 +297,8 @@ export class NamespaceAccess {
   }
 
   private drop(h: RootHandle, why: string): void {
-    if (this.handles.get(h.nsInode) !== h) return;
-    this.handles.delete(h.nsInode);
+    if (this.handles.get(h.id) !== h) return;
+    this.handles.delete(h.id);
     // Closing an fd on a root or /proc entry never waits on a filesystem.
     fs.close(h.ref.rootFd, () => {});
     fs.close(h.ref.guardFd, () => {});
@@ -272,12 +308,26 @@ export class NamespaceAccess {
     }
   }
 
+  /**
+   * Idle sandboxes go, and so does every way into a namespace that died or whose guard task is
+   * gone: a root fd held past its namespace's death pins the dead mount tree (and a guard fd a
+   * deleted /proc entry) until the namespace is next used, which may be never. Liveness is a
+   * listmount by id (no fd, ~1.4 us); the guard check reads procfs only.
+   */
   private sweep(): void {
     const now = Date.now();
-    for (const h of this.handles.values()) {
+    const byId = namespaceIdSupport().listmountById;
+    for (const h of [...this.handles.values()]) {
       if (h.sandbox && h.inflight === 0 && h.pins === 0 && now - h.lastUsed >= this.idleReleaseMs) {
         this.drop(h, 'idle');
+        continue;
       }
+      if (byId && (h.id & NUMBER_KEY_BIT) === 0n && !aliveOrUnknown(h.id)) {
+        this.drop(h, 'namespace died');
+        this.events.onDead?.(h.id);
+        continue;
+      }
+      if (!h.sandbox && h.inflight === 0 && !guardHolds(h.ref)) this.drop(h, 'access task gone');
     }
   }
 
@@ -290,7 +340,12 @@ export class NamespaceAccess {
   /** The thread id of the sandbox we hold in `nsInode`, if any (for reading its mountinfo). */
   /** [namespace inode, sandbox tid] of every sandbox held. */
   *heldSandboxes(): Iterable<[number, number]> {
-    for (const [ns, h] of this.handles) if (h.sandbox) yield [ns, h.sandbox.tid];
+    for (const h of this.handles.values()) if (h.sandbox) yield [h.nsInode, h.sandbox.tid];
+  }
+
+  /** For logs and tests: how many ways in (root + guard fd each) are held. */
+  get handleCount(): number {
+    return this.handles.size;
   }
 
   /** For logs and tests: how many sandbox tasks are held. */

@@ -11,13 +11,19 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { unshare, setns, gettid, setThreadName, close, CLONE } from '../sys/libc.js';
 import { openNsFile } from './ns-file.js';
 import { SANDBOX_THREAD_NAME } from './sandbox-name.js';
-import { errnoOf } from '../sys/errors.js';
+import { errnoOf, E, NsviewError } from '../sys/errors.js';
+import { mountNamespaceId, openMountNamespaceById } from '../sys/namespace-id.js';
 
 interface SandboxInit {
   /** Where the namespace file is: a host path (rootFd -1) or a path inside another root. */
   rootFd: number;
   path: string;
   nsInode: number;
+  /**
+   * The kernel's id of the namespace: checked on the opened file before setns. With `path` ''
+   * the namespace is opened by this id alone (nsfs file handle), no file of it needed.
+   */
+  nsId?: bigint;
   release: SharedArrayBuffer;
 }
 
@@ -31,6 +37,7 @@ function isSandboxInit(d: unknown): d is SandboxInit {
     typeof d.path === 'string' &&
     'nsInode' in d &&
     typeof d.nsInode === 'number' &&
+    (!('nsId' in d) || d.nsId === undefined || typeof d.nsId === 'bigint') &&
     'release' in d &&
     d.release instanceof SharedArrayBuffer
   );
@@ -45,8 +52,14 @@ try {
   unshare(CLONE.FS);
   // Opened here, checked (nsfs, expected inode) and closed right after setns. A pin is opened
   // through a detached clone of its mount, so removing it (umount) is never refused as busy.
-  const nsFd = openNsFile(init.rootFd, init.path, init.nsInode);
+  const nsFd =
+    init.path === '' && init.nsId !== undefined
+      ? openMountNamespaceById({ id: init.nsId, inode: init.nsInode })
+      : openNsFile(init.rootFd, init.path, init.nsInode);
   try {
+    if (init.nsId !== undefined && mountNamespaceId(nsFd) !== init.nsId) {
+      throw new NsviewError(E.ESTALE, `mount namespace ${init.nsInode} is another one than asked for`);
+    }
     setns(nsFd, CLONE.NEWNS);
   } finally {
     close(nsFd);

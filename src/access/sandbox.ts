@@ -11,9 +11,10 @@ export class SandboxTask {
 
   /**
    * Start a thread that joins the mount namespace whose file is `path` (a host path when rootFd
-   * is -1, else resolved inside that root) and must have inode `nsInode`.
+   * is -1, else resolved inside that root) and must have inode `nsInode` (and id `nsId`, when
+   * given; `path` '' then opens the namespace by that id).
    */
-  static start(ref: { rootFd: number; path: string; nsInode: number }, timeoutMs = 10_000): Promise<SandboxTask> {
+  static start(ref: { rootFd: number; path: string; nsInode: number; nsId?: bigint }, timeoutMs = 10_000): Promise<SandboxTask> {
     const release = new SharedArrayBuffer(4);
     const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), {
       workerData: { ...ref, release },

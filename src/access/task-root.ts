@@ -8,6 +8,7 @@ import { StatxView, STATX_RECORD, statxOfFd } from '../sys/stat.js';
 import { parseMountinfoLine } from '../sys/mountinfo.js';
 import type { OpenedRoot } from './root-ref.js';
 import { rootIdOf } from './root-id.js';
+import { mountNamespaceId } from '../sys/namespace-id.js';
 
 const EMPTY = cpath('');
 const DOTDOT = cpath('..');
@@ -28,14 +29,23 @@ function nsLinkOf(taskFd: number): string {
  * `..` stays put (the root mount is its own parent); from a chroot it climbs.
  * `self`: the task is a thread of ours (a sandbox), reached through /proc/self/task/TID.
  * `noSync`: stat with AT_STATX_DONT_SYNC (a listing must not wait on a frozen root filesystem).
+ * `nsId`: the kernel's id of the namespace. The task's namespace is then opened and its id
+ * checked, and held until the root is checked: a held namespace cannot die, so its number cannot
+ * go to another namespace while the `mnt:[N]` link texts are compared.
  */
-export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean, noSync = false): OpenedRoot {
+export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean, noSync = false, nsId?: bigint): OpenedRoot {
   const base = self ? `/proc/self/task/${tid}` : tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
   const guardFd = openat(AT.FDCWD, cpath(base), O.PATH | O.DIRECTORY | O.CLOEXEC);
   let rootFd = -1;
+  let nsFd = -1;
   try {
     const nsLink = `mnt:[${nsInode}]`;
     if (nsLinkOf(guardFd) !== nsLink) throw new NsviewError(E.ESRCH, `${base} left the namespace`);
+    if (nsId !== undefined) {
+      // A procfs ns link is always an nsfs file: opening it for reading never blocks.
+      nsFd = openat(guardFd, NS_MNT, O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK);
+      if (mountNamespaceId(nsFd) !== nsId) throw new NsviewError(E.ESRCH, `${base} is in another namespace with that number`);
+    }
     rootFd = openat(guardFd, ROOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
     const rootStat = statxOfFd(rootFd, noSync);
     const a = new StatxView(Buffer.from(rootStat.buffer));
@@ -64,6 +74,8 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     if (rootFd >= 0) close(rootFd);
     close(guardFd);
     throw err;
+  } finally {
+    if (nsFd >= 0) close(nsFd);
   }
 }
 

@@ -70,7 +70,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   let catalogRef: DiscoveryCatalog | undefined;
   const access = new NamespaceAccess(io, opts.idleReleaseMs, {
     onEvent: (m) => log.info(m),
-    confirmAlive: async (ino) => (await catalogRef?.fresh(0))?.namespaces.has(ino) ?? true,
+    confirmAlive: async (id) => (await catalogRef?.isAlive(id)) ?? true,
+    onDead: (id) => view?.namespaceDied(id),
   });
   let view: NamespaceView | undefined;
   const catalog = await DiscoveryCatalog.start(
@@ -78,7 +79,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       ownTids: () => access.sandboxTids(),
       sandboxes: () => access.heldSandboxes(),
       changed: (snap, appeared, vanished) => {
-        access.update(snap);
+        access.update(snap, (id) => catalogRef?.namespace(id) !== undefined);
         view?.catalogChanged(snap, appeared, vanished);
       },
     },
@@ -146,6 +147,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
         log.info(`unmounting ${opts.mountpoint} (${reason})`);
         process.off('SIGUSR1', dumpStats);
         catalog.stop();
+        view?.close();
         try {
           await session.unmount();
         } catch (err) {

@@ -7,7 +7,8 @@ import { promises as fsp, closeSync, fstatSync, openSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { NS_GET_USERNS, O, close, ioctlInt } from '../sys/libc.js';
 import { parseMountinfo } from '../sys/mountinfo.js';
-import type { DiscoverySnapshot, MountNamespace, NamespaceRef, NamespaceSource, TaskRef } from './model.js';
+import { numberKey, type DiscoverySnapshot, type MountNamespace, type NamespaceRef, type NamespaceSource, type TaskRef } from './model.js';
+import { forEachMountNamespace, mountNamespaceId, namespaceIdSupport } from '../sys/namespace-id.js';
 import { mountNamespacePins } from './mountinfo.js';
 import { Gate, newCounters, ProcReader, scanProcfs } from './procfs.js';
 
@@ -87,8 +88,10 @@ function refsOf(a: Acc, procRoot: string): NamespaceRef[] {
   return refs;
 }
 
-function toNamespace(a: Acc, procRoot: string): MountNamespace {
+function toNamespace(a: Acc, procRoot: string, id?: bigint): MountNamespace {
   const ns: MountNamespace = {
+    id: id ?? numberKey(a.inode),
+    idSource: id === undefined ? 'number' : 'kernel',
     inode: a.inode,
     source: sourceOf(a),
     pids: a.pids,
@@ -99,44 +102,80 @@ function toNamespace(a: Acc, procRoot: string): MountNamespace {
   return ns;
 }
 
+/** What one open of a namespace's ns link tells: its kernel id and its owning user namespace. */
+interface LinkIdentity {
+  id?: bigint;
+  ownerUserNs?: number;
+}
+
 /**
- * Inode of the user namespace owning mount namespace `inode`, read through a procfs ns link,
- * or undefined. Holds the nsfs fd for microseconds; checks it is still that namespace.
+ * Kernel id (and, if asked, owning user namespace) of mount namespace `inode`, read through a
+ * procfs ns link. Holds the nsfs fd for microseconds; checks it is still that namespace.
  */
-async function readOwnerUserNs(nsLink: string, inode: number): Promise<number | undefined> {
+async function readIdentity(nsLink: string, inode: number, owner: boolean): Promise<LinkIdentity> {
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(nsLink, NS_OPEN_FLAGS);
-    return ownerOfNsFd(fh.fd, inode);
+    return identityOfNsFd(fh.fd, inode, owner);
   } catch {
-    return undefined;
+    return {};
   } finally {
     await fh?.close().catch(() => undefined);
   }
 }
 
-/** The owning user namespace through an open nsfs fd (fstat and ioctl of it never block). */
-function ownerOfNsFd(fd: number, inode: number): number | undefined {
-  if (fstatSync(fd).ino !== inode) return undefined;
-  const userFd = ioctlInt(fd, NS_GET_USERNS);
+/** Id and owner through an open nsfs fd (fstat and ioctls of it never block). */
+function identityOfNsFd(fd: number, inode: number, owner: boolean): LinkIdentity {
+  if (fstatSync(fd).ino !== inode) return {};
+  const out: LinkIdentity = {};
   try {
-    return fstatSync(userFd).ino;
-  } finally {
-    close(userFd);
+    out.id = mountNamespaceId(fd);
+  } catch {
+    // no namespace ids on this kernel: the number is the key
   }
+  if (owner) {
+    try {
+      const userFd = ioctlInt(fd, NS_GET_USERNS);
+      try {
+        out.ownerUserNs = fstatSync(userFd).ino;
+      } finally {
+        close(userFd);
+      }
+    } catch {
+      // not readable: left undefined
+    }
+  }
+  return out;
 }
 
-/** readOwnerUserNs with synchronous calls (see DiscoverOptions.sync). */
-function readOwnerUserNsSync(nsLink: string, inode: number): number | undefined {
+/** readIdentity with synchronous calls (see DiscoverOptions.sync). */
+function readIdentitySync(nsLink: string, inode: number, owner: boolean): LinkIdentity {
   let fd = -1;
   try {
     fd = openSync(nsLink, NS_OPEN_FLAGS);
-    return ownerOfNsFd(fd, inode);
+    return identityOfNsFd(fd, inode, owner);
   } catch {
-    return undefined;
+    return {};
   } finally {
     if (fd >= 0) closeSync(fd);
   }
+}
+
+/**
+ * inode -> kernel id of every mount namespace of the system, by the nsfs walk (no procfs, about
+ * 10 us a namespace); empty where the kernel has no walk or we may not do it.
+ */
+function walkIds(): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  if (!namespaceIdSupport().walk) return out;
+  try {
+    forEachMountNamespace((ns) => {
+      out.set(ns.inode, ns.id);
+    });
+  } catch {
+    // EPERM (not CAP_SYS_ADMIN) or a walk cut short: the ids found so far stand
+  }
+  return out;
 }
 
 const NS_OPEN_FLAGS = O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC;
@@ -250,34 +289,52 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
   }
   const tWalk = performance.now();
 
-  if (opts.ownerUserNs ?? true) {
-    await Promise.all(
-      [...accs.values()].map(async (a) => {
-        // Only ns links: they always name a mount namespace. An fd number may have been closed
-        // and reused for a FIFO or a device since the scan, and opening that could block or
-        // have side effects; pins are paths, and paths are never opened here.
-        const link =
-          a.pids.length > 0
-            ? `${procRoot}/${a.pids[0]}/ns/mnt`
-            : a.threads.length > 0
-              ? `${procRoot}/${a.threads[0]!.pid}/task/${a.threads[0]!.tid}/ns/mnt`
-              : undefined;
-        if (link === undefined) return;
-        const owner = r.sync
-          ? r.now(link, () => readOwnerUserNsSync(link, a.inode))
-          : await r.limited(link, () => readOwnerUserNs(link, a.inode));
-        if (owner !== undefined) a.ownerUserNs = owner;
-      }),
-    );
+  // Ids: through a process or thread ns link of each namespace (the same open gives its owner).
+  // Only ns links: they always name a mount namespace. An fd number may have been closed and
+  // reused for a FIFO or a device since the scan, and opening that could block or have side
+  // effects; pins are paths, and paths are never opened here.
+  const owner = opts.ownerUserNs ?? true;
+  const ids = new Map<number, bigint>();
+  await Promise.all(
+    [...accs.values()].map(async (a) => {
+      const link =
+        a.pids.length > 0
+          ? `${procRoot}/${a.pids[0]}/ns/mnt`
+          : a.threads.length > 0
+            ? `${procRoot}/${a.threads[0]!.pid}/task/${a.threads[0]!.tid}/ns/mnt`
+            : undefined;
+      if (link === undefined) return;
+      const got = r.sync ? r.now(link, () => readIdentitySync(link, a.inode, owner)) : await r.limited(link, () => readIdentity(link, a.inode, owner));
+      if (got?.ownerUserNs !== undefined) a.ownerUserNs = got.ownerUserNs;
+      if (got?.id !== undefined) ids.set(a.inode, got.id);
+    }),
+  );
+  // Namespaces held only by fds or pins: their ids from one walk of the kernel's list. The walk
+  // comes after the scan, so a namespace that died and whose number a new one took meanwhile
+  // gets the new one's id: harmless, every use of a namespace checks its id again, and the next
+  // pass corrects the record.
+  if (procRoot === '/proc' && [...accs.keys()].some((inode) => !ids.has(inode))) {
+    const walked = walkIds();
+    for (const [inode, id] of walked) if (accs.has(inode) && !ids.has(inode)) ids.set(inode, id);
+    // Where the kernel has ids and its walk answered, a namespace with none died during the pass
+    // (its last task exited between the scan and the id read): reported under its number it would
+    // look like another namespace than the one of the same number next pass.
+    if (walked.size > 0) for (const inode of [...accs.keys()]) if (!ids.has(inode)) accs.delete(inode);
   }
 
-  const namespaces = new Map<number, MountNamespace>();
-  for (const inode of [...accs.keys()].sort((a, b) => a - b)) namespaces.set(inode, toNamespace(accs.get(inode)!, procRoot));
+  const namespaces = new Map<bigint, MountNamespace>();
+  const byInode = new Map<number, bigint>();
+  for (const inode of [...accs.keys()].sort((a, b) => a - b)) {
+    const ns = toNamespace(accs.get(inode)!, procRoot, ids.get(inode));
+    namespaces.set(ns.id, ns);
+    byInode.set(inode, ns.id);
+  }
   const pidToNamespace = new Map([...scan.processes].sort((x, y) => x[0] - y[0]));
   unexplored = unexplored.sort((a, b) => a - b);
   const takenAt = performance.now();
   const snapshot: DiscoverySnapshot = {
     namespaces,
+    byInode,
     pidToNamespace,
     takenAt,
     stats: {

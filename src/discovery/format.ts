@@ -18,6 +18,11 @@ export function refAsText(ref: NamespaceRef): string[] {
 }
 
 export interface NamespaceListJson {
+  /**
+   * The kernel's never-reused id, as a decimal string (a u64 does not fit a JSON number exactly);
+   * absent on kernels without ids. `/mnt/nsview/by-id/<id>` names this namespace and no other.
+   */
+  id?: string;
   inode: number;
   source: NamespaceSource;
   pids: number[];
@@ -30,6 +35,7 @@ export interface NamespaceListJson {
 
 export function toListJson(ns: MountNamespace): NamespaceListJson {
   const out: NamespaceListJson = {
+    ...(ns.idSource === 'kernel' ? { id: ns.id.toString() } : {}),
     inode: ns.inode,
     source: ns.source,
     pids: ns.pids,
@@ -43,7 +49,9 @@ export function toListJson(ns: MountNamespace): NamespaceListJson {
 
 /** One line: `mnt:[N] <source> pids=1,2 (+k) ref=...`. */
 export function describeNamespace(ns: MountNamespace, maxPids = 8): string {
-  const parts = [`mnt:[${ns.inode}]`, ns.source.padEnd(9)];
+  const parts = [`mnt:[${ns.inode}]`];
+  if (ns.idSource === 'kernel') parts.push(`id=${ns.id}`);
+  parts.push(ns.source.padEnd(9));
   if (ns.pids.length > 0) {
     const shown = ns.pids.slice(0, maxPids).join(',');
     parts.push(`pids=${shown}${ns.pids.length > maxPids ? ` (+${ns.pids.length - maxPids})` : ''}`);

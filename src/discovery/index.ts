@@ -8,8 +8,10 @@ export { parseMntNsLink, visibleMountIds, mountNamespacePins } from './mountinfo
 export type { NsfsMountNsPin } from './mountinfo.js';
 export { bestRef, formatRef, toListJson, describeNamespace, snapshotToListJson } from './format.js';
 export type { NamespaceListJson } from './format.js';
+export { namespaceByInode, numberKey } from './model.js';
 export type {
   DiscoverySnapshot,
+  NamespaceIdSource,
   DiscoveryStats,
   MountNamespace,
   NamespaceRef,

@@ -4,7 +4,9 @@
  */
 
 /** How a namespace was found, in order of preference for reaching it. */
-export type NamespaceSource = 'process' | 'thread' | 'fd' | 'bindmount';
+export type NamespaceSource = 'process' | 'thread' | 'fd' | 'bindmount' | 'direct';
+// 'direct': asked for by number or id before a pass found it, and found in the kernel's own list
+// of mount namespaces (no task, fd or pin known yet: reached by its id alone).
 
 /**
  * A path sequence in the style of lxkns' NamespaceRef: the first path is opened in the daemon's
@@ -26,10 +28,29 @@ export interface TaskRef {
   tid?: number;
 }
 
+/**
+ * Where a namespace's key comes from: the kernel's never-reused namespace id (NS_GET_MNTNS_ID),
+ * or, on kernels without one, its inode number (then a reused number is not told apart, and
+ * the access layer's checks of the guard task's root are all that tells two namespaces apart).
+ */
+export type NamespaceIdSource = 'kernel' | 'number';
+
+/** The key of a namespace on kernels without ids: the high bit set, so it never is a kernel id. */
+export function numberKey(inode: number): bigint {
+  return (1n << 63n) | BigInt(inode);
+}
+
 export interface MountNamespace {
-  /** Inode number of the namespace (the N in `mnt:[N]`). */
+  /**
+   * The namespace's identity: the kernel's unique id, never given to another namespace, or the
+   * numberKey of its inode (see NamespaceIdSource). Compare for equality only: kernel ids come
+   * from per-CPU batches and say nothing about age.
+   */
+  id: bigint;
+  idSource: NamespaceIdSource;
+  /** Inode number of the namespace (the N in `mnt:[N]`); another namespace may get it after. */
   inode: number;
-  /** The best way it was found (process > thread > fd > bindmount). */
+  /** The best way it was found (process > thread > fd > bindmount > direct). */
   source: NamespaceSource;
   /** Processes (thread-group leaders) attached to it, ascending. */
   pids: number[];
@@ -43,9 +64,11 @@ export interface MountNamespace {
 
 /** Result of one discovery pass. */
 export interface DiscoverySnapshot {
-  /** Namespaces by inode. */
-  namespaces: Map<number, MountNamespace>;
-  /** pid -> mount namespace inode, for every process seen (by-pid/ entries). */
+  /** Namespaces by id (MountNamespace.id). */
+  namespaces: Map<bigint, MountNamespace>;
+  /** Inode number -> id of the namespace that had that number during the pass. */
+  byInode: Map<number, bigint>;
+  /** pid -> mount namespace inode, for every process seen (the by-pid/ listing). */
   pidToNamespace: Map<number, number>;
   /** Monotonic ms timestamp when the pass finished. */
   takenAt: number;
@@ -75,4 +98,10 @@ export interface DiscoveryStats {
   vanished: number;
   errors: number;
   errorSamples: string[];
+}
+
+/** The namespace that had inode number `inode` during the pass of `snap`, if any. */
+export function namespaceByInode(snap: DiscoverySnapshot, inode: number): MountNamespace | undefined {
+  const id = snap.byInode.get(inode);
+  return id === undefined ? undefined : snap.namespaces.get(id);
 }

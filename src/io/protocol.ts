@@ -13,7 +13,8 @@ import type { LinkView } from '../resolve/symlink-view.js';
 
 export interface IoOps {
   /** Open the root of a task's namespace (access/task-root.ts). */
-  openTaskRoot: { req: { pid: number; tid: number; nsInode: number; self: boolean }; res: OpenedRoot };
+  /** `nsId`: the namespace's kernel id, checked while the namespace is held (absent: no ids). */
+  openTaskRoot: { req: { pid: number; tid: number; nsInode: number; nsId?: bigint; self: boolean }; res: OpenedRoot };
   /** Root attributes of many namespaces, for a listing of the top directory (roots.ts). */
   statRoots: { req: { items: StatRootItem[] }; res: StatRootResult[] };
   stat: { req: { root: RootRef; path: InRootPath; links?: LinkView }; res: StatResult };
@@ -56,7 +57,7 @@ export interface ReplyFrame {
 }
 
 /** One namespace of a statRoots batch: a held root, or a task whose root to open. */
-export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; pid: number; tid: number };
+export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; nsId?: bigint; pid: number; tid: number };
 
 export interface StatRootResult {
   nsInode: number;

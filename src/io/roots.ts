@@ -25,7 +25,7 @@ export function statRoots(items: StatRootItem[]): StatRootResult[] {
         rootFd = it.rootFd;
         r = { nsInode: it.nsInode, stat: statxOfFd(rootFd, true) };
       } else {
-        const o = openTaskRoot(it.pid, it.tid, it.nsInode, false, true);
+        const o = openTaskRoot(it.pid, it.tid, it.nsInode, false, true, it.nsId);
         rootFd = o.rootFd;
         r = { nsInode: it.nsInode, stat: o.rootStat, opened: refOf(o) };
       }

@@ -42,7 +42,7 @@ const b = pathBytes;
 
 const handlers: Handlers = {
   openTaskRoot: (req) => {
-    const r = openTaskRoot(req.pid, req.tid, req.nsInode, req.self);
+    const r = openTaskRoot(req.pid, req.tid, req.nsInode, req.self, false, req.nsId);
     return { value: r, transfer: buffersOf(r.rootStat), fds: [r.rootFd, r.guardFd] };
   },
   statRoots: (req) => {

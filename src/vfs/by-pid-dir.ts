@@ -11,6 +11,7 @@ import type { PidLinks } from './pid-link.js';
 import { InodeNumbers } from './inode-numbers.js';
 import { nextVirtualTime, virtualAttr, type VirtualTime } from './attrs.js';
 import { listEntries, parseNumberName, type Listings } from './listing.js';
+import { processNamespaceNow } from './process-namespace.js';
 
 export const BYPID_ID = 2n;
 
@@ -41,11 +42,13 @@ export class ByPidDir implements NodeKind<Node>, FixedDir, CatalogListener {
     return { attr: virtualAttr(n.id, 'dir', 0, this.mtime), attrTimeoutMs: this.vc.opts.topTimeoutMs };
   }
 
+  /**
+   * The process is asked now, not the last pass: an exited process is ENOENT at once, and a pid
+   * reused by a process in another namespace leads to that one (what by-pid/PID means).
+   */
   async lookup(ctx: RequestContext, dir: Node, name: Buffer): Promise<Entry> {
     const pid = parseNumberName(name);
-    let snap = this.vc.catalog.current();
-    if (pid !== undefined && !snap.pidToNamespace.has(pid)) snap = await this.vc.catalog.fresh(100);
-    const nsInode = pid === undefined ? undefined : snap.pidToNamespace.get(pid);
+    const nsInode = pid === undefined ? undefined : processNamespaceNow(pid);
     if (pid === undefined || nsInode === undefined) throw new NsviewError(E.ENOENT);
     return this.links.entry(pid, nsInode);
   }

@@ -16,7 +16,7 @@ export interface ListItem {
   ino: bigint;
   type: number;
   off: bigint;
-  entry?: () => Entry;
+  entry?: () => Entry | undefined;
 }
 
 /** '.', '..' and the given entries, with offsets 1..n (the list is the whole directory). */
@@ -49,6 +49,9 @@ export class Listings {
     const slice = list.slice(Number(offset), Number(offset) + (plus ? PLUS_BATCH : PLAIN_BATCH));
     if (slice.length === 0) this.lists.delete(nodeid);
     // Entries (and their lookup counts) are made as they are served, never cached.
-    return slice.map(({ entry, ...de }) => (plus && entry ? { ...de, entry: entry() } : de));
+    return slice.map(({ entry, ...de }) => {
+      const e = plus && entry ? entry() : undefined;
+      return e ? { ...de, entry: e } : de;
+    });
   }
 }

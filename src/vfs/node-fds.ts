@@ -10,9 +10,11 @@
  * used go first); a later request reopens by path with the node's identity checked again.
  */
 import type { DirChunk } from '../io/protocol.js';
+import type { NamespaceBinding } from './view-context.js';
 
 export interface NodeFd {
   readonly nodeid: bigint;
+  readonly binding: NamespaceBinding;
   readonly nsInode: number;
   fd: number;
   lastUsed: number;
@@ -65,6 +67,11 @@ export class NodeFds<T extends NodeFd> {
     if (!c) return;
     this.cursors.delete(nodeid);
     this.close(c);
+  }
+
+  /** Close every fd of namespace binding `b` (it died). */
+  dropBinding(b: NamespaceBinding): void {
+    for (const c of [...this.cursors.values()]) if (c.binding === b) this.drop(c.nodeid);
   }
 
   private sweep(): void {

@@ -7,6 +7,7 @@
  */
 import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
+import type { NamespaceBinding } from './view-context.js';
 
 export interface Node {
   readonly id: bigint;
@@ -49,9 +50,14 @@ export interface NodeKind<N extends Node> {
   dropped?(node: N): void;
 }
 
-/** A part of the view that changes when discovery finds namespaces or processes come and go. */
+/**
+ * A part of the view that changes when discovery finds namespaces or processes come and go.
+ * `appeared` / `vanished`: ids new in / gone from this snapshot (a vanished one may still live,
+ * held by nothing discovery sees); `dead`: bindings of namespaces that died (already marked dead
+ * and taken out of the view's bindings).
+ */
 export interface CatalogListener {
-  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void;
+  catalogChanged(snap: DiscoverySnapshot, appeared: bigint[], vanished: bigint[], dead: NamespaceBinding[]): void;
 }
 
 /** A directory of the view's own at a fixed name in the top directory (by-pid/, ...). */

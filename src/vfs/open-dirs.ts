@@ -6,7 +6,8 @@ import type { DirEntry, Entry } from '../fuse/types.js';
 import { StatxView, STATX_RECORD, dtypeOf } from '../sys/stat.js';
 import type { IoOp, IoRequestOf, IoResult } from '../io/protocol.js';
 import type { RootRef } from '../access/root-ref.js';
-import type { ViewContext } from './view-context.js';
+import type { NamespaceBinding, ViewContext } from './view-context.js';
+import { NsviewError, E } from '../sys/errors.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
 import { NodeFds, positionIn } from './node-fds.js';
@@ -33,10 +34,10 @@ export class OpenDirs {
    */
   private async openPinned<K extends IoOp>(n: RealNode, req: (root: RootRef) => IoRequestOf<K>): Promise<{ value: IoResult<K>; unpin: () => void }> {
     const vc = this.vc;
-    const ns = vc.namespace(n.nsInode);
+    const ns = vc.namespace(n.binding, E.ESTALE);
     const unpin = await vc.roots.pin(ns);
     try {
-      const value = await vc.roots.withRoot(ns, (root) => vc.io.run(req(root), n.nsInode));
+      const value = await vc.inRoot(n.binding, (root) => vc.io.run(req(root), n.nsInode), E.ESTALE);
       return { value, unpin };
     } catch (err) {
       unpin();
@@ -47,6 +48,7 @@ export class OpenDirs {
   /** The chunk holding the entries after `offset`, reading or reopening as needed. */
   private async dirChunk(n: RealNode, offset: bigint): Promise<{ c: DirCursor; start: number }> {
     const vc = this.vc;
+    vc.live(n.binding, E.ESTALE);
     let c = offset === 0n ? undefined : this.cursors.get(n.id);
     if (!c) {
       const { value: r, unpin } = await this.openPinned(n, (root) => ({
@@ -57,15 +59,22 @@ export class OpenDirs {
         ino: n.ino,
         links: vc.linkView(),
       }));
-      c = { nodeid: n.id, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
+      c = { nodeid: n.id, binding: n.binding, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
       this.cursors.put(c);
+      if (!n.binding.alive) {
+        // Died while the directory was opened: its fd goes now, nothing of it is served.
+        this.cursors.drop(n.id);
+        throw new NsviewError(E.ESTALE, `namespace ${n.nsInode} is gone`);
+      }
     }
     let start = positionIn(c.chunk, offset);
     if (start < 0 || (start >= c.chunk.data.offs.length && !c.chunk.data.end)) {
       const from = start < 0 ? offset : c.chunk.data.offs[c.chunk.data.offs.length - 1]!;
       const cur = c;
-      const data = await vc.inRoot(n.nsInode, (root) =>
-        vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
+      const data = await vc.inRoot(
+        n.binding,
+        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
+        E.ESTALE,
       );
       c.chunk = { from, data };
       start = 0;
@@ -77,6 +86,7 @@ export class OpenDirs {
   async read(n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
     const numbers = this.vc.numbers;
     const { c, start } = await this.dirChunk(n, offset);
+    this.vc.live(n.binding, E.ESTALE);
     const data = c.chunk.data;
     if (start >= data.offs.length) {
       // End served: nothing more to read through this fd.
@@ -111,6 +121,11 @@ export class OpenDirs {
       out.push(de);
     }
     return out;
+  }
+
+  /** Close the directory fds of a namespace that died. */
+  dropBinding(b: NamespaceBinding): void {
+    this.cursors.dropBinding(b);
   }
 
   /** Close the directory fd of node `nodeid`, if one is open (its next listing reopens). */

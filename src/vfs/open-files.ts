@@ -5,7 +5,7 @@
 import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../fuse/types.js';
 import { NsviewError, E, errnoName } from '../sys/errors.js';
 import { StatxView } from '../sys/stat.js';
-import type { ViewContext } from './view-context.js';
+import type { NamespaceBinding, ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
 
@@ -16,12 +16,16 @@ import type { FdCloser } from './fd-closer.js';
  * read fd at once from a worker.
  */
 interface OpenFile {
+  /** Its namespace: once that died, the file answers ESTALE (its fds are closed at the death). */
+  binding: NamespaceBinding;
   nsInode: number;
   unpin: () => void;
   /** The O_PATH fd taken at OPEN, until a read turns it into `opened`. */
   pathFd?: number;
   /** Resolves to the read fd (rejects with the open's error). */
   opened?: Promise<number>;
+  /** Its fds are closed (released, or its namespace died). */
+  closed?: boolean;
 }
 
 export class OpenFiles {
@@ -42,9 +46,10 @@ export class OpenFiles {
    */
   async open(n: RealNode): Promise<OpenReply> {
     const vc = this.vc;
-    const unpin = await vc.roots.pin(vc.namespace(n.nsInode));
-    const f: OpenFile = { nsInode: n.nsInode, unpin };
-    const held = vc.roots.peek(n.nsInode);
+    const b = n.binding;
+    const unpin = await vc.roots.pin(vc.namespace(b));
+    const f: OpenFile = { binding: b, nsInode: n.nsInode, unpin };
+    const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryOpenPath(held, n.path);
     if (fast && fast.st.isReg && fast.st.dev === n.dev && fast.st.ino === n.ino) {
       f.pathFd = fast.fd;
@@ -52,14 +57,17 @@ export class OpenFiles {
       if (fast) this.closer.closeSoon(fast.fd); // another file there now: the worker decides
       const { path, dev, ino } = n;
       try {
-        const r = await vc.inRoot(n.nsInode, (root) =>
-          vc.io.run({ op: 'openFile', root, path, dev, ino }, n.nsInode),
-        );
+        const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'openFile', root, path, dev, ino }, n.nsInode));
         f.opened = Promise.resolve(r.fd);
       } catch (err) {
         unpin();
         throw err;
       }
+    }
+    if (!b.alive) {
+      // Died while we opened: never hand out a handle of a dead namespace.
+      this.closeFds(f);
+      throw new NsviewError(E.ENOENT, `namespace ${b.inode} is gone`);
     }
     const fh = this.nextFh++;
     this.files.set(fh, f);
@@ -74,6 +82,7 @@ export class OpenFiles {
   async statOpen(fh: bigint): Promise<StatxView | undefined> {
     const f = this.files.get(fh);
     if (!f) return undefined;
+    this.vc.live(f.binding, E.ESTALE);
     const held = f.pathFd === undefined ? undefined : this.vc.fast.statHeld(f.pathFd);
     if (held) return held;
     const fd = f.opened === undefined ? undefined : await f.opened.catch(() => undefined);
@@ -104,6 +113,7 @@ export class OpenFiles {
   async read(ctx: RequestContext, fh: bigint, offset: bigint, size: number): Promise<Replied> {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
+    this.vc.live(f.binding, E.ESTALE);
     const fd = await this.fileFd(f);
     const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
     if (written !== 0 && written !== E.ENOENT) {
@@ -118,13 +128,31 @@ export class OpenFiles {
     const f = this.files.get(fh);
     if (!f) return;
     this.files.delete(fh);
+    this.closeFds(f);
+  }
+
+  /** Close the fds of an open file and release its pin (once; the file then answers ESTALE). */
+  private closeFds(f: OpenFile): void {
+    if (f.closed) return;
+    f.closed = true;
     // Closing may block (see FdCloser): the O_PATH fd goes with the next batch, a read fd at once.
     if (f.pathFd !== undefined) {
       this.closer.closeSoon(f.pathFd);
+      f.pathFd = undefined;
       f.unpin();
+    } else if (f.opened !== undefined) {
+      f.opened.then((fd) => this.closer.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
     } else {
-      f.opened!.then((fd) => this.closer.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
+      f.unpin();
     }
+  }
+
+  /**
+   * The namespace of `b` died: the fds of its open files are closed now (a read fd would keep its
+   * dead mount tree), and the handles stay until released, answering ESTALE.
+   */
+  dropBinding(b: NamespaceBinding): void {
+    for (const f of this.files.values()) if (f.binding === b) this.closeFds(f);
   }
 
   get size(): number {

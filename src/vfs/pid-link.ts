@@ -1,11 +1,15 @@
 /**
  * The links in by-pid/: by-pid/PID -> ../<inode of PID's mount namespace>. One node per pid the
- * kernel holds; its target follows the pid into whatever namespace discovery last saw it in.
+ * kernel holds; its target is read from the process at every readlink (an exited process gives
+ * ENOENT at once), and the kernel may cache neither the entry nor its attributes, so a link
+ * never leads where a pid was a moment ago.
  */
 import type { AttrReply, Entry, RequestContext } from '../fuse/types.js';
 import type { Node, NodeKind } from './node-kind.js';
 import type { ViewContext } from './view-context.js';
 import { virtualAttr } from './attrs.js';
+import { NsviewError, E } from '../sys/errors.js';
+import { processNamespaceNow } from './process-namespace.js';
 
 export interface PidLinkNode extends Node {
   readonly pid: number;
@@ -32,7 +36,7 @@ export class PidLinks implements NodeKind<PidLinkNode> {
       this.vc.nodes.add(node);
     }
     node.nsInode = nsInode;
-    return this.vc.virtualEntry(node, 'link', target(nsInode).length);
+    return this.vc.virtualEntry(node, 'link', target(nsInode).length, undefined, 0);
   }
 
   isDirectory(): boolean {
@@ -40,11 +44,20 @@ export class PidLinks implements NodeKind<PidLinkNode> {
   }
 
   async getattr(ctx: RequestContext, n: PidLinkNode): Promise<AttrReply> {
-    return { attr: virtualAttr(n.id, 'link', target(n.nsInode).length), attrTimeoutMs: this.vc.opts.topTimeoutMs };
+    this.refresh(n);
+    return { attr: virtualAttr(n.id, 'link', target(n.nsInode).length), attrTimeoutMs: 0 };
   }
 
   async readlink(ctx: RequestContext, n: PidLinkNode): Promise<Buffer> {
+    this.refresh(n);
     return Buffer.from(target(n.nsInode));
+  }
+
+  /** The process's namespace now; ENOENT once it exited. */
+  private refresh(n: PidLinkNode): void {
+    const now = processNamespaceNow(n.pid);
+    if (now === undefined) throw new NsviewError(E.ENOENT, `process ${n.pid} is gone`);
+    n.nsInode = now;
   }
 
   dropped(n: PidLinkNode): void {

@@ -9,8 +9,15 @@
 import { childOf, type InRootPath } from '../resolve/names.js';
 import type { Node, NodeKind } from './node-kind.js';
 import type { NodeTable } from './nodes.js';
+import type { NamespaceBinding } from './view-context.js';
+
+/** How a namespace root was reached: `/<inode>` or `by-id/<id>` (one node each, see RealNodes). */
+export type RootVia = 'ino' | 'id';
 
 export interface RealNode extends Node {
+  /** The one namespace this node belongs to, for its whole life. */
+  readonly binding: NamespaceBinding;
+  /** Its inode number, for logs and io accounting. */
   readonly nsInode: number;
   /** The directory node this was looked up in; undefined for a namespace root. */
   readonly parent: RealNode | undefined;
@@ -42,7 +49,9 @@ class RealNodeRecord implements RealNode {
   constructor(
     readonly kind: NodeKind<RealNode>,
     readonly num: number,
-    readonly nsInode: number,
+    readonly binding: NamespaceBinding,
+    /** For a root: how it was reached (its key among the roots). */
+    readonly via: RootVia | undefined,
     readonly parent: RealNodeRecord | undefined,
     readonly name: string,
     public dev: number,
@@ -55,6 +64,10 @@ class RealNodeRecord implements RealNode {
 
   get id(): bigint {
     return BigInt(this.num);
+  }
+
+  get nsInode(): number {
+    return this.binding.inode;
   }
 
   get ino(): bigint {
@@ -71,6 +84,10 @@ class RealNodeRecord implements RealNode {
   }
 }
 
+function rootKey(b: NamespaceBinding, via: RootVia): string {
+  return `${b.id}/${via}`;
+}
+
 function compact(v: bigint): number | bigint {
   return v <= MAX_EXACT ? Number(v) : v;
 }
@@ -82,8 +99,12 @@ function record(n: RealNode): RealNodeRecord {
 }
 
 export class RealNodes {
-  /** namespace inode -> its root's node; the rest hang below through `children`. */
-  private readonly roots = new Map<number, RealNodeRecord>();
+  /**
+   * Namespace roots by rootKey (binding id and how reached); the rest hang below through
+   * `children`. Linux keeps one dentry per directory inode, so `/<inode>` and `by-id/<id>` of one
+   * namespace are two nodes: one node under two names would make the kernel move one of them.
+   */
+  private readonly roots = new Map<string, RealNodeRecord>();
 
   constructor(
     private readonly table: NodeTable,
@@ -95,17 +116,27 @@ export class RealNodes {
    * of another type now at the same path gets a new node id: the kernel must not see an inode
    * change type under it.
    */
-  lookup(nsInode: number, parent: RealNode | undefined, name: string, dev: number, ino: bigint, type: number, opaque: boolean): RealNode {
+  lookup(
+    binding: NamespaceBinding,
+    parent: RealNode | undefined,
+    name: string,
+    dev: number,
+    ino: bigint,
+    type: number,
+    opaque: boolean,
+    via: RootVia = 'ino',
+  ): RealNode {
     const dir = parent === undefined ? undefined : record(parent);
-    if (dir !== undefined && dir.nsInode !== nsInode) throw new Error('a node below a root of another namespace');
-    let node = dir === undefined ? this.roots.get(nsInode) : dir.children?.get(name);
+    if (dir !== undefined && dir.binding !== binding) throw new Error('a node below a root of another namespace');
+    const key = rootKey(binding, via);
+    let node = dir === undefined ? this.roots.get(key) : dir.children?.get(name);
     if (node && node.type !== type) {
       this.unlink(node);
       node = undefined;
     }
     if (!node) {
-      node = new RealNodeRecord(this.kind, this.table.newId(), nsInode, dir, dir === undefined ? '' : name, dev, ino, type, opaque);
-      if (dir === undefined) this.roots.set(nsInode, node);
+      node = new RealNodeRecord(this.kind, this.table.newId(), binding, dir === undefined ? via : undefined, dir, dir === undefined ? '' : name, dev, ino, type, opaque);
+      if (dir === undefined) this.roots.set(key, node);
       else (dir.children ??= new Map()).set(node.name, node);
       this.table.add(node);
     }
@@ -121,15 +152,21 @@ export class RealNodes {
     const node = record(n);
     const dir = node.parent;
     if (dir === undefined) {
-      if (this.roots.get(node.nsInode) === node) this.roots.delete(node.nsInode);
+      const key = rootKey(node.binding, node.via ?? 'ino');
+      if (this.roots.get(key) === node) this.roots.delete(key);
     } else if (dir.children?.get(node.name) === node) {
       dir.children.delete(node.name);
       if (dir.children.size === 0) dir.children = undefined;
     }
   }
 
-  /** The node ids the kernel holds in one namespace (a scan: only when a namespace vanished). */
-  *idsOf(nsInode: number): Iterable<bigint> {
-    for (const n of this.table.values()) if (n instanceof RealNodeRecord && n.nsInode === nsInode) yield n.id;
+  /** The node ids the kernel holds in one namespace (a scan: only when a namespace died). */
+  *idsOf(binding: NamespaceBinding): Iterable<bigint> {
+    for (const n of this.table.values()) if (n instanceof RealNodeRecord && n.binding === binding) yield n.id;
+  }
+
+  /** Forget the roots of a dead namespace: a later lookup of its number finds another binding. */
+  dropRoots(binding: NamespaceBinding): void {
+    for (const via of ['ino', 'id'] as const) this.roots.delete(rootKey(binding, via));
   }
 }

@@ -15,8 +15,8 @@ import { hasXattrName } from '../io/xattr-names.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import { ExpiringMap } from './expiring-map.js';
 import type { CatalogListener, NodeKind } from './node-kind.js';
-import type { ViewContext } from './view-context.js';
-import { RealNodes, type RealNode } from './real-nodes.js';
+import type { NamespaceBinding, ViewContext } from './view-context.js';
+import { RealNodes, type RealNode, type RootVia } from './real-nodes.js';
 import { attrFromStatx } from './attrs.js';
 import type { OpenFiles } from './open-files.js';
 import { OpenDirs } from './open-dirs.js';
@@ -42,7 +42,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     closer: FdCloser,
   ) {
     this.nodes = new RealNodes(vc.nodes, this);
-    this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.nsInode, dir, name, st, 0, false));
+    this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.binding, dir, name, st, 0, false));
     this.xattrNames = new ExpiringMap(vc.opts.attrTimeoutMs, 8192);
   }
 
@@ -66,9 +66,10 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   /** Stat a node path (fast path first); ENOENT for what the view does not show (see hidden). */
-  private async statReal(nsInode: number, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
+  private async statReal(b: NamespaceBinding, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
     const vc = this.vc;
-    const held = vc.roots.peek(nsInode);
+    vc.live(b);
+    const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryStat(held, path, vc.opts.symlinks === 'rewrite');
     let st: StatxView;
     let fsType: number;
@@ -76,21 +77,21 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
       st = new StatxView(Buffer.from(fast.stat.buffer));
       fsType = fast.fsType;
     } else {
-      const r = await vc.inRoot(nsInode, (root) =>
-        vc.io.run({ op: 'stat', root, path, links: vc.linkView() }, nsInode),
-      );
+      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView() }, b.inode));
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
       vc.fast.learn(st, fsType);
     }
     if (this.hidden(st, fsType)) throw new NsviewError(E.ENOENT, 'inside a hidden filesystem');
+    // The namespace may have died while the answer was on its way: nothing of it after that.
+    vc.live(b);
     return { st, fsType };
   }
 
   /** The entry for `name` in directory `parent` (a namespace root: parent undefined, name ''). */
-  private entry(nsInode: number, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean): Entry {
+  private entry(b: NamespaceBinding, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean, via: RootVia = 'ino'): Entry {
     const opts = this.vc.opts;
-    const node = this.nodes.lookup(nsInode, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType));
+    const node = this.nodes.lookup(b, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType), via);
     return {
       nodeid: node.id,
       generation: 0n,
@@ -102,15 +103,15 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   // ---- namespace roots (entries of the top directory) ---------------------------------------
 
-  /** The entry of namespace `nsInode`'s root, stat'ed now. */
-  async rootEntry(nsInode: number): Promise<Entry> {
-    const { st, fsType } = await this.statReal(nsInode, '');
-    return this.entry(nsInode, undefined, '', st, fsType, true);
+  /** The entry of the root of the namespace of binding `b`, stat'ed now, as reached `via`. */
+  async rootEntry(b: NamespaceBinding, via: RootVia = 'ino'): Promise<Entry> {
+    const { st, fsType } = await this.statReal(b, '');
+    return this.entry(b, undefined, '', st, fsType, true, via);
   }
 
   /** The entry of a namespace root from attributes a listing of the top directory fetched. */
-  listedRootEntry(nsInode: number, st: StatxView, xattrNames: Uint8Array | undefined): Entry {
-    const e = this.entry(nsInode, undefined, '', st, 0, true);
+  listedRootEntry(b: NamespaceBinding, st: StatxView, xattrNames: Uint8Array | undefined): Entry {
+    const e = this.entry(b, undefined, '', st, 0, true);
     if (xattrNames) this.xattrNames.set(e.nodeid, xattrNames);
     return e;
   }
@@ -125,8 +126,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     assertComponent(name);
     if (p.opaque) throw new NsviewError(E.ENOENT);
     const component = name.toString('latin1');
-    const { st, fsType } = await this.statReal(p.nsInode, childOf(p.path, component));
-    return this.entry(p.nsInode, p, component, st, fsType, false);
+    const { st, fsType } = await this.statReal(p.binding, childOf(p.path, component));
+    return this.entry(p.binding, p, component, st, fsType, false);
   }
 
   async getattr(ctx: RequestContext, n: RealNode, fh: bigint | undefined): Promise<AttrReply> {
@@ -136,7 +137,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const open = fh === undefined ? undefined : await this.files.statOpen(fh);
     if (open) return { attr: attrFromStatx(open, vc.numbers), attrTimeoutMs: vc.opts.attrTimeoutMs };
     if (vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
-    const { st, fsType } = await this.statReal(n.nsInode, n.path);
+    // A node of a dead namespace is never refreshed from whatever has its number now.
+    const { st, fsType } = await this.statReal(n.binding, n.path);
     // Same path, other file of another type: the kernel re-looks it up after ENOENT.
     if (st.type !== n.type) throw new NsviewError(E.ENOENT);
     if (st.dev !== n.dev || st.ino !== n.ino) {
@@ -155,11 +157,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   async readlink(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     const vc = this.vc;
     if ((n.type & S_IFMT) !== S_IFLNK) throw new NsviewError(E.EINVAL);
-    const out = await vc.inRoot(n.nsInode, (root) =>
+    const out = await vc.inRoot(n.binding, (root) =>
       vc.opts.symlinks === 'raw'
         ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode)
         : vc.io.run({ op: 'viewLink', root, path: n.path, ownDev: vc.ownDev, pseudo: vc.opts.pseudo }, n.nsInode),
     );
+    vc.live(n.binding);
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
 
@@ -176,9 +179,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async statfs(ctx: RequestContext, n: RealNode): Promise<StatFs> {
     if (this.vc.fromSelf(ctx)) return EMPTY_STATFS;
-    const raw = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode),
-    );
+    const raw = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode));
     return decodeStatfs(raw);
   }
 
@@ -191,9 +192,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENODATA);
     const known = this.xattrNames.get(n.id);
     if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
-    const r = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode),
-    );
+    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode));
+    this.vc.live(n.binding);
     this.xattrNames.set(n.id, r.names);
     if (!r.value) throw new NsviewError(E.ENODATA);
     return Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
@@ -201,9 +201,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async listxattr(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     if (this.vc.fromSelf(ctx)) return Buffer.alloc(0);
-    const v = await this.vc.inRoot(n.nsInode, (root) =>
-      this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode),
-    );
+    const v = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode));
+    this.vc.live(n.binding);
     this.xattrNames.set(n.id, v);
     return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
@@ -215,13 +214,18 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   /**
-   * A shell whose cwd is inside a vanished namespace must not keep listing cached entries: drop
-   * what the kernel caches (attributes, pages, directory listings) of every inode of it.
+   * A namespace died: its open files and directories let go of their fds (nothing keeps the dead
+   * mount tree), its roots are forgotten (its number, looked up again, gets a new binding and new
+   * nodes), and what the kernel caches of its inodes (attributes, pages, listings) is dropped, so
+   * a shell whose cwd is inside gets errors rather than cached entries.
    */
-  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
-    for (const ino of vanished) {
+  catalogChanged(snap: DiscoverySnapshot, appeared: bigint[], vanished: bigint[], dead: NamespaceBinding[]): void {
+    for (const b of dead) {
+      this.files.dropBinding(b);
+      this.dirs.dropBinding(b);
+      this.nodes.dropRoots(b);
       let budget = VANISH_INVALIDATIONS;
-      for (const id of this.nodes.idsOf(ino)) {
+      for (const id of this.nodes.idsOf(b)) {
         if (budget-- <= 0) break;
         this.vc.session?.invalidateInode(id);
       }

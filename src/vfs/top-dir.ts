@@ -8,7 +8,7 @@ import { NsviewError, E } from '../sys/errors.js';
 import { StatxView, STATX_RECORD } from '../sys/stat.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import type { CatalogListener, FixedDir, Node, NodeKind } from './node-kind.js';
-import type { ViewContext } from './view-context.js';
+import type { NamespaceBinding, ViewContext } from './view-context.js';
 import type { RealTree } from './real-tree.js';
 import { InodeNumbers } from './inode-numbers.js';
 import { nextVirtualTime, virtualAttr, type VirtualTime } from './attrs.js';
@@ -40,10 +40,11 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
     for (const f of this.fixed) if (name.equals(f.name)) return f.entry();
     const ino = parseNumberName(name);
     if (ino === undefined) throw new NsviewError(E.ENOENT);
-    let snap = this.vc.catalog.current();
-    if (!snap.namespaces.has(ino)) snap = await this.vc.catalog.fresh(100);
-    if (!snap.namespaces.has(ino)) throw new NsviewError(E.ENOENT);
-    return this.tree.rootEntry(ino);
+    // Whatever namespace has the number now (as lsns shows it), asked of the kernel directly when
+    // the last pass did not see it: a namespace that exists is never ENOENT for want of a pass.
+    const ns = this.vc.catalog.byInode(ino);
+    if (!ns) throw new NsviewError(E.ENOENT);
+    return this.tree.rootEntry(this.vc.binding(ns));
   }
 
   async readdir(ctx: RequestContext, dir: Node, offset: bigint, plus: boolean): Promise<DirEntry[]> {
@@ -57,15 +58,17 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
   private async entries(snap: DiscoverySnapshot): Promise<ListItem[]> {
     const roots = await this.vc.roots.statRootsForListing(snap.namespaces.values());
     const items: Array<Omit<ListItem, 'off'>> = this.fixed.map((f) => ({ name: f.name, ino: f.node.id, type: DT.DIR }));
-    for (const ino of [...snap.namespaces.keys()].sort((a, b) => a - b)) {
-      const root = roots.get(ino);
+    for (const ns of [...snap.namespaces.values()].sort((a, b) => a.inode - b.inode)) {
+      const root = roots.get(ns.id);
       const st = root && new StatxView(Buffer.from(root.stat.buffer, root.stat.byteOffset, STATX_RECORD));
       const xattrNames = root?.xattrNames;
       items.push({
-        name: Buffer.from(String(ino)),
-        ino: st ? this.vc.numbers.of(st.dev, st.ino) : InodeNumbers.virtual(BigInt(ino)),
+        name: Buffer.from(String(ns.inode)),
+        ino: st ? this.vc.numbers.of(st.dev, st.ino) : InodeNumbers.virtual(BigInt(ns.inode)),
         type: DT.DIR,
-        entry: st && (() => this.tree.listedRootEntry(ino, st, xattrNames)),
+        // A namespace that died since the listing was computed gets no entry (the kernel then
+        // looks the name up, and finds whichever namespace has the number by then).
+        entry: st && (() => (this.vc.bindings.get(ns.id)?.alive === false ? undefined : this.tree.listedRootEntry(this.vc.binding(ns), st, xattrNames))),
       });
     }
     return listEntries(items, FUSE_ROOT_ID);
@@ -75,8 +78,8 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
    * Vanished namespaces lose their cached entries at once; when the set of namespaces changed,
    * the top directory gets a new mtime so `ls` shows the change at once.
    */
-  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
-    for (const ino of vanished) this.vc.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(ino)));
+  catalogChanged(snap: DiscoverySnapshot, appeared: bigint[], vanished: bigint[], dead: NamespaceBinding[]): void {
+    for (const b of dead) this.vc.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(b.inode)));
     if (appeared.length > 0 || vanished.length > 0) {
       this.mtime = nextVirtualTime(this.mtime);
       this.vc.session?.invalidateInode(FUSE_ROOT_ID);

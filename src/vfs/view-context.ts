@@ -24,7 +24,39 @@ export interface NamespaceCatalog {
   current(): DiscoverySnapshot;
   /** A snapshot no older than `maxAgeMs` (runs discovery if needed). */
   fresh(maxAgeMs: number): Promise<DiscoverySnapshot>;
+  /** The namespace with this id as last seen (a pass or a direct lookup), alive or not. */
+  namespace(id: bigint): MountNamespace | undefined;
+  /** The namespace with this inode number now, looked up directly if no pass saw it yet. */
+  byInode(inode: number): MountNamespace | undefined;
+  /** The namespace with this kernel id, if it lives. */
+  byId(id: bigint): MountNamespace | undefined;
+  /** False once namespace `id` is known dead (never blocks). */
+  lives(id: bigint): boolean;
 }
+
+/**
+ * One namespace as the view shows it: every node, open file and open directory of a namespace
+ * directory is bound to one, for its whole life. Once the namespace died the binding is dead for
+ * good: whatever namespace gets the number after has another binding (and other node ids), so
+ * nothing held from the dead one ever reaches the new one.
+ */
+export interface NamespaceBinding {
+  readonly id: bigint;
+  readonly inode: number;
+  alive: boolean;
+  /** performance.now() of the last liveness check with the kernel. */
+  checkedAt: number;
+}
+
+/**
+ * How long a binding is taken as alive without asking the kernel again (a listmount by id, about
+ * 1.5 us). 0: every operation asks. A held root of a dead namespace still shows its detached
+ * tree, and the kernel may keep walking a cached dentry of its root: with any delay here a `stat`
+ * of `/<inode>` could answer from the dead namespace after the number went to a new one, and the
+ * next name below it then fail. The kernel frees a namespace, and so says it is dead, before it
+ * can hand its number to another.
+ */
+const LIVENESS_VALID_MS = 0;
 
 export interface ViewOptions {
   symlinks: SymlinkMode;
@@ -62,14 +94,68 @@ export class ViewContext {
     return ctx.pid === process.pid || this.io.ownTids.has(ctx.pid);
   }
 
-  namespace(nsInode: number): MountNamespace {
-    const ns = this.catalog.current().namespaces.get(nsInode);
-    if (!ns) throw new NsviewError(E.ENOENT, `namespace ${nsInode} is gone`);
+  /** Live bindings by namespace id (a dead one is taken out as it dies). */
+  readonly bindings = new Map<bigint, NamespaceBinding>();
+
+  /** The binding of namespace `ns`, made on first use. */
+  binding(ns: MountNamespace): NamespaceBinding {
+    let b = this.bindings.get(ns.id);
+    if (!b) this.bindings.set(ns.id, (b = { id: ns.id, inode: ns.inode, alive: true, checkedAt: performance.now() }));
+    return b;
+  }
+
+  /**
+   * The namespace of binding `b`, by its id, never by its number. `errno` when it died: ENOENT
+   * for names and attributes (the kernel drops the dentry), ESTALE for open files and directories.
+   */
+  namespace(b: NamespaceBinding, errno: number = E.ENOENT): MountNamespace {
+    this.live(b, errno);
+    const ns = this.catalog.namespace(b.id) ?? this.catalog.byId(b.id);
+    if (!ns) throw new NsviewError(errno, `namespace ${b.inode} (id ${b.id}) is gone`);
     return ns;
   }
 
-  inRoot<T>(nsInode: number, fn: (root: RootRef) => Promise<T>): Promise<T> {
-    return this.roots.withRoot(this.namespace(nsInode), fn);
+  /**
+   * The bindings of namespaces that died, among those the last pass did not see (and `also`):
+   * each is marked dead and taken out, so its number, looked up again, binds anew.
+   */
+  collectDead(snap: DiscoverySnapshot, also: Iterable<bigint> = [], onlyAlso = false): NamespaceBinding[] {
+    const dead: NamespaceBinding[] = [];
+    const suspects = new Set<bigint>(also);
+    if (!onlyAlso) for (const id of this.bindings.keys()) if (!snap.namespaces.has(id)) suspects.add(id);
+    for (const id of suspects) {
+      const b = this.bindings.get(id);
+      if (!b || this.catalog.lives(id)) continue;
+      b.alive = false;
+      this.bindings.delete(id);
+      dead.push(b);
+    }
+    return dead;
+  }
+
+  /** Told when live() finds a namespace dead (the view then lets go of everything of it). */
+  onDeath: (b: NamespaceBinding) => void = () => {};
+
+  /** Throws `errno` when binding `b` is dead, asking the kernel if the last answer is old. */
+  live(b: NamespaceBinding, errno: number = E.ENOENT): void {
+    if (b.alive) {
+      const now = performance.now();
+      if (LIVENESS_VALID_MS > 0 && now - b.checkedAt < LIVENESS_VALID_MS) return;
+      b.checkedAt = now;
+      if (this.catalog.lives(b.id)) return;
+      b.alive = false;
+      if (this.bindings.get(b.id) === b) this.bindings.delete(b.id);
+      this.onDeath(b);
+    }
+    throw new NsviewError(errno, `namespace ${b.inode} (id ${b.id}) is gone`);
+  }
+
+  inRoot<T>(b: NamespaceBinding, fn: (root: RootRef) => Promise<T>, errno: number = E.ENOENT): Promise<T> {
+    return this.roots.withRoot(this.namespace(b, errno), async (root) => {
+      // Checked again with the root in hand: the binding may have died while we waited for it.
+      this.live(b, errno);
+      return fn(root);
+    });
   }
 
   /** What workers need to size symlinks as rewritten (undefined in raw mode). */
@@ -78,14 +164,14 @@ export class ViewContext {
   }
 
   /** The entry of one of the view's own nodes, counted as one more kernel reference. */
-  virtualEntry(node: Node, kind: 'dir' | 'link', size = 0, mtime?: VirtualTime): Entry {
+  virtualEntry(node: Node, kind: 'dir' | 'link', size = 0, mtime?: VirtualTime, timeoutMs = this.opts.topTimeoutMs): Entry {
     node.nlookup++;
     return {
       nodeid: node.id,
       generation: 0n,
       attr: virtualAttr(node.id, kind, size, mtime),
-      entryTimeoutMs: this.opts.topTimeoutMs,
-      attrTimeoutMs: this.opts.topTimeoutMs,
+      entryTimeoutMs: timeoutMs,
+      attrTimeoutMs: timeoutMs,
     };
   }
 }

@@ -3,7 +3,9 @@
  *
  *   /                     one directory per mount namespace (named by inode) + by-pid/ (top-dir.ts)
  *   /by-pid/PID           symlink to ../<inode of PID's mount namespace> (by-pid-dir.ts, pid-link.ts)
- *   /<inode>/...          that namespace's root filesystem, read-only (real-tree.ts)
+ *   /by-id/<id>/...       a namespace by its never-reused kernel id, lookup only (by-id-dir.ts)
+ *   /<inode>/...          the root filesystem of the namespace with that number now, read-only
+ *                         (real-tree.ts); what was looked up stays bound to that one namespace
  *
  * This file only dispatches: it finds a request's node and hands the request to the node's kind
  * (node-kind.ts), or to the open file behind a file handle (open-files.ts). What holds for the
@@ -33,10 +35,13 @@ import { RealTree, EMPTY_STATFS } from './real-tree.js';
 import { PidLinks } from './pid-link.js';
 import { ByPidDir } from './by-pid-dir.js';
 import { TopDir } from './top-dir.js';
+import { ByIdDir } from './by-id-dir.js';
 
 export type { NamespaceCatalog, SymlinkMode, ViewOptions } from './view-context.js';
 
 const W_OK = 2;
+/** How often the namespaces the kernel holds nodes of are checked for death. */
+const LIVENESS_SWEEP_MS = 100;
 const O_ACCMODE = 3;
 const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100 /* O_CREAT */;
 
@@ -46,6 +51,7 @@ export class NamespaceView implements FuseOperations {
   private readonly tree: RealTree;
   /** Kinds that change with discovery, told in this order. */
   private readonly listeners: CatalogListener[];
+  private readonly livenessTimer: NodeJS.Timeout;
 
   constructor(catalog: NamespaceCatalog, roots: NamespaceAccess, io: IoPool, opts: ViewOptions) {
     const vc = (this.vc = new ViewContext(catalog, roots, io, opts));
@@ -55,8 +61,23 @@ export class NamespaceView implements FuseOperations {
     this.tree = new RealTree(vc, this.files, listings, closer);
     // The kinds of the view's own nodes; a new fixed directory is one more entry in `fixed`.
     const byPid = new ByPidDir(vc, new PidLinks(vc), listings);
-    const top = new TopDir(vc, this.tree, [byPid], listings);
-    this.listeners = [top, this.tree, byPid];
+    const byId = new ByIdDir(vc, this.tree, listings);
+    const top = new TopDir(vc, this.tree, [byPid, byId], listings);
+    this.listeners = [top, byId, this.tree, byPid];
+    // A namespace found dead by a request: let go of it at once, as if discovery had said so.
+    vc.onDeath = (b) => {
+      const snap = vc.catalog.current();
+      for (const l of this.listeners) l.catalogChanged(snap, [], [], [b]);
+    };
+    // The kernel walks cached dentries of a namespace's root without asking us: a death must be
+    // told to it (entry invalidation) before a new namespace can be looked for under that number.
+    // Discovery notices deaths once a pass, the kernel's namespace list at once: asked here for
+    // every namespace the kernel holds nodes of (a listmount each, about 1.5 us).
+    this.livenessTimer = setInterval(() => {
+      const dead = this.vc.collectDead(this.vc.catalog.current(), this.vc.bindings.keys(), true);
+      if (dead.length > 0) for (const l of this.listeners) l.catalogChanged(this.vc.catalog.current(), [], [], dead);
+    }, LIVENESS_SWEEP_MS);
+    this.livenessTimer.unref();
   }
 
   /** Connect to the mounted session (for invalidations) and learn our own device number. */
@@ -70,8 +91,16 @@ export class NamespaceView implements FuseOperations {
    * of namespaces or of pids changed, the top directory or by-pid gets a new mtime and its cached
    * listing is dropped, so `ls` shows the change at once.
    */
-  catalogChanged(snap: DiscoverySnapshot, appeared: number[], vanished: number[]): void {
-    for (const l of this.listeners) l.catalogChanged(snap, appeared, vanished);
+  catalogChanged(snap: DiscoverySnapshot, appeared: bigint[], vanished: bigint[]): void {
+    const dead = this.vc.collectDead(snap, vanished);
+    for (const l of this.listeners) l.catalogChanged(snap, appeared, vanished, dead);
+  }
+
+  /** The access layer found namespace `id` dead (its liveness sweep): the same as a vanish. */
+  namespaceDied(id: bigint): void {
+    const snap = this.vc.catalog.current();
+    const dead = this.vc.collectDead(snap, [id]);
+    if (dead.length > 0) for (const l of this.listeners) l.catalogChanged(snap, [], [], dead);
   }
 
   private node(id: bigint): Node {
@@ -166,10 +195,16 @@ export class NamespaceView implements FuseOperations {
     this.files.release(fh);
   }
 
+  /** Stop the view's timers (the daemon is shutting down). */
+  close(): void {
+    clearInterval(this.livenessTimer);
+  }
+
   /** Numbers for logs and the soak test. */
   stats(): Record<string, number> {
     return {
       nodes: this.vc.nodes.size,
+      bindings: this.vc.bindings.size,
       xattrLists: this.tree.xattrNames.size,
       openFiles: this.files.size,
       openDirs: this.tree.dirs.size,
