@@ -67,6 +67,14 @@ function aliveOrUnknown(id: bigint): boolean {
   }
 }
 
+/** Default budget of held ways in (2 fds each): far below the usual 1,024-fd soft limit's half. */
+export const DEFAULT_MAX_ROOTS = 256;
+/**
+ * Ways in beyond the budget that only the daemon's own (the host's) namespace may take, so that
+ * it is always served while others fill the budget with work in flight.
+ */
+const HOST_RESERVE = 2;
+
 /** How many processes to try before falling back to a sandbox. */
 const MAX_CANDIDATES = 8;
 
@@ -82,6 +90,12 @@ export class NamespaceAccess {
     private readonly io: IoPool,
     private readonly idleReleaseMs: number,
     private readonly events: AccessEvents,
+    /**
+     * Ways in held at once (each a root and a guard fd, a sandbox also a thread): least recently
+     * used idle ones are closed to make room, and beyond it, with nothing idle to close, a new
+     * namespace gets EMFILE. Whoever creates namespaces, the daemon's fds stay bounded.
+     */
+    private readonly maxRoots = DEFAULT_MAX_ROOTS,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(200, Math.min(1000, idleReleaseMs / 2)));
     this.sweeper.unref();
@@ -110,7 +124,7 @@ export class NamespaceAccess {
   /** Run `fn` with a root of namespace `ns`, retrying once if the way in went away meanwhile. */
   async withRoot<T>(ns: MountNamespace, fn: (root: RootRef) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const h = await this.acquire(ns);
+      const h = await this.held(ns);
       h.inflight++;
       try {
         return await fn(h.ref);
@@ -136,7 +150,37 @@ export class NamespaceAccess {
     const h = this.handles.get(id);
     if (!h) return undefined;
     h.lastUsed = Date.now();
+    this.touch(h);
     return h.ref;
+  }
+
+  /** Most recently used last: the handle map is in LRU order. */
+  private touch(h: RootHandle): void {
+    if (this.handles.get(h.id) !== h) return;
+    this.handles.delete(h.id);
+    this.handles.set(h.id, h);
+  }
+
+  private isHost(id: bigint): boolean {
+    const own = this.snapshot?.ownNamespace;
+    return own !== undefined && this.snapshot?.byInode.get(own) === id;
+  }
+
+  /**
+   * Room for one more way in: least recently used idle handles (nothing in flight, no open file
+   * or directory) are closed while the budget is full. With none idle, EMFILE, except for the
+   * host's namespace, which may use a small reserve beyond the budget.
+   */
+  private makeRoom(ns: MountNamespace): void {
+    const used = () => this.handles.size + this.acquiring.size;
+    if (used() < this.maxRoots) return;
+    for (const h of [...this.handles.values()]) {
+      if (used() < this.maxRoots) return;
+      if (h.inflight === 0 && h.pins === 0 && !this.isHost(h.id)) this.drop(h, 'over the budget of held roots');
+    }
+    if (used() < this.maxRoots) return;
+    if (this.isHost(ns.id) && used() < this.maxRoots + HOST_RESERVE) return;
+    throw new NsviewError(E.EMFILE, `${used()} namespace roots held and in use (budget ${this.maxRoots})`);
   }
 
   /**
@@ -149,13 +193,22 @@ export class NamespaceAccess {
     const tried = new Map<number, { pid: number; tid: number }>();
     /** Results come back by inode number; within one snapshot a number has one namespace. */
     const byInode = new Map<number, MountNamespace>();
+    // Roots are opened and kept for the listing only within the budget: a listing never evicts,
+    // and never holds more than the budget (the rest are listed without attributes).
+    let room = this.maxRoots - this.handles.size - this.acquiring.size;
+    const inUse: RootHandle[] = [];
     for (const ns of nss) {
       byInode.set(ns.inode, ns);
       const h = this.handles.get(ns.id);
-      if (h) items.push({ nsInode: ns.inode, rootFd: h.ref.rootFd });
-      else if (!this.acquiring.has(ns.id)) {
+      if (h) {
+        // Counted in flight, so that no eviction closes its fd while the worker stats it.
+        h.inflight++;
+        inUse.push(h);
+        items.push({ nsInode: ns.inode, rootFd: h.ref.rootFd });
+      } else if (!this.acquiring.has(ns.id) && room > 0) {
         const c = this.candidates(ns)[0];
         if (c) {
+          room--;
           items.push({ nsInode: ns.inode, nsId: kernelId(ns), pid: c.pid, tid: c.tid });
           tried.set(ns.inode, c);
         }
@@ -168,11 +221,13 @@ export class NamespaceAccess {
       results = await this.io.run({ op: 'statRoots', items });
     } catch {
       return out;
+    } finally {
+      for (const h of inUse) h.inflight--;
     }
     for (const r of results) {
       const ns = byInode.get(r.nsInode);
       if (r.opened) {
-        if (!ns || this.handles.has(ns.id) || this.acquiring.has(ns.id)) {
+        if (!ns || this.handles.has(ns.id) || this.acquiring.has(ns.id) || this.handles.size + this.acquiring.size >= this.maxRoots) {
           fs.close(r.opened.rootFd, () => {});
           fs.close(r.opened.guardFd, () => {});
         } else {
@@ -196,7 +251,7 @@ export class NamespaceAccess {
 
   /** Keep the way into `ns` (and so a sandbox) while a file or directory of it is open. */
   async pin(ns: MountNamespace): Promise<() => void> {
-    const h = await this.acquire(ns);
+    const h = await this.held(ns);
     h.pins++;
     let done = false;
     return () => {
@@ -207,11 +262,34 @@ export class NamespaceAccess {
     };
   }
 
+  /**
+   * A handle of `ns` that is still held when the caller resumes: between the acquisition and the
+   * caller's next step another one may have evicted it (its fds closed, their numbers free for
+   * reuse), so the caller counts itself on a handle checked to be current.
+   */
+  private async held(ns: MountNamespace): Promise<RootHandle> {
+    for (let i = 0; ; i++) {
+      const h = await this.acquire(ns);
+      if (this.handles.get(h.id) === h || i >= 3) {
+        if (this.handles.get(h.id) !== h) throw new NsviewError(E.EMFILE, `namespace ${ns.inode}: its root was evicted while acquired`);
+        return h;
+      }
+    }
+  }
+
   private acquire(ns: MountNamespace): Promise<RootHandle> {
     const h = this.handles.get(ns.id);
-    if (h) return Promise.resolve(h);
+    if (h) {
+      this.touch(h);
+      return Promise.resolve(h);
+    }
     let p = this.acquiring.get(ns.id);
     if (!p) {
+      try {
+        this.makeRoom(ns);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       p = this.open(ns)
         .catch(async (err: unknown) => {
           if (errnoOf(err) === E.ETIMEDOUT) throw err;

@@ -107,6 +107,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
       entryTimeoutMs: ms('entry-timeout'),
       scanIntervalMs: ms('scan-interval'),
       workers: num('workers'),
+      maxRoots: num('max-roots'),
       busyPollUs: num('busy-poll'),
     },
     {

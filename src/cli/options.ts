@@ -131,6 +131,16 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     describe: 'io worker threads (each ~10 MB)',
   },
   {
+    name: 'max-roots',
+    kind: 'integer',
+    default: 256,
+    min: 1,
+    max: 100000,
+    arg: 'N',
+    describe: 'namespace roots held open at once (2 fds each; least recently used go first)',
+    manual: 'Beyond it, with every held root in use, a new namespace answers EMFILE; the host namespace keeps a small reserve.',
+  },
+  {
     name: 'busy-poll',
     kind: 'integer',
     default: DEFAULT_BUSY_POLL_US,

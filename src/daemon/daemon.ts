@@ -29,6 +29,8 @@ export interface DaemonOptions {
   entryTimeoutMs: number;
   scanIntervalMs: number;
   workers: number;
+  /** Namespace roots held at once (NamespaceAccess's budget). */
+  maxRoots?: number;
   /** µs the FUSE loop keeps polling after each request or reply (0: off). */
   busyPollUs: number;
 }
@@ -72,7 +74,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     onEvent: (m) => log.info(m),
     confirmAlive: async (id) => (await catalogRef?.isAlive(id)) ?? true,
     onDead: (id) => view?.namespaceDied(id),
-  });
+  }, opts.maxRoots);
   let view: NamespaceView | undefined;
   const catalog = await DiscoveryCatalog.start(
     {
