@@ -13,6 +13,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IoPool } from '../src/io/pool.js';
+import { rootWorkersOf } from '../src/io/root-workers.js';
 import { NamespaceAccess } from '../src/access/namespace-access.js';
 import { DiscoveryCatalog } from '../src/daemon/catalog.js';
 import { createLogger } from '../src/daemon/log.js';
@@ -32,7 +33,7 @@ test.before(async () => {
   await io.ready();
   scope.teardown(() => io.close());
   let catalog: DiscoveryCatalog | undefined;
-  const access = new NamespaceAccess(io, 5_000, {
+  const access = new NamespaceAccess(rootWorkersOf(io), 5_000, {
     onEvent: () => undefined,
     confirmAlive: async (ino) => (await catalog?.fresh(0))?.namespaces.has(ino) ?? true,
   });

@@ -10,8 +10,7 @@
  */
 import fs from 'node:fs';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
-import type { IoPool } from '../io/pool.js';
-import type { StatRootItem, StatRootResult } from '../io/protocol.js';
+import type { RootWorkers, StatRootItem, StatRootResult } from './root-workers.js';
 import { refOf, type RootRef } from './root-ref.js';
 import type { DiscoverySnapshot, MountNamespace, NamespaceRef } from '../discovery/model.js';
 import { formatRef } from '../discovery/format.js';
@@ -87,7 +86,7 @@ export class NamespaceAccess {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    private readonly io: IoPool,
+    private readonly workers: RootWorkers,
     private readonly idleReleaseMs: number,
     private readonly events: AccessEvents,
     /**
@@ -218,7 +217,7 @@ export class NamespaceAccess {
     if (items.length === 0) return out;
     let results: StatRootResult[];
     try {
-      results = await this.io.run({ op: 'statRoots', items });
+      results = await this.workers.statRoots(items);
     } catch {
       return out;
     } finally {
@@ -312,7 +311,7 @@ export class NamespaceAccess {
     let lastErr: unknown;
     for (const c of this.candidates(ns).slice(0, MAX_CANDIDATES)) {
       try {
-        const r = await this.io.run({ op: 'openTaskRoot', pid: c.pid, tid: c.tid, nsInode: ns.inode, nsId: kernelId(ns), self: false }, ns.inode);
+        const r = await this.workers.openTaskRoot({ pid: c.pid, tid: c.tid, nsInode: ns.inode, nsId: kernelId(ns), self: false }, ns.inode);
         return this.remember(ns, r, viaTask(c));
       } catch (err) {
         lastErr = err;
@@ -360,7 +359,7 @@ export class NamespaceAccess {
       try {
         const task = ref.length === 0 ? await SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId }) : await this.startSandbox(ns, ref);
         try {
-          const r = await this.io.run({ op: 'openTaskRoot', pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true }, ns.inode);
+          const r = await this.workers.openTaskRoot({ pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true }, ns.inode);
           this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.length === 0 ? `its id ${nsId}` : formatRef(ref)})`);
           return this.remember(ns, r, `sandbox thread ${task.tid}`, task);
         } catch (err) {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { mountFuse, cleanStaleMount, findMount } from '../fuse/index.js';
 import type { FuseSession } from '../fuse/types.js';
 import { IoPool } from '../io/pool.js';
+import { rootWorkersOf } from '../io/root-workers.js';
 import { NamespaceAccess } from '../access/namespace-access.js';
 import { NamespaceView } from '../vfs/view.js';
 import type { SymlinkMode } from '../vfs/view.js';
@@ -70,7 +71,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   const io = new IoPool({ size: opts.workers, opTimeoutMs: opts.opTimeoutMs, onEvent: (m) => log.warn(m) });
   await io.ready();
   let catalogRef: DiscoveryCatalog | undefined;
-  const access = new NamespaceAccess(io, opts.idleReleaseMs, {
+  const access = new NamespaceAccess(rootWorkersOf(io), opts.idleReleaseMs, {
     onEvent: (m) => log.info(m),
     confirmAlive: async (id) => (await catalogRef?.isAlive(id)) ?? true,
     onDead: (id) => view?.namespaceDied(id),

@@ -7,14 +7,14 @@
  * answers cannot drift apart.
  */
 import type { RootRef, OpenedRoot } from '../access/root-ref.js';
+import type { OpenTaskRootRequest, StatRootItem, StatRootResult } from '../access/root-workers.js';
 import type { InRootPath } from '../resolve/names.js';
 import type { StatResult } from '../resolve/lookup.js';
 import type { LinkView } from '../resolve/symlink-view.js';
 
 export interface IoOps {
   /** Open the root of a task's namespace (access/task-root.ts). */
-  /** `nsId`: the namespace's kernel id, checked while the namespace is held (absent: no ids). */
-  openTaskRoot: { req: { pid: number; tid: number; nsInode: number; nsId?: bigint; self: boolean }; res: OpenedRoot };
+  openTaskRoot: { req: OpenTaskRootRequest; res: OpenedRoot };
   /** Root attributes of many namespaces, for a listing of the top directory (roots.ts). */
   statRoots: { req: { items: StatRootItem[] }; res: StatRootResult[] };
   stat: { req: { root: RootRef; path: InRootPath; links?: LinkView }; res: StatResult };
@@ -54,19 +54,6 @@ export type IoResult<K extends IoOp> = IoOps[K]['res'];
 export interface ReplyFrame {
   fd: number;
   header: Uint8Array;
-}
-
-/** One namespace of a statRoots batch: a held root, or a task whose root to open. */
-export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; nsId?: bigint; pid: number; tid: number };
-
-export interface StatRootResult {
-  nsInode: number;
-  stat?: Uint8Array;
-  /** The root's xattr names (NUL-terminated), where they could be had without waiting. */
-  xattrNames?: Uint8Array;
-  /** A root opened for this batch, for the caller to keep. */
-  opened?: RootRef;
-  errno?: number;
 }
 
 export interface OpenResult {

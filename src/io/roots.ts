@@ -9,7 +9,7 @@ import { openTaskRoot } from '../access/task-root.js';
 import { knownFsType } from '../resolve/mount-fs-type.js';
 import { isLocalFs } from './fs-kinds.js';
 import { rootXattrNames } from './xattrs.js';
-import type { StatRootItem, StatRootResult } from './protocol.js';
+import type { StatRootItem, StatRootResult } from '../access/root-workers.js';
 
 /**
  * The root stat of each namespace, opening the roots of those not held yet. Stats are
