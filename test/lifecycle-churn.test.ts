@@ -19,6 +19,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { mountNamespaceIdentityAt } from '../src/sys/namespace-id.js';
 import {
   CleanupScope,
   makeBindMountedNamespace,
@@ -159,8 +160,8 @@ async function reachable(ns: number): Promise<boolean> {
   }
 }
 
-/** Resolves true once `stat <mp>/<ns>` answers ENOENT. */
-async function enoent(ns: number): Promise<boolean> {
+/** Resolves true once `stat <mp>/<ns>` answers ENOENT (`ns`: a namespace's inode, or by-id/<id>). */
+async function enoent(ns: number | string): Promise<boolean> {
   try {
     await stat(path.join(mp, String(ns)));
     return false;
@@ -336,8 +337,11 @@ test('a shell whose cwd is inside a dead namespace: ls . answers ENOENT, not the
   const warm = await shell.run('ls .');
   t.is(warm.rc, 0);
   t.true(warm.stdout.includes('hostname'));
+  // /<inode> names whatever namespace has that number now, and the kernel may hand the number to
+  // a new namespace at once: wait on by-id/<id>, which names this namespace only.
+  const id = mountNamespaceIdentityAt(`/proc/${a.pid ?? 0}/ns/mnt`).id;
   await a.destroy();
-  await waitFor('ENOENT', () => enoent(a.ns), { timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor('ENOENT', () => enoent(`by-id/${id}`), { timeoutMs: 10_000, intervalMs: 50 });
   const r = await shell.run('ls .');
   t.log(`ls . after death: rc ${r.rc}, ${r.stdout.split('\n').filter(Boolean).length} names listed, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`);
   t.is(r.errno, 'ENOENT', `ls . answers ENOENT (rc ${r.rc})`);
