@@ -117,6 +117,7 @@ test('a reply to a request the kernel no longer waits for (ENOENT) needs nothing
     readOnly: true,
     allowOther: false,
     defaultPermissions: false,
+    noexec: true,
     maxRead: 131072,
   });
   t.teardown(() => void detach(mountpoint));

@@ -10,7 +10,7 @@ import yargs from 'yargs';
 import type { Argv, Options } from 'yargs';
 import { NsviewError } from '../sys/errors.js';
 import { createLogger } from '../daemon/log.js';
-import { PreflightError } from '../daemon/preflight.js';
+import { PSEUDO_ALLOW_OTHER, PreflightError } from '../daemon/preflight.js';
 import { runMount } from './mount.js';
 import { runUnmount } from './unmount.js';
 import { runList } from './list.js';
@@ -94,6 +94,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
   const verbose = a.verbose === true;
   const readyFd = num('ready-fd');
   const log = createLogger(verbose);
+  if (a['allow-other'] === true && a.pseudo === true) throw new UsageError(PSEUDO_ALLOW_OTHER);
   await runMount(
     {
       mountpoint,
@@ -101,6 +102,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
       symlinks: value(a, spec('symlinks')) === 'raw' ? 'raw' : 'rewrite',
       allowOther: a['allow-other'] === true,
       pseudo: a.pseudo === true,
+      exec: a.exec === true,
       idleReleaseMs: ms('idle-release'),
       opTimeoutMs: ms('op-timeout'),
       attrTimeoutMs: ms('attr-timeout'),

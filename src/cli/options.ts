@@ -60,14 +60,24 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     kind: 'flag',
     default: false,
     describe: "let non-root users in (the kernel then checks the files' own modes and owners)",
-    manual: 'Always turns on default_permissions.',
+    manual:
+      'Always turns on default_permissions with POSIX ACLs (FUSE_POSIX_ACL): the kernel checks modes, owners and ACL entries as it would natively. Cannot be combined with --pseudo: procfs decides who may read a process\'s cwd, root, exe and ns links by who reads them, which through the view is the daemon.',
   },
   {
     name: 'pseudo',
     kind: 'flag',
     default: false,
     describe: 'show proc, sysfs, cgroup and other kernel filesystems inside namespaces (read-only)',
-    manual: 'Off, they appear as empty directories so that grep -r over the view finishes.',
+    manual:
+      'Off, they appear as empty directories so that grep -r over the view finishes. Their files are read with direct I/O (their sizes are 0 or made up). Root only: refused together with --allow-other.',
+  },
+  {
+    name: 'exec',
+    kind: 'flag',
+    default: false,
+    describe: 'allow running programs from the view (mounted noexec otherwise)',
+    manual:
+      'Containers\' binaries are data to look at, not programs for the host: without this the view is mounted noexec, so no container can plant something a host user runs by accident.',
   },
   {
     name: 'nonempty',

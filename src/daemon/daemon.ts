@@ -15,7 +15,7 @@ import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
 import { E, errnoName, errnoOf } from '../sys/errors.js';
 import { kernelDev } from '../sys/dev.js';
 import { DiscoveryCatalog } from './catalog.js';
-import { PreflightError, checkFuseDevice, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
+import { PreflightError, checkFuseDevice, checkOptionCombination, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
 
 export interface DaemonOptions {
@@ -24,6 +24,8 @@ export interface DaemonOptions {
   symlinks: SymlinkMode;
   allowOther: boolean;
   pseudo: boolean;
+  /** Mount without noexec (the default mounts noexec). */
+  exec: boolean;
   idleReleaseMs: number;
   opTimeoutMs: number;
   attrTimeoutMs: number;
@@ -46,6 +48,7 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<RunningDaemon> {
+  checkOptionCombination(opts);
   checkPrivileges();
   checkKernel();
   checkFuseDevice();
@@ -109,6 +112,10 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       readOnly: true,
       allowOther: opts.allowOther,
       defaultPermissions: opts.allowOther,
+      // Other users: the kernel checks ACL entries too, not only mode bits (a named user's
+      // `---` entry must deny as it does natively). Root alone needs no checks at all.
+      posixAcl: opts.allowOther,
+      noexec: !opts.exec,
       // Rewritten link targets differ in length from the stored ones (st_size).
       cacheSymlinks: opts.symlinks === 'raw',
       busyPollUs: opts.busyPollUs,
@@ -163,6 +170,6 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     return stopping;
   };
   const done = session.closed.then(() => stop('session ended'));
-  const description = `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''})`;
+  const description = `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''}${opts.exec ? ', exec' : ''})`;
   return { session, description, done, stop };
 }

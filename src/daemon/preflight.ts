@@ -113,3 +113,16 @@ export function checkEmptyMountpoint(mountpoint: string): void {
     );
   }
 }
+
+/**
+ * --pseudo with --allow-other would let any user read what procfs shows only to privileged
+ * readers: procfs checks the cwd, root, exe and ns/ links of a process (ptrace access) against
+ * the task reading them, and through the view that is the daemon, root. So the two are refused
+ * together rather than serving root's view of /proc to everyone.
+ */
+export const PSEUDO_ALLOW_OTHER =
+  '--pseudo cannot be combined with --allow-other (procfs would check the daemon, not the caller, for cwd, root, exe and ns links)';
+
+export function checkOptionCombination(opts: { pseudo: boolean; allowOther: boolean }): void {
+  if (opts.pseudo && opts.allowOther) throw new PreflightError(PSEUDO_ALLOW_OTHER);
+}

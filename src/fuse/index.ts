@@ -161,13 +161,14 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
       readOnly: options.readOnly,
       allowOther: options.allowOther,
       defaultPermissions: options.defaultPermissions,
+      noexec: options.noexec ?? false,
     });
   } catch (e) {
     fs.closeSync(fd);
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, onTrace: options.onTrace, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, posixAcl: options.posixAcl ?? false, onTrace: options.onTrace, onError });
   server.start();
   let init: InitInfo;
   try {

@@ -23,7 +23,7 @@ export interface InitInfo {
 /** Flags we ask for, each only if the kernel offers it. */
 const WANTED_INIT_FLAGS =
   Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.DO_READDIRPLUS | Init.MAX_PAGES |
-  Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA | Init.BIG_WRITES | Init.INIT_EXT;
+  Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA | Init.BIG_WRITES | Init.INIT_EXT | Init.POSIX_ACL;
 // FUSE_PASSTHROUGH seam: asking for Init.PASSTHROUGH also needs max_stack_depth in INIT, an ioctl
 // (FUSE_DEV_IOC_BACKING_OPEN) per backing file and OpenReply.backingId -> fuse_open_out.backing_id.
 
@@ -34,6 +34,8 @@ const CONGESTION_THRESHOLD = 12;
 export interface InitWishes {
   /** Let the kernel cache symlink targets (see MountOptions.cacheSymlinks). */
   cacheSymlinks: boolean;
+  /** Let the kernel check POSIX ACLs (see MountOptions.posixAcl); absent: false. */
+  posixAcl?: boolean;
 }
 
 export type InitOutcome =
@@ -53,6 +55,7 @@ export function negotiateInit(init: InitIn, wishes: InitWishes): InitOutcome {
   const minor = Math.min(init.minor, FUSE_KERNEL_MINOR_VERSION);
   let flags = init.flags & WANTED_INIT_FLAGS;
   if (!wishes.cacheSymlinks) flags &= ~Init.CACHE_SYMLINKS;
+  if (!wishes.posixAcl) flags &= ~Init.POSIX_ACL;
   if (!(flags & Init.INIT_EXT)) flags &= 0xffff_ffffn;
   return {
     kind: 'agree',

@@ -100,6 +100,7 @@ export interface FuseMountRequest {
   readOnly: boolean;
   allowOther: boolean;
   defaultPermissions: boolean;
+  noexec: boolean;
   maxRead: number;
 }
 
@@ -118,7 +119,7 @@ export function mountDevice(req: FuseMountRequest): MountInfo {
     ...(req.defaultPermissions ? ['default_permissions'] : []),
     `max_read=${req.maxRead}`,
   ].join(',');
-  const flags = MS.NOSUID | MS.NODEV | (req.readOnly ? MS.RDONLY : 0);
+  const flags = MS.NOSUID | MS.NODEV | (req.readOnly ? MS.RDONLY : 0) | (req.noexec ? MS.NOEXEC : 0);
   mount(req.fsname, req.mountpoint, `fuse.${req.subtype}`, flags, data);
   const fstype = `fuse.${req.subtype}`;
   const mine = mountsAt(req.mountpoint).filter((m) => !before.has(m.mountId) && m.fstype === fstype);

@@ -25,6 +25,7 @@ export const Init = {
   READDIRPLUS_AUTO: 1n << 14n,
   PARALLEL_DIROPS: 1n << 18n,
   ABORT_ERROR: 1n << 21n,
+  POSIX_ACL: 1n << 20n,
   MAX_PAGES: 1n << 22n,
   CACHE_SYMLINKS: 1n << 23n,
   INIT_EXT: 1n << 30n,

@@ -39,6 +39,8 @@ export interface ServerOptions {
   /** With epoll reads: µs the loop stays awake after each request or reply (see device-poll.ts). */
   busyPollUs?: number;
   cacheSymlinks: boolean;
+  /** Ask for FUSE_POSIX_ACL (see MountOptions.posixAcl). */
+  posixAcl: boolean;
   onTrace?: (t: RequestTrace) => void;
   onError: (err: unknown, opcode: string) => void;
 }
@@ -239,7 +241,7 @@ export class FuseServer implements Engine {
   }
 
   init(unique: bigint, init: InitIn): void {
-    const outcome = negotiateInit(init, { cacheSymlinks: this.opts.cacheSymlinks });
+    const outcome = negotiateInit(init, { cacheSymlinks: this.opts.cacheSymlinks, posixAcl: this.opts.posixAcl });
     switch (outcome.kind) {
       case 'offer-version':
         this.replies.initVersion(unique);

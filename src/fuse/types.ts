@@ -166,6 +166,14 @@ export interface MountOptions {
   allowOther: boolean;
   /** Kernel checks modes/owners against the caller (default_permissions). */
   defaultPermissions: boolean;
+  /**
+   * FUSE_POSIX_ACL: the kernel also checks POSIX ACLs (it asks for system.posix_acl_* through
+   * GETXATTR, caches them with the attributes and answers those names itself). Implies
+   * default_permissions in the kernel. Default false.
+   */
+  posixAcl?: boolean;
+  /** Mount with MS_NOEXEC: nothing on it can be executed. Default false. */
+  noexec?: boolean;
   /** Largest READ request in bytes (rounded to pages; capped by the kernel's max_pages). */
   maxRead?: number;
   /**
