@@ -15,10 +15,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CleanupScope,
+  findMount,
   makeBindMountedNamespace,
   makeTempDir,
   nsInodeOf,
   parseMountinfo,
+  runNsview,
   sh,
   shq,
   spawnLongLived,
@@ -186,6 +188,35 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
     { op: 'lstat', path: `${ns}/pfs/proc/sys/kernel/hostname` },
   ]);
   t.log(`--pseudo: proc/self -> ${show(self[0]!)} (daemon pid ${d.pid}); proc/sys/kernel/hostname ${show(self[1]!)} size ${self[2]!.size}`);
+});
+
+test('with --pseudo, proc and sys files read what they hold, not their size of 0 (direct I/O)', async (t) => {
+  const c = await pseudoContainer();
+  const d = await startNsview(scope, { pseudo: true });
+  const ns = `${d.mountpoint}/${c.nsInode}`;
+  const files = ['pfs/proc/sys/kernel/hostname', 'pfs/proc/version', 'pfs/sysfs/kernel/address_bits', 'sys/kernel/address_bits'];
+  const viewed = await probe(files.flatMap((f) => [{ op: 'read' as const, path: `${ns}/${f}` }, { op: 'lstat' as const, path: `${ns}/${f}` }]));
+  const native = await probe(files.map((f) => ({ op: 'read' as const, path: `/proc/${c.pid}/root/${f}` })));
+  files.forEach((f, i) => {
+    const [read, st] = [viewed[2 * i]!, viewed[2 * i + 1]!];
+    t.log(`${f}: size ${st.size}, read ${show(read)}`);
+    t.true(native[i]!.ok && native[i]!.data!.length > 0, `natively ${f}: ${show(native[i]!)}`);
+    t.deepEqual(read.data, native[i]!.data, `${f} through the view`);
+  });
+  // Two reads of a changing file: each is read anew, never served from a cached page.
+  const [u1] = await probe([{ op: 'read', path: `${ns}/pfs/proc/uptime` }]);
+  await new Promise((r) => setTimeout(r, 1100));
+  const [u2] = await probe([{ op: 'read', path: `${ns}/pfs/proc/uptime` }]);
+  t.true(u1!.data!.length > 0 && !u1!.data!.equals(u2!.data!), `uptime ${show(u1!)} then ${show(u2!)}`);
+});
+
+test('--pseudo with --allow-other is refused with one line, before anything is mounted', async (t) => {
+  const mp = makeTempDir(t, 'pseudo-other');
+  const r = await runNsview(['mount', '-f', mp, '--pseudo', '--allow-other'], { timeoutMs: 20_000 });
+  t.is(r.code, 2, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.regex(r.stderr, /--pseudo cannot be combined with --allow-other/);
+  t.is(await findMount(mp), undefined);
 });
 
 test('with --pseudo, opening /proc/kmsg or trace_pipe through the view neither blocks nor reads them', async (t) => {

@@ -8,7 +8,10 @@
  *   reads keep answering. A socket likewise is not connected to the container's listener.
  * - Without --allow-other, another user gets EACCES on the whole mount. With --allow-other
  *   (always with default_permissions), the container's modes and owners decide: a 0600 root
- *   file is refused to nobody, a 0644 one is readable; set-uid bits do nothing (nosuid).
+ *   file is refused to nobody, a 0644 one is readable; set-uid bits do nothing (nosuid), and
+ *   nothing runs from the view at all (noexec). POSIX ACLs deny as they do natively (a named-user
+ *   `---` entry on a 0644 file), and trusted.* attributes are neither listed nor read for users
+ *   other than root.
  */
 import test from 'ava';
 import { chmod, chown, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
@@ -97,6 +100,11 @@ test.before(async () => {
   await chmod(path.join(S, 'private'), 0o700);
   await f('private/inner-0644', 'inside a 0700 dir\n', 0o644);
   await sh(`ln -s root-0600 ${shq(path.join(S, 'link-root-0600'))}`);
+  // A 0644 file whose ACL denies nobody everything; and attributes of every namespace on another.
+  await f('acl-deny-nobody', 'not for nobody\n', 0o644);
+  await sh(`setfattr -n system.posix_acl_access -v ${denyUserAcl(NOBODY)} ${shq(path.join(S, 'acl-deny-nobody'))}`);
+  await f('xattrs', 'with attributes\n', 0o644);
+  for (const [name, value] of Object.entries(XATTRS_SET)) await sh(`setfattr -n ${name} -v ${value} ${shq(path.join(S, 'xattrs'))}`);
   await mkdir(path.join(S, 'suid'));
   await copyFile(BUSYBOX, path.join(S, 'suid', 'busybox'));
   await chmod(path.join(S, 'suid', 'busybox'), 0o4755);
@@ -111,6 +119,36 @@ test.before(async () => {
 });
 
 test.after.always(() => scope.cleanup());
+
+/** Attributes planted on spec/xattrs: one per namespace a listing can show. */
+const XATTRS_SET: Record<string, string> = {
+  'user.visible': 'u',
+  'security.nsview-test': 's',
+  'trusted.nsview-secret': 't',
+};
+
+/**
+ * system.posix_acl_access as the kernel stores it (version 2, then tag/perm/id entries sorted by
+ * tag): owner rw-, user `uid` ---, group r--, mask r--, other r--. setfattr takes it in hex.
+ */
+function denyUserAcl(uid: number): string {
+  const ANY = 0xffffffff;
+  const entries: Array<[number, number, number]> = [
+    [0x01, 6, ANY], // ACL_USER_OBJ
+    [0x02, 0, uid], // ACL_USER
+    [0x04, 4, ANY], // ACL_GROUP_OBJ
+    [0x10, 4, ANY], // ACL_MASK
+    [0x20, 4, ANY], // ACL_OTHER
+  ];
+  const b = Buffer.alloc(4 + entries.length * 8);
+  b.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id], i) => {
+    b.writeUInt16LE(tag, 4 + i * 8);
+    b.writeUInt16LE(perm, 6 + i * 8);
+    b.writeUInt32LE(id, 8 + i * 8);
+  });
+  return `0x${b.toString('hex')}`;
+}
 
 const spec = (d: Nsview, p = '') => `${d.mountpoint}/${ctr.nsInode}/spec${p ? `/${p}` : ''}`;
 
@@ -209,10 +247,10 @@ test('a socket in the container is not connected through the view', async (t) =>
   await sh(`rm -f ${shq(sock)}`);
 });
 
-test('mount options: ro, nosuid, nodev always; allow_other and default_permissions only when asked', async (t) => {
+test('mount options: ro, nosuid, nodev, noexec always; allow_other and default_permissions only when asked', async (t) => {
   const a = await mountOptions(plain.mountpoint);
   const b = await mountOptions(other.mountpoint);
-  for (const o of ['ro', 'nosuid', 'nodev']) {
+  for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) {
     t.true(a.perMount.includes(o), `plain: ${a.perMount.join(',')}`);
     t.true(b.perMount.includes(o), `allow-other: ${b.perMount.join(',')}`);
   }
@@ -267,6 +305,46 @@ test("with --allow-other the container's modes and owners decide, set-uid does n
   // Writes are refused whatever the modes say.
   const w = await probe([{ op: 'openwrite', path: spec(other, 'nobody-0600') }], { asUser: NOBODY });
   t.true(['EROFS', 'EACCES'].includes(w[0]!.errno!), show(w[0]!));
+});
+
+test('with --allow-other a POSIX ACL entry denies as it does natively', async (t) => {
+  const native = await probe1('read', path.join(S, 'acl-deny-nobody'), { asUser: NOBODY });
+  t.is(native.errno, 'EACCES', `natively: ${show(native)}`);
+  const res = await probe(
+    [
+      { op: 'read', path: spec(other, 'acl-deny-nobody') },
+      { op: 'access', path: spec(other, 'acl-deny-nobody') },
+      { op: 'read', path: spec(other, 'root-0644') },
+    ],
+    { asUser: NOBODY },
+  );
+  t.is(res[0]!.errno, 'EACCES', `read through the view: ${show(res[0]!)}`);
+  t.false(res[1]!.allowed, 'access(R_OK) through the view');
+  t.is(res[2]!.data?.toString(), 'world readable\n', 'the mode bits still grant the rest');
+  // Root, and the ACL itself, are as natively.
+  t.is((await probe1('read', spec(other, 'acl-deny-nobody'))).data?.toString(), 'not for nobody\n');
+  const acl = await tool(`getfattr --absolute-names -e hex -n system.posix_acl_access ${shq(spec(other, 'acl-deny-nobody'))}`);
+  t.true(acl.stdout.includes(denyUserAcl(NOBODY)), acl.stdout + acl.stderr);
+});
+
+test('trusted.* attributes are listed and read for root only, as natively', async (t) => {
+  const names = (r: { names?: Buffer[] }) => (r.names ?? []).map(String);
+  const asNobody = await probe1('listxattr', spec(other, 'xattrs'), { asUser: NOBODY });
+  const asRoot = await probe1('listxattr', spec(other, 'xattrs'));
+  t.log(`nobody: ${names(asNobody).join(' ')}; root: ${names(asRoot).join(' ')}`);
+  // (nobody cannot reach the file natively here: the test's directories are 0700.)
+  t.true(names(asRoot).includes('trusted.nsview-secret'));
+  t.deepEqual(names(asNobody), names(asRoot).filter((n) => !n.startsWith('trusted.')), 'root\'s list less trusted.*');
+  t.true(names(asNobody).includes('security.nsview-test'));
+  const get = (user: number | undefined) =>
+    run(
+      'setpriv',
+      [...(user === undefined ? [] : [`--reuid=${user}`, `--regid=${user}`, '--clear-groups']), '--', 'getfattr', '--absolute-names', '-n', 'trusted.nsview-secret', spec(other, 'xattrs')],
+      { check: false, timeoutMs: 20_000, cwd: '/' },
+    );
+  const [nobodyGet, rootGet] = [await get(NOBODY), await get(undefined)];
+  t.regex(nobodyGet.stderr, /No such attribute/, 'nobody reads trusted.* through the view');
+  t.regex(rootGet.stdout, /trusted.nsview-secret="t"/);
 });
 
 test('a frozen FUSE server inside a namespace costs ETIMEDOUT there, nothing elsewhere', async (t) => {

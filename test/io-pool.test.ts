@@ -156,7 +156,7 @@ test('a late answer of an aborted request is discarded and the fds it brings are
   // The server is still stopped (previous test); continue it at the end.
   t.teardown(() => cont(server.pid));
   const ac = new AbortController();
-  const c = pool.run({ op: 'openFile', root, path: hello, dev: helloId.dev, ino: helloId.ino }, server.ns, { signal: ac.signal });
+  const c = pool.run({ op: 'openFile', root, path: hello, dev: helloId.dev, ino: helloId.ino, nonblock: false }, server.ns, { signal: ac.signal });
   await workerBlockedInLookup();
   ac.abort();
   t.is(errnoOf(await t.throwsAsync(c)), E.EINTR);

@@ -9,7 +9,8 @@ import { NS_GET_USERNS, O, close, ioctlInt } from '../sys/libc.js';
 import { parseMountinfo } from '../sys/mountinfo.js';
 import { numberKey, type DiscoverySnapshot, type MountNamespace, type NamespaceRef, type NamespaceSource, type TaskRef } from './model.js';
 import { forEachMountNamespace, mountNamespaceId, namespaceIdSupport } from '../sys/namespace-id.js';
-import { mountNamespacePins } from './mountinfo.js';
+import { mountNamespacePins, nsviewMountDevices } from './mountinfo.js';
+import { kernelDev } from '../sys/dev.js';
 import { Gate, newCounters, ProcReader, scanProcfs } from './procfs.js';
 
 export interface DiscoverOptions {
@@ -218,6 +219,7 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
   // Breadth-first over mount namespaces, level by level, so that a namespace's first (best)
   // bind mount ref is final before it is used as the prefix of refs found inside it.
   let mountinfoReads = 0;
+  const viewDevs = new Set<number>();
   let unexplored: number[] = [];
   const visited = new Set<number>();
   const ordered = (inodes: Iterable<number>): number[] =>
@@ -270,7 +272,9 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
         return;
       }
       const prefix = prefixes.get(inode)!;
-      for (const pin of mountNamespacePins(parseMountinfo(text))) {
+      const entries = parseMountinfo(text);
+      for (const [major, minor] of nsviewMountDevices(entries)) viewDevs.add(kernelDev(major, minor));
+      for (const pin of mountNamespacePins(entries)) {
         // Overmounted pins cannot be reached by their path; a pin of the very namespace it
         // is seen in says nothing new.
         if (!pin.visible || pin.inode === inode) continue;
@@ -336,6 +340,7 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
     namespaces,
     byInode,
     pidToNamespace,
+    viewDevs: [...viewDevs].sort((a, b) => a - b),
     takenAt,
     stats: {
       durationMs: takenAt - t0,

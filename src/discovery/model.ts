@@ -72,6 +72,12 @@ export interface DiscoverySnapshot {
   pidToNamespace: Map<number, number>;
   /** Monotonic ms timestamp when the pass finished. */
   takenAt: number;
+  /**
+   * Devices (kernelDev form, as statx's st_dev in nsview) of every nsview mount (fstype
+   * `fuse.nsview`) in any namespace whose mountinfo was read: the view shows them as empty
+   * directories, so two views never walk into each other. Absent in snapshots made elsewhere.
+   */
+  viewDevs?: number[];
   /** The daemon's own mount namespace (1-element bind mount refs are opened there). */
   ownNamespace?: number;
   /** What the pass did, for logs and `nsview list --stats`. */

@@ -89,3 +89,11 @@ export function mountNamespacePins(entries: MountinfoEntry[]): NsfsMountNsPin[] 
   }
   return out;
 }
+
+/** The filesystem type nsview mounts show in mountinfo (fuse.<subtype>). */
+export const NSVIEW_FSTYPE = 'fuse.nsview';
+
+/** Devices (major, minor) of the nsview mounts in a parsed mountinfo. */
+export function nsviewMountDevices(entries: MountinfoEntry[]): Array<[number, number]> {
+  return entries.filter((e) => e.fstype === NSVIEW_FSTYPE).map((e) => [e.major, e.minor]);
+}

@@ -59,19 +59,24 @@ export function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: big
   }
 }
 
-/** A regular file for reading, without touching its atime where the filesystem allows that. */
-function reopenForReading(pathFd: number): number {
+/**
+ * A regular file for reading, without touching its atime where the filesystem allows that.
+ * `nonblock`: for pseudo filesystems' files, some of which wait for data that may never come
+ * (/proc/kmsg, trace_pipe): with O_NONBLOCK they answer EAGAIN instead of holding a worker.
+ */
+function reopenForReading(pathFd: number, nonblock = false): number {
+  const extra = nonblock ? O.NONBLOCK : 0;
   try {
-    return reopenFd(pathFd, O.RDONLY | O.NOATIME);
+    return reopenFd(pathFd, O.RDONLY | O.NOATIME | extra);
   } catch (err) {
     // O_NOATIME is refused on some filesystems (EPERM); reading without it is still correct.
     if (!(err instanceof NsviewError && err.errno === E.EPERM)) throw err;
-    return reopenFd(pathFd, O.RDONLY);
+    return reopenFd(pathFd, O.RDONLY | extra);
   }
 }
 
-export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint): OpenResult {
-  return reopenChecked(root, path, dev, ino, false, reopenForReading);
+export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint, nonblock = false): OpenResult {
+  return reopenChecked(root, path, dev, ino, false, (pathFd) => reopenForReading(pathFd, nonblock));
 }
 
 /**
@@ -79,9 +84,9 @@ export function openFile(root: RootRef, path: Buffer, dev: number, ino: bigint):
  * and close that fd. The O_PATH fd pins the inode, so this is the file that was opened, wherever
  * the container has renamed it since.
  */
-export function reopenHeld(pathFd: number): number {
+export function reopenHeld(pathFd: number, nonblock = false): number {
   try {
-    return reopenForReading(pathFd);
+    return reopenForReading(pathFd, nonblock);
   } finally {
     close(pathFd);
   }

@@ -21,9 +21,9 @@ export interface IoOps {
   /** A symlink's target as stored. */
   readlink: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
   /** A symlink's target as the view shows it (resolve/symlink-view.ts). */
-  viewLink: { req: { root: RootRef; path: InRootPath; ownDev: number; pseudo: boolean }; res: Uint8Array };
+  viewLink: { req: { root: RootRef; path: InRootPath; links: LinkView }; res: Uint8Array };
   /** Open a regular file for reading, if it is still the file (dev, ino). */
-  openFile: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint }; res: OpenResult };
+  openFile: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; nonblock: boolean }; res: OpenResult };
   /** Read into a reply the worker writes to the FUSE device; the errno of that write, or 0. */
   readReply: { req: { fd: number; offset: bigint; size: number; reply: ReplyFrame }; res: number };
   fstat: { req: { fd: number }; res: Uint8Array };
@@ -31,7 +31,7 @@ export interface IoOps {
   readDir: { req: { root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }; res: DirChunk };
   closeAll: { req: { fds: number[] }; res: void };
   /** Reopen for reading the file an O_PATH fd holds, closing that fd; the new fd. */
-  reopenHeld: { req: { pathFd: number }; res: number };
+  reopenHeld: { req: { pathFd: number; nonblock: boolean }; res: number };
   /** Raw struct statfs (sys/statfs.ts decodes it). */
   statfs: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
   getxattr: { req: { root: RootRef; path: InRootPath; name: Uint8Array }; res: XattrResult };

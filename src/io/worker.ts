@@ -62,11 +62,11 @@ const handlers: Handlers = {
     return { value: r, transfer: buffersOf(r) };
   },
   viewLink: (req) => {
-    const r = readViewLink(req.root, b(req.path), { ownDev: req.ownDev, pseudo: req.pseudo });
+    const r = readViewLink(req.root, b(req.path), req.links);
     return { value: r, transfer: buffersOf(r) };
   },
   openFile: (req) => {
-    const r = openFile(req.root, b(req.path), req.dev, req.ino);
+    const r = openFile(req.root, b(req.path), req.dev, req.ino, req.nonblock);
     return { value: r, transfer: buffersOf(r.stat), fds: [r.fd] };
   },
   readReply: (req) => ({ value: readReply(req.fd, req.offset, req.size, req.reply) }),
@@ -84,7 +84,7 @@ const handlers: Handlers = {
   },
   closeAll: (req) => ({ value: closeAll(req.fds) }),
   reopenHeld: (req) => {
-    const fd = reopenHeld(req.pathFd);
+    const fd = reopenHeld(req.pathFd, req.nonblock);
     return { value: fd, fds: [fd] };
   },
   statfs: (req) => {

@@ -8,6 +8,16 @@ const DOT = 0x2e;
  * empty, never containing '/' or NUL, never '.' or '..'. Anything else could make a joined path
  * mean something other than "this entry of this directory".
  */
+/**
+ * Would assertComponent accept `name`? For names a directory listing hands us: a listing shows
+ * only names a lookup would accept (a hostile FUSE server can list '/', NUL, 600-byte names).
+ */
+export function isComponent(name: Buffer): boolean {
+  if (name.length === 0 || name.length > 255) return false;
+  if (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT))) return false;
+  return !name.includes(SLASH) && !name.includes(0);
+}
+
 export function assertComponent(name: Buffer): void {
   if (name.length === 0 || name.length > 255) throw new NsviewError(E.ENOENT, 'bad name length');
   if (name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT))) {

@@ -16,6 +16,8 @@ import { readLinkInRoot, statInRoot } from './lookup.js';
 export interface LinkView {
   /** Device of the view's own mount (kernelDev): a directory on it is never entered. */
   ownDev: number;
+  /** Devices of other nsview mounts (kernelDev): never entered either. */
+  viewDevs?: readonly number[];
   /** Whether pseudo filesystems are shown (else their mount roots are opaque). */
   pseudo: boolean;
 }
@@ -109,7 +111,9 @@ export function viewLink(rootFd: number, path: Buffer, links: LinkView, budget: 
       continue;
     }
     stack.push(c);
-    const opaque = st.isDir && ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) || st.dev === links.ownDev);
+    const opaque =
+      st.isDir &&
+      ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) || st.dev === links.ownDev || (links.viewDevs?.includes(st.dev) ?? false));
     if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
     if (!st.isDir && pending.length === 0 && mustBeDir) unresolved = true;
   }

@@ -64,8 +64,12 @@ export class ByPidDir implements NodeKind<Node>, FixedDir, CatalogListener {
     });
   }
 
-  /** When the set of pids changed, by-pid gets a new mtime so `ls` shows the change at once. */
+  /**
+   * Links follow their pids (see PidLinks.retarget); when the set of pids changed, by-pid gets a
+   * new mtime so `ls` shows the change at once.
+   */
   catalogChanged(snap: DiscoverySnapshot): void {
+    this.links.retarget(snap.pidToNamespace, BYPID_ID);
     if (samePids(this.lastPids, snap.pidToNamespace)) return;
     this.lastPids = snap.pidToNamespace;
     this.mtime = nextVirtualTime(this.mtime);

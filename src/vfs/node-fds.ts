@@ -29,6 +29,11 @@ export interface NodeFd {
  */
 export interface DirCursor extends NodeFd {
   chunk: { from: bigint; data: DirChunk };
+  /**
+   * The cookies of the first '.' and '..' this cursor met: a directory has one of each, and only
+   * those are served (again, when the kernel rereads from an earlier cookie).
+   */
+  dotsAt?: { dot?: bigint; dotdot?: bigint };
 }
 
 export class NodeFds<T extends NodeFd> {

@@ -13,6 +13,7 @@ import type { FdCloser } from './fd-closer.js';
 import { NodeFds, positionIn } from './node-fds.js';
 import type { DirCursor } from './node-fds.js';
 import { PLAIN_BATCH, PLUS_BATCH } from './listing.js';
+import { isComponent, isDot, isDotDot } from '../resolve/names.js';
 
 /** The READDIRPLUS entry of `name` in `dir` with attributes `st` (counts one kernel reference). */
 export type ChildEntry = (dir: RealNode, name: string, st: StatxView) => Entry;
@@ -82,28 +83,51 @@ export class OpenDirs {
     return { c, start };
   }
 
-  /** The entries of directory `n` after cookie `offset`. */
+  /**
+   * The entries of directory `n` after cookie `offset`. Names are shown only if a lookup would
+   * take them (isComponent), and '.' and '..' once each per listing: what a hostile filesystem
+   * lists beyond that never reaches a listing. A batch of nothing but such names is skipped, not
+   * answered empty (that would end the listing).
+   */
   async read(n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
-    const numbers = this.vc.numbers;
-    const { c, start } = await this.dirChunk(n, offset);
-    this.vc.live(n.binding, E.ESTALE);
-    const data = c.chunk.data;
-    if (start >= data.offs.length) {
-      // End served: nothing more to read through this fd.
-      this.cursors.drop(n.id);
-      return [];
+    for (;;) {
+      const { c, start } = await this.dirChunk(n, offset);
+      this.vc.live(n.binding, E.ESTALE);
+      const data = c.chunk.data;
+      if (start >= data.offs.length) {
+        // End served: nothing more to read through this fd.
+        this.cursors.drop(n.id);
+        return [];
+      }
+      const limit = Math.min(data.offs.length, start + (plus ? PLUS_BATCH : PLAIN_BATCH));
+      const out = this.entries(n, c, start, limit, plus);
+      if (out.length > 0) return out;
+      offset = data.offs[limit - 1]!;
     }
+  }
+
+  private entries(n: RealNode, c: DirCursor, start: number, limit: number, plus: boolean): DirEntry[] {
+    const numbers = this.vc.numbers;
+    const data = c.chunk.data;
     const out: DirEntry[] = [];
-    const limit = Math.min(data.offs.length, start + (plus ? PLUS_BATCH : PLAIN_BATCH));
     const names = Buffer.from(data.names.buffer, data.names.byteOffset, data.names.byteLength);
     const stats = Buffer.from(data.stats.buffer, data.stats.byteOffset, data.stats.byteLength);
+    const dots = (c.dotsAt ??= {});
     for (let i = start; i < limit; i++) {
       const name = Buffer.from(names.subarray(i === 0 ? 0 : data.nameEnds[i - 1]!, data.nameEnds[i]!));
+      const off = data.offs[i]!;
+      if (isDot(name)) {
+        if ((dots.dot ??= off) !== off) continue;
+      } else if (isDotDot(name)) {
+        if ((dots.dotdot ??= off) !== off) continue;
+      } else if (!isComponent(name)) {
+        continue;
+      }
       const de: DirEntry = {
         name,
         ino: numbers.of(n.dev, data.inos[i]!),
         type: data.types[i]!,
-        off: data.offs[i]!,
+        off,
       };
       if (data.statOk[i]) {
         const st = new StatxView(stats, i * STATX_RECORD);

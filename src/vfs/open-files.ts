@@ -19,6 +19,8 @@ interface OpenFile {
   /** Its namespace: once that died, the file answers ESTALE (its fds are closed at the death). */
   binding: NamespaceBinding;
   nsInode: number;
+  /** On a pseudo filesystem: opened O_NONBLOCK, read with direct I/O. */
+  pseudo: boolean;
   unpin: () => void;
   /** The O_PATH fd taken at OPEN, until a read turns it into `opened`. */
   pathFd?: number;
@@ -48,7 +50,7 @@ export class OpenFiles {
     const vc = this.vc;
     const b = n.binding;
     const unpin = await vc.roots.pin(vc.namespace(b));
-    const f: OpenFile = { binding: b, nsInode: n.nsInode, unpin };
+    const f: OpenFile = { binding: b, nsInode: n.nsInode, pseudo: n.onPseudo, unpin };
     const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryOpenPath(held, n.path);
     if (fast && fast.st.isReg && fast.st.dev === n.dev && fast.st.ino === n.ino) {
@@ -57,7 +59,9 @@ export class OpenFiles {
       if (fast) this.closer.closeSoon(fast.fd); // another file there now: the worker decides
       const { path, dev, ino } = n;
       try {
-        const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'openFile', root, path, dev, ino }, n.nsInode));
+        const r = await vc.inRoot(b, (root) =>
+          vc.io.run({ op: 'openFile', root, path, dev, ino, nonblock: f.pseudo }, n.nsInode),
+        );
         f.opened = Promise.resolve(r.fd);
       } catch (err) {
         unpin();
@@ -71,7 +75,9 @@ export class OpenFiles {
     }
     const fh = this.nextFh++;
     this.files.set(fh, f);
-    return { fh, keepCache: true };
+    // Pseudo filesystems' files (proc, sysfs) say size 0 or 4096 whatever they hold and change at
+    // every read: the page cache would show them empty or stale, so each read comes here.
+    return f.pseudo ? { fh, directIo: true } : { fh, keepCache: true };
   }
 
   /**
@@ -95,7 +101,7 @@ export class OpenFiles {
     if (f.opened === undefined) {
       const pathFd = f.pathFd!;
       f.pathFd = undefined; // the worker closes it
-      f.opened = this.vc.io.run({ op: 'reopenHeld', pathFd }, f.nsInode);
+      f.opened = this.vc.io.run({ op: 'reopenHeld', pathFd, nonblock: f.pseudo }, f.nsInode);
       f.opened.catch(() => undefined); // observed by reads and release; never unhandled
     }
     return f.opened;

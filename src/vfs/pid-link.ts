@@ -16,6 +16,9 @@ export interface PidLinkNode extends Node {
   nsInode: number;
 }
 
+/** The namespace of a link whose pid is gone: no directory of the view has this name. */
+const GONE = 0;
+
 function target(nsInode: number): string {
   return `../${nsInode}`;
 }
@@ -58,6 +61,24 @@ export class PidLinks implements NodeKind<PidLinkNode> {
     const now = processNamespaceNow(n.pid);
     if (now === undefined) throw new NsviewError(E.ENOENT, `process ${n.pid} is gone`);
     n.nsInode = now;
+  }
+
+  /**
+   * A discovery pass saw pids move: a process that setns()'d or unshare()'d, or a pid reused by
+   * another process. readlink asks the process itself, but with FUSE_CACHE_SYMLINKS (raw mode)
+   * the kernel keeps a target in the page cache and never asks again until the inode is
+   * invalidated ("../<inode>" keeps its length, so no attribute change drops it either): each
+   * link the kernel holds whose pid moved is invalidated here. A pid that is gone also loses its
+   * name, so the next lookup answers ENOENT.
+   */
+  retarget(pidToNamespace: ReadonlyMap<number, number>, byPidDir: bigint): void {
+    for (const node of this.byPid.values()) {
+      const now = pidToNamespace.get(node.pid) ?? GONE;
+      if (now === node.nsInode) continue;
+      if (now === GONE) this.vc.session?.invalidateEntry(byPidDir, Buffer.from(String(node.pid)));
+      node.nsInode = now;
+      this.vc.session?.invalidateInode(node.id);
+    }
   }
 
   dropped(n: PidLinkNode): void {

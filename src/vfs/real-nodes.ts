@@ -13,6 +13,7 @@ import type { NamespaceBinding } from './view-context.js';
 
 /** How a namespace root was reached: `/<inode>` or `by-id/<id>` (one node each, see RealNodes). */
 export type RootVia = 'ino' | 'id';
+import type { InodeNumbers } from './inode-numbers.js';
 
 export interface RealNode extends Node {
   /** The one namespace this node belongs to, for its whole life. */
@@ -31,6 +32,11 @@ export interface RealNode extends Node {
   type: number;
   /** A directory the view shows empty (a pseudo filesystem, or nsview's own mount). */
   opaque: boolean;
+  /**
+   * On a pseudo filesystem (proc, sysfs, ...; shown only with --pseudo): its files' sizes are 0 or
+   * made up and their contents change at every read, so they are read with direct I/O.
+   */
+  onPseudo: boolean;
 }
 
 /**
@@ -58,6 +64,7 @@ class RealNodeRecord implements RealNode {
     ino: bigint,
     public type: number,
     public opaque: boolean,
+    public onPseudo: boolean,
   ) {
     this.inoValue = compact(ino);
   }
@@ -109,7 +116,23 @@ export class RealNodes {
   constructor(
     private readonly table: NodeTable,
     private readonly kind: NodeKind<RealNode>,
+    private readonly numbers: InodeNumbers,
   ) {}
+
+  /** The file at a node's path is now (dev, ino): its inode number moves with it. */
+  setIdentity(n: RealNode, dev: number, ino: bigint): void {
+    const node = record(n);
+    if (node.dev === dev && node.ino === ino) return;
+    this.numbers.release(node.dev, node.ino);
+    node.dev = dev;
+    node.ino = ino;
+    this.numbers.hold(dev, ino);
+  }
+
+  /** The kernel forgot the node: its inode number need not stay. */
+  forgotten(n: RealNode): void {
+    this.numbers.release(n.dev, n.ino);
+  }
 
   /**
    * The node for (namespace, path) with this identity, counted as one more kernel lookup. A file
@@ -124,6 +147,7 @@ export class RealNodes {
     ino: bigint,
     type: number,
     opaque: boolean,
+    onPseudo: boolean,
     via: RootVia = 'ino',
   ): RealNode {
     const dir = parent === undefined ? undefined : record(parent);
@@ -135,14 +159,16 @@ export class RealNodes {
       node = undefined;
     }
     if (!node) {
-      node = new RealNodeRecord(this.kind, this.table.newId(), binding, dir === undefined ? via : undefined, dir, dir === undefined ? '' : name, dev, ino, type, opaque);
+      node = new RealNodeRecord(this.kind, this.table.newId(), binding, dir === undefined ? via : undefined, dir, dir === undefined ? '' : name, dev, ino, type, opaque, onPseudo);
       if (dir === undefined) this.roots.set(key, node);
       else (dir.children ??= new Map()).set(node.name, node);
       this.table.add(node);
+      this.numbers.hold(dev, ino);
+    } else {
+      this.setIdentity(node, dev, ino);
     }
-    node.dev = dev;
-    node.ino = ino;
     node.opaque = opaque;
+    node.onPseudo = onPseudo;
     node.nlookup++;
     return node;
   }

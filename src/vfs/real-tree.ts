@@ -11,7 +11,7 @@ import { decodeStatfs } from '../sys/statfs.js';
 import { assertComponent, childOf } from '../resolve/names.js';
 import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
-import { hasXattrName } from '../io/xattr-names.js';
+import { hasXattrName, isTrustedXattr, withoutTrustedXattrs } from '../io/xattr-names.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import { ExpiringMap } from './expiring-map.js';
 import type { CatalogListener, NodeKind } from './node-kind.js';
@@ -29,6 +29,17 @@ const VANISH_INVALIDATIONS = 4096;
 /** What statfs answers where there is no filesystem to ask. */
 export const EMPTY_STATFS: StatFs = { blocks: 0n, bfree: 0n, bavail: 0n, files: 0n, ffree: 0n, bsize: 4096, namelen: 255, frsize: 4096 };
 
+/**
+ * trusted.* attributes are for CAP_SYS_ADMIN only: the kernel lists them to nobody else and answers
+ * ENODATA for their values. A FUSE request names only the caller's uid, not its capabilities, so
+ * uid 0 stands for privileged (a root whose capabilities were dropped still sees them; root of a
+ * user namespace arrives with its mapped, non-zero uid and does not). security.* and system.*
+ * stay visible to everyone, as natively.
+ */
+function mayReadTrusted(ctx: RequestContext): boolean {
+  return ctx.uid === 0;
+}
+
 export class RealTree implements NodeKind<RealNode>, CatalogListener {
   readonly permanent = false;
   readonly nodes: RealNodes;
@@ -41,7 +52,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     private readonly listings: Listings,
     closer: FdCloser,
   ) {
-    this.nodes = new RealNodes(vc.nodes, this);
+    this.nodes = new RealNodes(vc.nodes, this, vc.numbers);
     this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.binding, dir, name, st, 0, false));
     this.xattrNames = new ExpiringMap(vc.opts.attrTimeoutMs, 8192);
   }
@@ -50,18 +61,18 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   /**
    * Whether a looked-up file may be shown at all. Below the root of a pseudo filesystem (without
-   * --pseudo) or of our own mount nothing is: the view shows those roots empty, so a name inside
+   * --pseudo) or of an nsview mount (ours or another daemon's) nothing is: the view shows those roots empty, so a name inside
    * can only have been reached by the container swapping a directory on the way.
    */
   private hidden(st: StatxView, fsType: number): boolean {
     if (st.isDir && st.isMountRoot) return false;
-    if (this.vc.ownDev !== 0 && st.dev === this.vc.ownDev) return true;
+    if (this.vc.isViewDev(st.dev)) return true;
     return !this.vc.opts.pseudo && isPseudoFs(fsType);
   }
 
   private isOpaque(st: StatxView, fsType: number): boolean {
     if (!st.isDir) return false;
-    if (this.vc.ownDev !== 0 && st.dev === this.vc.ownDev) return true;
+    if (this.vc.isViewDev(st.dev)) return true;
     return st.isMountRoot && !this.vc.opts.pseudo && isPseudoFs(fsType);
   }
 
@@ -91,7 +102,10 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   /** The entry for `name` in directory `parent` (a namespace root: parent undefined, name ''). */
   private entry(b: NamespaceBinding, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean, via: RootVia = 'ino'): Entry {
     const opts = this.vc.opts;
-    const node = this.nodes.lookup(b, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType), via);
+    // fsType is 0 for entries of a listing, which never include mount roots: those are on their
+    // directory's filesystem.
+    const onPseudo = fsType !== 0 ? isPseudoFs(fsType) : parent !== undefined && parent.onPseudo && parent.dev === st.dev;
+    const node = this.nodes.lookup(b, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType), onPseudo, via);
     return {
       nodeid: node.id,
       generation: 0n,
@@ -144,9 +158,9 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if (st.dev !== n.dev || st.ino !== n.ino) {
       // Another file now (a rename over it, or a mount on it): what it shows is decided
       // anew, a pseudo filesystem mounted on a known directory stays hidden.
-      n.dev = st.dev;
-      n.ino = st.ino;
+      this.nodes.setIdentity(n, st.dev, st.ino);
       n.opaque = this.isOpaque(st, fsType);
+      if (fsType !== 0) n.onPseudo = isPseudoFs(fsType);
       this.dirs.drop(n.id);
       this.xattrNames.delete(n.id);
     }
@@ -160,7 +174,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const out = await vc.inRoot(n.binding, (root) =>
       vc.opts.symlinks === 'raw'
         ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode)
-        : vc.io.run({ op: 'viewLink', root, path: n.path, ownDev: vc.ownDev, pseudo: vc.opts.pseudo }, n.nsInode),
+        : vc.io.run({ op: 'viewLink', root, path: n.path, links: vc.rewriteView() }, n.nsInode),
     );
     vc.live(n.binding);
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
@@ -190,6 +204,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
    */
   async getxattr(ctx: RequestContext, n: RealNode, name: Buffer): Promise<Buffer> {
     if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENODATA);
+    if (!mayReadTrusted(ctx) && isTrustedXattr(name)) throw new NsviewError(E.ENODATA);
     const known = this.xattrNames.get(n.id);
     if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
     const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode));
@@ -204,11 +219,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const v = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode));
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, v);
-    return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    return mayReadTrusted(ctx) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : withoutTrustedXattrs(v);
   }
 
   dropped(n: RealNode): void {
     this.nodes.unlink(n);
+    this.nodes.forgotten(n);
     this.dirs.drop(n.id);
     this.xattrNames.delete(n.id);
   }

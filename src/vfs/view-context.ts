@@ -158,9 +158,26 @@ export class ViewContext {
     });
   }
 
+  /**
+   * Is `dev` an nsview mount: ours, or another daemon's that discovery saw in some namespace's
+   * mountinfo? Two views must never walk into each other: each would answer the other's
+   * requests with requests of its own (a `find` that never ends, sandboxes started for the
+   * other's namespaces, timeouts), so both are shown as empty directories.
+   */
+  isViewDev(dev: number): boolean {
+    if (this.ownDev !== 0 && dev === this.ownDev) return true;
+    return this.catalog.current().viewDevs?.includes(dev) ?? false;
+  }
+
+  /** What a symlink rewrite needs to know of the view (for the io workers). */
+  rewriteView(): LinkView {
+    const others = this.catalog.current().viewDevs?.filter((d) => d !== this.ownDev);
+    return { ownDev: this.ownDev, pseudo: this.opts.pseudo, ...(others && others.length > 0 ? { viewDevs: others } : {}) };
+  }
+
   /** What workers need to size symlinks as rewritten (undefined in raw mode). */
   linkView(): LinkView | undefined {
-    return this.opts.symlinks === 'rewrite' ? { ownDev: this.ownDev, pseudo: this.opts.pseudo } : undefined;
+    return this.opts.symlinks === 'rewrite' ? this.rewriteView() : undefined;
   }
 
   /** The entry of one of the view's own nodes, counted as one more kernel reference. */

@@ -205,6 +205,7 @@ export class NamespaceView implements FuseOperations {
     return {
       nodes: this.vc.nodes.size,
       bindings: this.vc.bindings.size,
+      bigInodes: this.vc.numbers.tableSize,
       xattrLists: this.tree.xattrNames.size,
       openFiles: this.files.size,
       openDirs: this.tree.dirs.size,
