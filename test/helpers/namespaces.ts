@@ -187,6 +187,8 @@ export interface BindMountedNamespace {
 export interface PinOptions {
   /** Shell commands (host binaries) run inside the new namespace before it is left. */
   setup?: string;
+  /** Name of the pin file (default `mnt`); any bytes but '/' and NUL. */
+  fileName?: string;
 }
 
 /**
@@ -202,7 +204,7 @@ async function privateMount(dir: string): Promise<() => Promise<void>> {
 export async function makeBindMountedNamespace(t: Teardown, opts: PinOptions = {}): Promise<BindMountedNamespace> {
   const dir = makeTempDir(t, 'pin');
   const undo = await privateMount(dir);
-  const file = path.join(dir, 'mnt');
+  const file = path.join(dir, opts.fileName ?? 'mnt');
   let released = false;
   const release = async () => {
     if (released) return;
