@@ -10,7 +10,8 @@ import { mountOptionSpec } from './options.js';
 
 /**
  * Options meant for mount(8), systemd or the kernel's generic mount flags. nsview is read-only,
- * nosuid and nodev whatever is asked, so rw/suid/dev/exec change nothing either.
+ * nosuid and nodev whatever is asked, so rw/suid/dev change nothing either; it is noexec unless
+ * `exec` is given, which is nsview's own option (--exec), not ignored.
  */
 export const FSTAB_IGNORED: readonly string[] = [
   'defaults',
@@ -30,7 +31,6 @@ export const FSTAB_IGNORED: readonly string[] = [
   'nodev',
   'dev',
   'noexec',
-  'exec',
   'async',
   'sync',
   'atime',
