@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 // The only nsview module this file uses.
-import { assertComponent, childOf, components, isDot, isDotDot, pathBytes } from '../../src/resolve/names.js';
+import { assertComponent, childOf, components, isComponent, isDot, isDotDot, pathBytes } from '../../src/resolve/names.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -44,12 +44,16 @@ test('single components: what is refused and why', (t) => {
     ['backslash and octal-looking', b('a\\040b'), 'ok'],
     ['every other byte', Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1).filter((x) => x !== 0x2f)), 'ok'],
   ];
-  for (const [label, name, want] of rows)
+  for (const [label, name, want] of rows) {
     t.is(
       outcome(() => assertComponent(name)),
       want,
       label,
     );
+    // Listings filter with isComponent: a listed name is always one a lookup takes.
+    t.is(isComponent(name), want === 'ok', `isComponent: ${label}`);
+  }
+  t.false(isComponent(Buffer.alloc(600, 0x4c)), 'a hostile FUSE server\'s 600-byte name');
 });
 
 test('in-root paths are byte-exact latin1 strings: join and back', (t) => {
