@@ -1,8 +1,9 @@
 /**
  * The links in by-pid/: by-pid/PID -> ../<inode of PID's mount namespace>. One node per pid the
  * kernel holds; its target is read from the process at every readlink (an exited process gives
- * ENOENT at once), and the kernel may cache neither the entry nor its attributes, so a link
- * never leads where a pid was a moment ago.
+ * ENOENT at once), and the kernel may cache neither the entry nor its attributes (nor, in raw
+ * mode, where it caches symlink targets, the target: see readlink and retarget), so a link never
+ * leads where a pid was a moment ago.
  */
 import type { AttrReply, Entry, RequestContext } from '../fuse/types.js';
 import type { Node, NodeKind } from './node-kind.js';
@@ -53,6 +54,10 @@ export class PidLinks implements NodeKind<PidLinkNode> {
 
   async readlink(ctx: RequestContext, n: PidLinkNode): Promise<Buffer> {
     this.refresh(n);
+    // In raw mode the kernel caches link targets (FUSE_CACHE_SYMLINKS) and would not ask again:
+    // drop the cached target right after this answer, so the next readlink asks the process
+    // again. After, not before: the page being filled is locked until the answer arrives.
+    if (this.vc.opts.symlinks === 'raw') setImmediate(() => this.vc.session?.invalidateInode(n.id));
     return Buffer.from(target(n.nsInode));
   }
 
