@@ -15,6 +15,7 @@ import test from 'ava';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { mountNamespaceIdentityAt } from '../src/sys/namespace-id.js';
 import {
   CleanupScope,
   makeBindMountedNamespace,
@@ -216,6 +217,7 @@ test('nsview never keeps a namespace alive: pinned, read, pin removed -> no task
   t.is(await readFile(path.join(mp, String(ns), 'etc/hostname'), 'utf8'), hostHostname);
   await use(ns);
   t.is(await threadsIn(ns), 1, 'a sandbox holds it while the pin is there');
+  const id = mountNamespaceIdentityAt(pin.file).id;
   await pin.release(); // umount of the pin
   const t0 = performance.now();
   let ms = await msUntil(`daemon out of ${ns}`, t0, async () => (await threadsIn(ns)) === 0 && !(await fdRefersTo(view.pid, ns, pin.file)), {
@@ -227,7 +229,8 @@ test('nsview never keeps a namespace alive: pinned, read, pin removed -> no task
   const others = await processesInNamespace(ns);
   if (others.length > 0) t.log(`still in ${ns}, not ours: ${others.map((o) => `${o.pid} ${o.cmdline.join(' ').slice(0, 120)}`).join('; ')}`);
   await waitFor('the release line', () => new RegExp(`sandbox released for namespace ${ns} \\(namespace vanished\\)`).test(view.stderr()));
-  const r = await timed('stat', [path.join(mp, String(ns))]);
+  // by-id/<id>, not /<inode>: the kernel may already have given the number to a new namespace.
+  const r = await timed('stat', [path.join(mp, 'by-id', String(id))]);
   t.is(r.errno, 'ENOENT');
 });
 
