@@ -9,6 +9,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { constants } from 'node:os';
 import os from 'node:os';
 import path from 'node:path';
@@ -224,8 +225,12 @@ class MemFs implements FuseOperations {
     return t;
   }
 
+  /** A passthrough backing id to answer OPEN with (FOPEN_PASSTHROUGH), when set. */
+  backingId: number | undefined;
+
   async open(_ctx: RequestContext, nodeid: bigint) {
     if (this.node(nodeid).data === undefined) throw new NsviewError(E.EISDIR);
+    if (this.backingId !== undefined) return { fh: nodeid, backingId: this.backingId };
     return { fh: nodeid, keepCache: true };
   }
 
@@ -721,14 +726,32 @@ test('cleanStaleMount refuses a live server and a hung one, without hanging', as
   t.true(mountedAt(m.mp), 'a live mount is never detached');
 });
 
-test('mountFuse refuses passthrough (not implemented) and leaves nothing mounted', async (t) => {
-  const mp = await tempDir(t);
-  const err = await t.throwsAsync(mountFuse(new MemFs(), {
-    mountpoint: mp, fsname: 'x', subtype: 'nsviewtest', readOnly: true, allowOther: false,
-    defaultPermissions: false, passthrough: true,
-  }));
-  t.is((err as NsviewError).errno, E.ENOTSUP);
-  t.false(mountedAt(mp));
+test('passthrough: the kernel reads an opened file from its backing file, no READ reaches the server', async (t) => {
+  const plain = await mountMem(t);
+  t.is(plain.session.backing, undefined, 'no backing files unless asked for');
+  const m = await mountMem(t, { passthrough: true });
+  const backing = m.session.backing;
+  if (!backing) return t.fail('the kernel (6.9+, CONFIG_FUSE_PASSTHROUGH) did not agree to passthrough');
+  // Same length as the served file, other contents: what cat prints tells who answered.
+  const dir = await tempDir(t);
+  const real = path.join(dir, 'real');
+  await fs.writeFile(real, FILE_DATA.toString().toUpperCase());
+  t.teardown(() => fs.rm(real, { force: true }));
+  const fd = openSync(real, fsConstants.O_RDONLY);
+  t.teardown(() => closeSync(fd));
+  const id = backing.open(fd);
+  t.true(id > 0);
+  m.fs.backingId = id;
+  const reads = m.session.requestCounts().READ ?? 0;
+  t.is(await text('cat', [path.join(m.mp, 'file')]), 'HELLO NSVIEW\n', 'data of the backing file');
+  t.is(m.session.requestCounts().READ ?? 0, reads, 'no READ request');
+  backing.close(id);
+  t.is(errnoOf(t.throws(() => backing.close(id))), E.ENOENT, 'a closed id is gone');
+  const dirFd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  t.teardown(() => closeSync(dirFd));
+  t.is(errnoOf(t.throws(() => backing.open(dirFd))), E.EISDIR, 'only regular files back a FUSE file');
+  m.fs.backingId = undefined;
+  t.is(await text('cat', [path.join(m.mp, 'file')]), FILE_DATA.toString(), 'served by us again once nothing names the id');
 });
 
 test('invalidateInode drops cached data, invalidateEntry a cached name; unknown ones are no error', async (t) => {

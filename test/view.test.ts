@@ -11,7 +11,8 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { daemonStats } from './fixtures/lifecycle/lib.js';
 import path from 'node:path';
 import { mountNamespaceIdentityAt } from '../src/sys/namespace-id.js';
 import {
@@ -370,6 +371,36 @@ test('a change inside the container shows through the view within --attr-timeout
   took.push(`new name listed after ${Math.round(ms)} ms`);
   t.true(ms <= BOUND_MS, `listed after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
   t.log(took.join('; '));
+});
+
+test('--passthrough: an opened regular file is read by the kernel from the container’s file: right bytes, overlapping opens, no READ', async (t) => {
+  const pt = await startNsview(t, { extraArgs: ['--passthrough'] });
+  const name = `big-${randomBytes(3).toString('hex')}`;
+  const inside = path.join(w.a.fs.dir, 'tmp', name);
+  const data = randomBytes(3 << 20);
+  t.teardown(() => rm(inside, { force: true }));
+  await writeFile(inside, data);
+  const through = path.join(pt.mountpoint, String(w.a.nsInode), 'tmp', name);
+  const before = await daemonStats(pt);
+  const held = await open(through, 'r');
+  try {
+    const first = Buffer.alloc(1 << 20);
+    t.is((await held.read(first, 0, first.length, 1 << 20)).bytesRead, first.length);
+    t.true(first.equals(data.subarray(1 << 20, 2 << 20)), 'a block read through the held open');
+    // A second open of the same file while the first is open: the kernel requires the same mode.
+    t.true((await readFile(through)).equals(data), 'the whole file through a second open');
+    const during = await daemonStats(pt);
+    t.true((during.view.passedThrough ?? 0) >= 1, `the file is passed through (${JSON.stringify(during.view)})`);
+    t.is(during.requests.READ ?? 0, before.requests.READ ?? 0, 'no READ request reached the daemon');
+  } finally {
+    await held.close();
+  }
+  // A file that changes keeps showing the container's bytes.
+  const changed = Buffer.from(data);
+  changed.fill(7, 0, 4096);
+  await writeFile(inside, changed);
+  await waitFor('the change to show', async () => (await readFile(through)).equals(changed), { timeoutMs: 5_000, intervalMs: 50 });
+  await waitFor('backing ids dropped after the last close', async () => (await daemonStats(pt)).view.passedThrough === 0, { timeoutMs: 5_000, intervalMs: 50 });
 });
 
 test('writes fail with EROFS and change nothing', async (t) => {

@@ -111,6 +111,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
       workers: num('workers'),
       maxRoots: num('max-roots'),
       busyPollUs: num('busy-poll'),
+      passthrough: a.passthrough === true,
     },
     {
       foreground: a.foreground === true,

@@ -80,6 +80,14 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
       'Containers\' binaries are data to look at, not programs for the host: without this the view is mounted noexec, so no container can plant something a host user runs by accident.',
   },
   {
+    name: 'passthrough',
+    kind: 'flag',
+    default: false,
+    describe: 'let the kernel read opened regular files itself (FUSE passthrough, kernel 6.9+)',
+    manual:
+      'Reads then cost the daemon nothing and run at native speed. Files on unknown or remote filesystems, kernel files and a kernel that refuses fall back to reads through the daemon. A file opened this way keeps reading what it opened after its namespace dies, until closed (without it, such a file answers ESTALE).',
+  },
+  {
     name: 'nonempty',
     kind: 'flag',
     default: false,

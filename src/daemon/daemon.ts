@@ -36,6 +36,8 @@ export interface DaemonOptions {
   maxRoots?: number;
   /** µs the FUSE loop keeps polling after each request or reply (0: off). */
   busyPollUs: number;
+  /** Ask for FUSE passthrough of opened regular files (--passthrough; default off). */
+  passthrough?: boolean;
 }
 
 export interface RunningDaemon {
@@ -118,6 +120,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       noexec: !opts.exec,
       // Rewritten link targets differ in length from the stored ones (st_size).
       cacheSymlinks: opts.symlinks === 'raw',
+      // Reads of opened regular files served by the kernel from the file itself (kernel 6.9+).
+      passthrough: opts.passthrough ?? false,
       busyPollUs: opts.busyPollUs,
       onError: (err, opcode) => log.error(`${opcode}: ${(err as Error)?.message ?? String(err)}`),
       onTrace: log.verbose

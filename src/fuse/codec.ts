@@ -270,9 +270,10 @@ export function writeOpenOut(buf: Buffer, off: number, r: OpenReply): number {
   if (r.directIo) flags |= FOPEN.DIRECT_IO;
   if (r.keepCache) flags |= FOPEN.KEEP_CACHE;
   if (r.cacheDir) flags |= FOPEN.CACHE_DIR;
+  if (r.backingId !== undefined) flags |= FOPEN.PASSTHROUGH;
   buf.writeBigUInt64LE(r.fh, off);
   buf.writeUInt32LE(flags, off + 8);
-  buf.writeInt32LE(0, off + 12); // backing_id: the FUSE_PASSTHROUGH seam
+  buf.writeInt32LE(r.backingId ?? 0, off + 12);
   return off + OPEN_OUT_SIZE;
 }
 
@@ -304,6 +305,8 @@ export interface InitReply {
   maxWrite: number;
   timeGran: number;
   maxPages: number;
+  /** With FUSE_PASSTHROUGH: how deeply backing files may be stacked (0 otherwise). */
+  maxStackDepth: number;
 }
 
 /** fuse_init_out, in the size the agreed minor expects. Returns the end offset. */
@@ -321,7 +324,7 @@ export function writeInitOut(buf: Buffer, off: number, r: InitReply): number {
     buf.writeUInt32LE(r.timeGran, off + InitOut.timeGran);
     buf.writeUInt16LE(r.maxPages, off + InitOut.maxPages);
     buf.writeUInt32LE(Number(r.flags >> 32n), off + InitOut.flags2);
-    // max_stack_depth stays 0 until FUSE_PASSTHROUGH is implemented; request_timeout 0 = none.
+    buf.writeUInt32LE(r.maxStackDepth, off + InitOut.maxStackDepth); // request_timeout stays 0 = none
   }
   return off + size;
 }

@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs';
 import { constants } from 'node:os';
-import type { FuseOperations, FuseSession, MountOptions } from './types.js';
+import type { BackingFiles, FuseOperations, FuseSession, MountOptions } from './types.js';
 import { NsviewError } from '../sys/errors.js';
 import { FuseServer } from './session.js';
 import type { InitInfo } from './init-negotiation.js';
@@ -95,6 +95,10 @@ class Session implements MountedSession {
     this.server.invalidateInode(nodeid);
   }
 
+  get backing(): BackingFiles | undefined {
+    return this.server.backing;
+  }
+
   unmount(): Promise<void> {
     this.unmounting ??= this.finish(false);
     return this.unmounting;
@@ -141,7 +145,6 @@ function positiveInt(v: number | undefined, dflt: number, what: string): number 
  * mount is then usable). Throws NsviewError; on failure nothing stays mounted.
  */
 export async function mountFuse(ops: FuseOperations, options: MountOptions): Promise<MountedSession> {
-  if (options.passthrough) throw new NsviewError(E.ENOTSUP, 'FUSE passthrough is not implemented yet');
   if (!/^[A-Za-z0-9_+-]+$/.test(options.subtype)) throw new NsviewError(E.EINVAL, `bad subtype "${options.subtype}"`);
   if (options.fsname === '' || /[\s,]/.test(options.fsname)) throw new NsviewError(E.EINVAL, `bad fsname "${options.fsname}"`);
   const maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight');
@@ -168,7 +171,7 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, posixAcl: options.posixAcl ?? false, onTrace: options.onTrace, onError });
+  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, posixAcl: options.posixAcl ?? false, passthrough: options.passthrough ?? false, onTrace: options.onTrace, onError });
   server.start();
   let init: InitInfo;
   try {

@@ -6,7 +6,7 @@
 import type { InitIn, InitReply } from './codec.js';
 import {
   FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, INIT_FLAG_NAMES, Init,
-  MAX_IO, MAX_PAGES,
+  MAX_IO, MAX_PAGES, PASSTHROUGH_MAX_STACK_DEPTH,
 } from './protocol.js';
 import { E, NsviewError } from '../sys/errors.js';
 
@@ -24,8 +24,6 @@ export interface InitInfo {
 const WANTED_INIT_FLAGS =
   Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.DO_READDIRPLUS | Init.MAX_PAGES |
   Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA | Init.BIG_WRITES | Init.INIT_EXT | Init.POSIX_ACL;
-// FUSE_PASSTHROUGH seam: asking for Init.PASSTHROUGH also needs max_stack_depth in INIT, an ioctl
-// (FUSE_DEV_IOC_BACKING_OPEN) per backing file and OpenReply.backingId -> fuse_open_out.backing_id.
 
 /** Kernel limits for background requests (readahead, release): libfuse's defaults, scaled up a bit. */
 const MAX_BACKGROUND = 16;
@@ -36,6 +34,8 @@ export interface InitWishes {
   cacheSymlinks: boolean;
   /** Let the kernel check POSIX ACLs (see MountOptions.posixAcl); absent: false. */
   posixAcl?: boolean;
+  /** Ask for FUSE_PASSTHROUGH (see MountOptions.passthrough); absent: false. */
+  passthrough?: boolean;
 }
 
 export type InitOutcome =
@@ -56,7 +56,9 @@ export function negotiateInit(init: InitIn, wishes: InitWishes): InitOutcome {
   let flags = init.flags & WANTED_INIT_FLAGS;
   if (!wishes.cacheSymlinks) flags &= ~Init.CACHE_SYMLINKS;
   if (!wishes.posixAcl) flags &= ~Init.POSIX_ACL;
+  if (wishes.passthrough) flags |= init.flags & Init.PASSTHROUGH;
   if (!(flags & Init.INIT_EXT)) flags &= 0xffff_ffffn;
+  const maxStackDepth = flags & Init.PASSTHROUGH ? PASSTHROUGH_MAX_STACK_DEPTH : 0;
   return {
     kind: 'agree',
     reply: {
@@ -68,6 +70,7 @@ export function negotiateInit(init: InitIn, wishes: InitWishes): InitOutcome {
       maxWrite: MAX_IO,
       timeGran: 1,
       maxPages: MAX_PAGES,
+      maxStackDepth,
     },
     info: {
       major: FUSE_KERNEL_VERSION,

@@ -42,7 +42,16 @@ export const FOPEN = {
   DIRECT_IO: 1 << 0,
   KEEP_CACHE: 1 << 1,
   CACHE_DIR: 1 << 3,
+  /** Reads (and mmap) go to the backing file named by fuse_open_out.backing_id. */
+  PASSTHROUGH: 1 << 7,
 } as const;
+
+/**
+ * max_stack_depth we offer with FUSE_PASSTHROUGH (the kernel's FILESYSTEM_MAX_STACK_DEPTH): backing
+ * files may then live on overlayfs (container root filesystems, stack depth 1); our mount counts
+ * as depth 2, so nothing stacks on it.
+ */
+export const PASSTHROUGH_MAX_STACK_DEPTH = 2;
 
 /** fuse_getattr_in.getattr_flags: `fh` is valid. */
 export const FUSE_GETATTR_FH = 1;

@@ -16,15 +16,16 @@
  */
 import fs from 'node:fs';
 import { Admission } from './admission.js';
+import { deviceBackingFiles } from './backing-files.js';
 import { type InitIn, decodeInHeader } from './codec.js';
 import { type DeviceReader, startDeviceReader } from './device-reader.js';
 import { type InitInfo, negotiateInit } from './init-negotiation.js';
 import { NotificationQueue } from './notifications.js';
 import { type Engine, opcodeRow } from './opcodes.js';
-import { IN_HEADER_SIZE } from './protocol.js';
+import { IN_HEADER_SIZE, Init } from './protocol.js';
 import { ReplyWriter } from './reply.js';
 import { Request } from './request.js';
-import type { FuseOperations } from './types.js';
+import type { BackingFiles, FuseOperations } from './types.js';
 import { E, NsviewError, errnoOf } from '../sys/errors.js';
 
 
@@ -41,6 +42,8 @@ export interface ServerOptions {
   cacheSymlinks: boolean;
   /** Ask for FUSE_POSIX_ACL (see MountOptions.posixAcl). */
   posixAcl: boolean;
+  /** Ask for FUSE_PASSTHROUGH at INIT (see MountOptions.passthrough). */
+  passthrough?: boolean;
   onTrace?: (t: RequestTrace) => void;
   onError: (err: unknown, opcode: string) => void;
 }
@@ -82,6 +85,8 @@ export class FuseServer implements Engine {
 
   private reader: DeviceReader | undefined;
   private readonly replies: ReplyWriter;
+  /** Set at INIT when the kernel agreed FUSE_PASSTHROUGH. */
+  backing: BackingFiles | undefined;
   private readonly notifications: NotificationQueue;
   private readonly admission: Admission<Request>;
 
@@ -241,7 +246,7 @@ export class FuseServer implements Engine {
   }
 
   init(unique: bigint, init: InitIn): void {
-    const outcome = negotiateInit(init, { cacheSymlinks: this.opts.cacheSymlinks, posixAcl: this.opts.posixAcl });
+    const outcome = negotiateInit(init, { cacheSymlinks: this.opts.cacheSymlinks, posixAcl: this.opts.posixAcl, passthrough: this.opts.passthrough });
     switch (outcome.kind) {
       case 'offer-version':
         this.replies.initVersion(unique);
@@ -252,6 +257,7 @@ export class FuseServer implements Engine {
         this.rejectInit(outcome.error);
         return;
       case 'agree':
+        if (outcome.info.flags & Init.PASSTHROUGH) this.backing = deviceBackingFiles(this.fd);
         this.replies.init(unique, outcome.reply);
         this.notifications.start();
         this.resolveInit(outcome.info);

@@ -64,6 +64,11 @@ export interface OpenReply {
   directIo?: boolean;
   /** For directories: cache readdir results (FOPEN_CACHE_DIR). */
   cacheDir?: boolean;
+  /**
+   * Serve this open's reads from backing file `backingId` in the kernel (FOPEN_PASSTHROUGH; an id
+   * from FuseSession.backing). Every open of one node at a time must name the same id.
+   */
+  backingId?: number;
 }
 
 export interface StatFs {
@@ -208,10 +213,18 @@ export interface MountOptions {
    */
   cacheSymlinks?: boolean;
   /**
-   * Reserved for FUSE_PASSTHROUGH (open files served by a kernel backing file). Not implemented
-   * yet: mountFuse() rejects `true` with ENOTSUP.
+   * Ask for FUSE_PASSTHROUGH (open files whose reads the kernel serves from a backing file;
+   * default false). Whether the kernel agreed shows as FuseSession.backing.
    */
   passthrough?: boolean;
+}
+
+/** Backing files of a session that agreed FUSE_PASSTHROUGH (see OpenReply.backingId). */
+export interface BackingFiles {
+  /** Register a regular file's fd; returns its backing id. Throws NsviewError (EINVAL, ELOOP, EPERM...). */
+  open(fd: number): number;
+  /** Drop a backing id once no open reply will name it again. */
+  close(id: number): void;
 }
 
 /** A mounted, serving FUSE filesystem. */
@@ -227,6 +240,8 @@ export interface FuseSession {
   invalidateInode(nodeid: bigint): void;
   /** Requests received so far, by operation name (LOOKUP, GETATTR, READDIRPLUS...). */
   requestCounts(): Record<string, number>;
+  /** Passthrough backing files; undefined unless passthrough was asked for and the kernel agreed. */
+  readonly backing: BackingFiles | undefined;
   /** Detach the mount and stop serving. Idempotent. */
   unmount(): Promise<void>;
 }

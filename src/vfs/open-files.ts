@@ -1,9 +1,10 @@
 /**
  * Open regular files: the file handles OPEN hands out, the fds behind them, READ answered by a
- * worker writing the reply itself, and RELEASE.
+ * worker writing the reply itself (or by the kernel from a passthrough backing file), and RELEASE.
  */
 import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../fuse/types.js';
 import { NsviewError, E, errnoName } from '../sys/errors.js';
+import { O_ACCMODE } from '../fuse/protocol.js';
 import { StatxView } from '../sys/stat.js';
 import type { NamespaceBinding, ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
@@ -21,6 +22,7 @@ interface OpenFile {
   nsInode: number;
   /** On a pseudo filesystem: opened O_NONBLOCK, read with direct I/O. */
   pseudo: boolean;
+  nodeId: bigint;
   unpin: () => void;
   /** The O_PATH fd taken at OPEN, until a read turns it into `opened`. */
   pathFd?: number;
@@ -28,10 +30,31 @@ interface OpenFile {
   opened?: Promise<number>;
   /** Its fds are closed (released, or its namespace died). */
   closed?: boolean;
+  /** Counted in its node's NodeIo.opens. */
+  counted?: boolean;
 }
+
+/**
+ * How the open files of one node are served while any is open. The kernel refuses to open one
+ * inode in caching and in passthrough mode at once, or with two different backing files, so the
+ * first open decides for all that overlap it.
+ */
+interface NodeIo {
+  /** The node's backing id (FOPEN_PASSTHROUGH), or undefined: reads come to us. */
+  backingId: number | undefined;
+  opens: number;
+}
+
+/**
+ * Files at least this big are passed through (when the kernel agreed to it at INIT): their reads
+ * then cost no request, worker trip or copy. Smaller ones stay in the FUSE page cache kept across
+ * opens (FOPEN_KEEP_CACHE), where a warm open costs no ioctl either.
+ */
+export const PASSTHROUGH_MIN_SIZE = 0;
 
 export class OpenFiles {
   private readonly files = new Map<bigint, OpenFile>();
+  private readonly nodeIo = new Map<bigint, NodeIo>();
   private nextFh = 1n;
 
   constructor(
@@ -46,15 +69,17 @@ export class OpenFiles {
    * cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs,
    * so contents are never staler than --attr-timeout).
    */
-  async open(n: RealNode): Promise<OpenReply> {
+  async open(n: RealNode, flags: number): Promise<OpenReply> {
     const vc = this.vc;
     const b = n.binding;
     const unpin = await vc.roots.pin(vc.namespace(b));
-    const f: OpenFile = { binding: b, nsInode: n.nsInode, pseudo: n.onPseudo, unpin };
+    const f: OpenFile = { binding: b, nsInode: n.nsInode, pseudo: n.onPseudo, nodeId: n.id, unpin };
     const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryOpenPath(held, n.path);
+    let size = -1n;
     if (fast && fast.st.isReg && fast.st.dev === n.dev && fast.st.ino === n.ino) {
       f.pathFd = fast.fd;
+      size = fast.st.size;
     } else {
       if (fast) this.closer.closeSoon(fast.fd); // another file there now: the worker decides
       const { path, dev, ino } = n;
@@ -73,11 +98,36 @@ export class OpenFiles {
       this.closeFds(f);
       throw new NsviewError(E.ENOENT, `namespace ${b.inode} is gone`);
     }
+    const io = this.nodeIo.get(n.id) ?? this.decideIo(n.id, f.pseudo ? undefined : f.pathFd, size, flags);
+    io.opens++;
+    f.counted = true;
     const fh = this.nextFh++;
     this.files.set(fh, f);
     // Pseudo filesystems' files (proc, sysfs) say size 0 or 4096 whatever they hold and change at
     // every read: the page cache would show them empty or stale, so each read comes here.
-    return f.pseudo ? { fh, directIo: true } : { fh, keepCache: true };
+    if (f.pseudo) return { fh, directIo: true };
+    return io.backingId === undefined ? { fh, keepCache: true } : { fh, backingId: io.backingId };
+  }
+
+  /**
+   * The first open of a node (none other open now) decides how its opens are served. Passthrough
+   * only for read-only opens of a regular file on a filesystem known local (the fast path gave
+   * `pathFd`, an O_PATH fd checked to be the node's file: the kernel opens exactly that file
+   * again, with the client's open flags). Procfs-like files (never on the fast path), files on
+   * filesystems the kernel will not stack on (ELOOP) or a kernel that refuses: reads come to us.
+   */
+  private decideIo(nodeId: bigint, pathFd: number | undefined, size: bigint, flags: number): NodeIo {
+    const io: NodeIo = { backingId: undefined, opens: 0 };
+    const backing = this.vc.session?.backing;
+    if (backing && pathFd !== undefined && (flags & O_ACCMODE) === 0 && size >= PASSTHROUGH_MIN_SIZE) {
+      try {
+        io.backingId = backing.open(pathFd);
+      } catch (err) {
+        this.vc.opts.trace?.('open', `no passthrough: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    this.nodeIo.set(nodeId, io);
+    return io;
   }
 
   /**
@@ -141,6 +191,7 @@ export class OpenFiles {
   private closeFds(f: OpenFile): void {
     if (f.closed) return;
     f.closed = true;
+    if (f.counted) this.endIo(f.nodeId);
     // Closing may block (see FdCloser): the O_PATH fd goes with the next batch, a read fd at once.
     if (f.pathFd !== undefined) {
       this.closer.closeSoon(f.pathFd);
@@ -155,10 +206,31 @@ export class OpenFiles {
 
   /**
    * The namespace of `b` died: the fds of its open files are closed now (a read fd would keep its
-   * dead mount tree), and the handles stay until released, answering ESTALE.
+   * dead mount tree), and the handles stay until released, answering ESTALE. Passthrough opens
+   * cannot be revoked: the kernel keeps reading the file they opened until the client closes it.
    */
   dropBinding(b: NamespaceBinding): void {
     for (const f of this.files.values()) if (f.binding === b) this.closeFds(f);
+  }
+
+  private endIo(nodeId: bigint): void {
+    const io = this.nodeIo.get(nodeId);
+    if (!io || --io.opens > 0) return;
+    this.nodeIo.delete(nodeId);
+    if (io.backingId === undefined) return;
+    try {
+      this.vc.session?.backing?.close(io.backingId);
+    } catch (err) {
+      // Only a connection already gone refuses: its ids went with it.
+      this.vc.opts.trace?.('release', `backing id ${io.backingId}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Nodes whose opens the kernel now serves from a backing file. */
+  get passedThrough(): number {
+    let n = 0;
+    for (const io of this.nodeIo.values()) if (io.backingId !== undefined) n++;
+    return n;
   }
 
   get size(): number {

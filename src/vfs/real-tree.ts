@@ -180,9 +180,9 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
 
-  async open(ctx: RequestContext, n: RealNode): Promise<OpenReply> {
+  async open(ctx: RequestContext, n: RealNode, flags: number): Promise<OpenReply> {
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    return this.files.open(n);
+    return this.files.open(n, flags);
   }
 
   /** A directory the view shows empty is listed as just '.' and '..'. */

@@ -208,6 +208,7 @@ export class NamespaceView implements FuseOperations {
       bigInodes: this.vc.numbers.tableSize,
       xattrLists: this.tree.xattrNames.size,
       openFiles: this.files.size,
+      passedThrough: this.files.passedThrough,
       openDirs: this.tree.dirs.size,
       fastHits: this.vc.fast.hits,
       fastMisses: this.vc.fast.misses,

@@ -183,6 +183,7 @@ test('INIT reply: the size follows the agreed minor, flags split into flags and 
     maxWrite: 1 << 20,
     timeGran: 1,
     maxPages: 256,
+    maxStackDepth: 0,
   };
   const b = dirty(80);
   t.is(writeInitOut(b, 0, r), 64, 'fuse_init_out is 64 bytes since 7.23');
