@@ -3,10 +3,13 @@
  * from its place in the view stays inside that namespace's directory and reaches what the
  * container would reach. Runs in io workers; the caller has checked the root's guard.
  */
-import { StatxView, STATX_RECORD, setStatxSize } from '../sys/stat.js';
+import { StatxView, STATX_RECORD, setStatxSize, statxOfFd } from '../sys/stat.js';
 import { components, isDot, isDotDot } from './names.js';
 import { isPseudoFs } from './pseudo.js';
-import { readLinkInRoot, statInRoot } from './lookup.js';
+import { readLinkInRoot } from './lookup.js';
+import { resolveInRoot } from './in-root.js';
+import { fsTypeOf } from './mount-fs-type.js';
+import { O, close, readlinkat } from '../sys/libc.js';
 
 /**
  * What rewriting needs to know of the view. In rewrite mode a symlink's st_size must be the
@@ -61,65 +64,134 @@ export function viewLink(rootFd: number, path: Buffer, links: LinkView, budget: 
   const linkDir = linkParts.slice(0, -1);
   const first = Buffer.from(readLinkInRoot(rootFd, path));
   let stack = first[0] === SLASH ? [] : [...linkDir];
+  // The directory `stack` names, opened: each component is then one lookup in its parent
+  // instead of a walk from the root.
+  const dir = new DirCursor(rootFd);
   let pending = components(first);
   // A target ending in '/' must resolve to a directory (else ENOTDIR): keep that demand.
   let mustBeDir = endsWithSlash(first);
   let followed = 0;
   let unresolved = false;
-  while (pending.length > 0) {
-    const c = pending.shift()!;
-    if (unresolved) {
-      stack.push(isDotDot(c) ? DOT : c);
-      continue;
-    }
-    if (isDot(c)) continue;
-    if (isDotDot(c)) {
-      stack.pop();
-      continue;
-    }
-    // Bounded work per link: a container can plant chains of 4 KB targets full of `x/..`; past
-    // the budget the link is shown as pointing at itself (ELOOP when followed).
-    if (--budget.steps < 0) {
-      stack = linkParts;
-      mustBeDir = false;
-      break;
-    }
-    const candidate = joinComponents([...stack, c]);
-    let st: StatxView;
-    let fsType = 0;
-    let target: Buffer | undefined;
-    try {
-      const r = statInRoot(rootFd, candidate);
-      st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
-      fsType = r.fsType;
-      // A link we may not read (a magic link of a process we cannot inspect) is unresolvable.
-      if (st.isSymlink) target = Buffer.from(readLinkInRoot(rootFd, candidate));
-    } catch {
-      stack.push(c);
-      unresolved = true;
-      continue;
-    }
-    if (target) {
-      if (++followed > MAX_SYMLINKS) {
+  try {
+    while (pending.length > 0) {
+      const c = pending.shift()!;
+      if (unresolved) {
+        stack.push(isDotDot(c) ? DOT : c);
+        continue;
+      }
+      if (isDot(c)) continue;
+      if (isDotDot(c)) {
+        stack.pop();
+        dir.moved();
+        continue;
+      }
+      // Bounded work per link: a container can plant chains of 4 KB targets full of `x/..`; past
+      // the budget the link is shown as pointing at itself (ELOOP when followed).
+      if (--budget.steps < 0) {
         stack = linkParts;
         mustBeDir = false;
         break;
       }
-      if (target[0] === SLASH) stack = [];
-      if (pending.length === 0 && endsWithSlash(target)) mustBeDir = true;
-      pending = [...components(target), ...pending];
-      continue;
+      let st: StatxView;
+      let fsType = 0;
+      let target: Buffer | undefined;
+      let fd: number;
+      try {
+        // One component, no symlink followed (NODE_PATH, O_NOFOLLOW), in the directory the
+        // canonical `stack` names: the same file a walk of `stack/c` from the root finds.
+        fd = resolveInRoot(dir.open(stack), c, { nodePath: true });
+      } catch {
+        stack.push(c);
+        unresolved = true;
+        continue;
+      }
+      try {
+        const raw = statxOfFd(fd);
+        st = new StatxView(Buffer.from(raw.buffer, raw.byteOffset, STATX_RECORD));
+        fsType = fsTypeOf(fd, st);
+        // A link we may not read (a magic link of a process we cannot inspect) is unresolvable.
+        if (st.isSymlink) target = readLinkAt(fd, EMPTY_NAME);
+      } catch {
+        close(fd);
+        stack.push(c);
+        unresolved = true;
+        continue;
+      }
+      if (target) {
+        close(fd);
+        if (++followed > MAX_SYMLINKS) {
+          stack = linkParts;
+          mustBeDir = false;
+          break;
+        }
+        if (target[0] === SLASH) {
+          stack = [];
+          dir.moved();
+        }
+        if (pending.length === 0 && endsWithSlash(target)) mustBeDir = true;
+        pending = [...components(target), ...pending];
+        continue;
+      }
+      stack.push(c);
+      if (st.isDir) dir.enter(fd);
+      else {
+        close(fd);
+        dir.moved();
+      }
+      const opaque =
+        st.isDir &&
+        ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) || st.dev === links.ownDev || (links.viewDevs?.includes(st.dev) ?? false));
+      if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
+      if (!st.isDir && pending.length === 0 && mustBeDir) unresolved = true;
     }
-    stack.push(c);
-    const opaque =
-      st.isDir &&
-      ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) || st.dev === links.ownDev || (links.viewDevs?.includes(st.dev) ?? false));
-    if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
-    if (!st.isDir && pending.length === 0 && mustBeDir) unresolved = true;
+  } finally {
+    dir.release();
   }
   // 'x/.' fails with ENOTDIR where x is not a directory, and is x itself where it is one.
   if (mustBeDir) stack.push(DOT);
   return Uint8Array.prototype.slice.call(relativePath(linkDir, stack));
+}
+
+const EMPTY_NAME = Buffer.from([0]);
+const linkBuf = Buffer.alloc(4096);
+
+/** The target of the symlink `name` (NUL-terminated; empty: the one `fd` holds) in `fd`. */
+function readLinkAt(fd: number, name: Buffer): Buffer {
+  const n = readlinkat(fd, name, linkBuf);
+  return Buffer.from(linkBuf.subarray(0, n));
+}
+
+/**
+ * The open directory a rewrite is in: the fd of the directory its canonical stack names, kept as
+ * the walk goes down (the fd of the component just stat'ed), dropped when it goes up or jumps
+ * (reopened from the root, as one in-root walk of the stack, only if another lookup follows).
+ */
+class DirCursor {
+  private fd: number | undefined;
+
+  constructor(private readonly rootFd: number) {}
+
+  open(stack: Buffer[]): number {
+    if (stack.length === 0) return this.rootFd;
+    this.fd ??= resolveInRoot(this.rootFd, joinComponents(stack), { nodePath: true, flags: O.PATH | O.DIRECTORY });
+    return this.fd;
+  }
+
+  /** The stack went one directory down, to the directory `fd` (ours now) holds. */
+  enter(fd: number): void {
+    this.release();
+    this.fd = fd;
+  }
+
+  /** The stack changed otherwise: the fd no longer matches. */
+  moved(): void {
+    this.release();
+  }
+
+  release(): void {
+    if (this.fd !== undefined) close(this.fd);
+    this.fd = undefined;
+  }
 }
 
 /** The shortest relative path from canonical directory `from` to canonical path `to`. */
