@@ -8,11 +8,11 @@
  * dynamic loader reached by `/proc/<test pid>/root` (the container's busybox tar has no xattrs).
  */
 import test from 'ava';
-import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CleanupScope,
   HARDLINK_NAMES,
+  hostTarArgv,
   makeFidelityTree,
   makeTempDir,
   NON_UTF8_NAME,
@@ -38,18 +38,6 @@ const RAW_LINKS: ReadonlyArray<[string, Buffer]> = [
   ['newline', Buffer.from('line1\nline2')],
   ['long', Buffer.from(`/${'d123456789/'.repeat(370)}end`)], // 4075 bytes, close to PATH_MAX
 ];
-
-/** The host's GNU tar as a command line that runs inside another mount namespace. */
-async function hostTarArgv(): Promise<string[]> {
-  const tar = await realpath((await sh('command -v tar')).stdout.trim());
-  const ldd = (await run('ldd', [tar])).stdout;
-  const interp = /^\s*(\/\S+)\s+\(0x/m.exec(ldd)?.[1];
-  if (!interp) throw new Error(`no interpreter in ldd ${tar}:\n${ldd}`);
-  const libDirs = new Set<string>();
-  for (const m of ldd.matchAll(/=>\s+(\/\S+)/g)) libDirs.add(path.dirname(await realpath(m[1]!)));
-  const host = `/proc/${process.pid}/root`;
-  return [`${host}${await realpath(interp)}`, '--library-path', [...libDirs].map((d) => host + d).join(':'), host + tar];
-}
 
 const TAR_CREATE = ['--format=posix', '--xattrs', "--xattrs-include=user.*", '--numeric-owner', '--sort=name'];
 

@@ -12,7 +12,8 @@ import {
   ACCESS_IN_SIZE, ATTR_OUT_SIZE, Attr as A, AttrOut, BATCH_FORGET_IN_SIZE, DIRENT_SIZE,
   DIRENTPLUS_SIZE, ENTRY_OUT_SIZE, EntryOut, FOPEN, FORGET_IN_SIZE, FORGET_ONE_SIZE,
   FUSE_GETATTR_FH, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, GETXATTR_OUT_SIZE, IN_HEADER_SIZE,
-  INIT_IN_MIN_SIZE, INIT_OUT_SIZE, INTERRUPT_IN_SIZE, InHeader, InitOut, KSTATFS_SIZE,
+  INIT_IN_MIN_SIZE, INIT_OUT_SIZE, INTERRUPT_IN_SIZE, IOCTL_IN_SIZE, IOCTL_OUT_SIZE, LSEEK_IN_SIZE,
+  LSEEK_OUT_SIZE, InHeader, InitOut, KSTATFS_SIZE,
   NOTIFY_INVAL_ENTRY_SIZE, NOTIFY_INVAL_INODE_SIZE, Notify, OPEN_IN_SIZE, OPEN_OUT_SIZE,
   OUT_HEADER_SIZE, READ_IN_SIZE, RELEASE_IN_SIZE, direntAlign,
 } from './protocol.js';
@@ -197,6 +198,42 @@ export function decodeListxattrIn(buf: Buffer, start: number, end: number): Xatt
 
 const EMPTY = Buffer.alloc(0);
 
+/** fuse_lseek_in: SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). */
+export interface LseekIn {
+  fh: bigint;
+  offset: bigint;
+  whence: number;
+}
+
+export function decodeLseekIn(buf: Buffer, start: number, end: number): LseekIn {
+  need(start, end, LSEEK_IN_SIZE, 'fuse_lseek_in');
+  return { fh: buf.readBigUInt64LE(start), offset: buf.readBigInt64LE(start + 8), whence: buf.readUInt32LE(start + 16) };
+}
+
+/**
+ * fuse_ioctl_in. `cmd` is the ioctl number; `outSize` how many bytes the kernel takes back (for
+ * a file attribute request from the VFS, exactly that many: the reply must carry all of them).
+ * The input data after the struct (in_size bytes) is not kept: no ioctl served takes any.
+ */
+export interface IoctlIn {
+  fh: bigint;
+  flags: number;
+  cmd: number;
+  inSize: number;
+  outSize: number;
+}
+
+export function decodeIoctlIn(buf: Buffer, start: number, end: number): IoctlIn {
+  need(start, end, IOCTL_IN_SIZE, 'fuse_ioctl_in');
+  return {
+    fh: buf.readBigUInt64LE(start),
+    flags: buf.readUInt32LE(start + 8),
+    cmd: buf.readUInt32LE(start + 12),
+    inSize: buf.readUInt32LE(start + 24),
+    outSize: buf.readUInt32LE(start + 28),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replies
 
@@ -294,6 +331,21 @@ export function writeGetxattrOut(buf: Buffer, off: number, size: number): number
   buf.writeUInt32LE(size, off);
   buf.writeUInt32LE(0, off + 4);
   return off + GETXATTR_OUT_SIZE;
+}
+
+export function writeLseekOut(buf: Buffer, off: number, offset: bigint): number {
+  buf.writeBigInt64LE(offset, off);
+  return off + LSEEK_OUT_SIZE;
+}
+
+/**
+ * fuse_ioctl_out of a finished ioctl (result 0, no retry, no iovecs) followed by its output:
+ * `data` cut or zero-padded to exactly `outSize` bytes.
+ */
+export function writeIoctlOut(buf: Buffer, off: number, data: Buffer, outSize: number): number {
+  buf.fill(0, off, off + IOCTL_OUT_SIZE + outSize);
+  data.copy(buf, off + IOCTL_OUT_SIZE, 0, Math.min(data.length, outSize));
+  return off + IOCTL_OUT_SIZE + outSize;
 }
 
 export interface InitReply {

@@ -12,14 +12,14 @@
  */
 import {
   type InHeader, type InitIn, decodeAccessIn, decodeBatchForgetIn, decodeForgetIn,
-  decodeGetattrIn, decodeGetxattrIn, decodeInitIn, decodeInterruptIn, decodeListxattrIn,
-  decodeNameIn, decodeOpenIn, decodeReadIn, decodeReleaseIn,
+  decodeGetattrIn, decodeGetxattrIn, decodeInitIn, decodeInterruptIn, decodeIoctlIn, decodeListxattrIn,
+  decodeLseekIn, decodeNameIn, decodeOpenIn, decodeReadIn, decodeReleaseIn,
 } from './codec.js';
-import { O_ACCMODE } from './protocol.js';
+import { FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, O_ACCMODE } from './protocol.js';
 import type { ReplyWriter } from './reply.js';
 import type { Request } from './request.js';
 import { REPLIED, type FuseOperations, type RequestContext } from './types.js';
-import { E } from '../sys/errors.js';
+import { E, NsviewError } from '../sys/errors.js';
 
 /** A readlink reply must fit the kernel's page (PAGE_SIZE - 1). */
 const READLINK_MAX = 4095;
@@ -237,7 +237,18 @@ const ROWS: readonly OpcodeRow[] = [
     s.reply(h.unique, 0);
     s.destroy();
   }),
-  unimplemented(39, 'IOCTL', 'reads'),
+  // Answered by the handler for what it serves (read-only requests); anything else ENOTTY. A
+  // filesystem without the handler answers ENOSYS, which the kernel turns into ENOTTY itself.
+  handler(39, 'IOCTL', {
+    modifies: false, decode: decodeIoctlIn,
+    call: (ops, ctx, nodeid, a) => {
+      if (!ops.ioctl) return Promise.reject(new NsviewError(E.ENOSYS));
+      // Only CUSE sets it: the server could then ask for arbitrary memory of the caller.
+      if (a.flags & FUSE_IOCTL_UNRESTRICTED) return Promise.reject(new NsviewError(E.ENOTTY));
+      return ops.ioctl(ctx, nodeid, a.fh, a.cmd, (a.flags & FUSE_IOCTL_DIR) !== 0, a.inSize, a.outSize);
+    },
+    reply: (w, req, data, a) => w.ioctl(req, data, a.outSize),
+  }),
   unimplemented(40, 'POLL', 'reads'),
   unimplemented(41, 'NOTIFY_REPLY', 'reads'), // the answer to a NOTIFY_RETRIEVE, which we never send
   engine(42, 'BATCH_FORGET', { noReply: true }, (s, _h, buf, start, end) => {
@@ -250,7 +261,14 @@ const ROWS: readonly OpcodeRow[] = [
     reply: (w, req, list, a) => w.dirents(req, list, true, a.size),
   }),
   unimplemented(45, 'RENAME2', 'modifies'),
-  unimplemented(46, 'LSEEK', 'reads'),
+  // SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). ENOSYS makes the
+  // kernel stop asking and treat every file as all data (fc->no_lseek).
+  handler(46, 'LSEEK', {
+    modifies: false, decode: decodeLseekIn,
+    call: (ops, ctx, nodeid, a) =>
+      ops.lseek ? ops.lseek(ctx, nodeid, a.fh, a.offset, a.whence) : Promise.reject(new NsviewError(E.ENOSYS)),
+    reply: (w, req, offset) => w.lseek(req, offset),
+  }),
   unimplemented(47, 'COPY_FILE_RANGE', 'modifies'),
   unimplemented(48, 'SETUPMAPPING', 'modifies'),
   unimplemented(49, 'REMOVEMAPPING', 'modifies'),

@@ -92,6 +92,14 @@ export const OPEN_IN_SIZE = 8; // fuse_open_in { flags, open_flags }
 export const READ_IN_SIZE = 40; // fuse_read_in { fh, offset, size, read_flags, lock_owner, flags, padding }
 export const RELEASE_IN_SIZE = 24; // fuse_release_in { fh, flags, release_flags, lock_owner }
 export const ACCESS_IN_SIZE = 8; // fuse_access_in { mask, padding }
+export const LSEEK_IN_SIZE = 24; // fuse_lseek_in { fh, offset, whence, padding }
+export const LSEEK_OUT_SIZE = 8; // fuse_lseek_out { offset }
+export const IOCTL_IN_SIZE = 32; // fuse_ioctl_in { fh, flags, cmd, arg, in_size, out_size }
+export const IOCTL_OUT_SIZE = 16; // fuse_ioctl_out { result, flags, in_iovs, out_iovs }
+/** fuse_ioctl_in.flags: CUSE only, where the server may ask for arbitrary user memory. */
+export const FUSE_IOCTL_UNRESTRICTED = 1 << 1;
+/** fuse_ioctl_in.flags: the ioctl is on a directory. */
+export const FUSE_IOCTL_DIR = 1 << 4;
 export const GETXATTR_IN_SIZE = 8; // fuse_getxattr_in { size, padding }, then the name for GETXATTR
 
 export const ATTR_SIZE = 88; // fuse_attr

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import {
   type InitReply, lookupsNotDelivered, packDirents, writeAttrOut, writeEntryOut, writeGetxattrOut,
-  writeInitOut, writeOpenOut, writeOutHeader, writeStatfs,
+  writeInitOut, writeIoctlOut, writeLseekOut, writeOpenOut, writeOutHeader, writeStatfs,
 } from './codec.js';
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, MAX_IO, OUT_HEADER_SIZE } from './protocol.js';
 import type { AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';
@@ -45,6 +45,9 @@ export interface ReplyHooks {
   /** The session is stopping: failed writes are expected then, not reported. */
   stopping(): boolean;
 }
+
+/** The largest ioctl output answered (what fits the reply scratch buffer after fuse_ioctl_out). */
+const MAX_IOCTL_OUT = 128;
 
 export class ReplyWriter {
   private readonly out = Buffer.alloc(OUT_HEADER_SIZE + 256);
@@ -95,6 +98,18 @@ export class ReplyWriter {
 
   statfs(req: Answerable, s: StatFs): Sent {
     return this.struct(req, writeStatfs(this.out, OUT_HEADER_SIZE, s));
+  }
+
+  /** LSEEK: the offset found. */
+  lseek(req: Answerable, offset: bigint): Sent {
+    return this.struct(req, writeLseekOut(this.out, OUT_HEADER_SIZE, offset));
+  }
+
+  /** IOCTL: done, with exactly `outSize` bytes of output (an ioctl's output is a few dozen bytes). */
+  ioctl(req: Answerable, data: unknown, outSize: number): Sent {
+    if (!Buffer.isBuffer(data)) throw new TypeError(`the ${req.op} handler must return a Buffer`);
+    if (outSize > MAX_IOCTL_OUT) return this.error(req, E.EINVAL);
+    return this.struct(req, writeIoctlOut(this.out, OUT_HEADER_SIZE, data, outSize));
   }
 
   /** Raw bytes after the header (READ, READLINK, GETXATTR values), without copying them. */

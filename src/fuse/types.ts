@@ -156,6 +156,18 @@ export interface FuseOperations {
   getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer>;
   /** NUL-terminated names, concatenated (the engine answers size probes and ERANGE itself). */
   listxattr(ctx: RequestContext, nodeid: bigint): Promise<Buffer>;
+  /**
+   * SEEK_DATA (3) or SEEK_HOLE (4) from `offset` in open file `fh`: the offset found, or ENXIO.
+   * Without it: ENOSYS, and the kernel treats every file as data without holes.
+   */
+  lseek?(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, whence: number): Promise<bigint>;
+  /**
+   * A restricted ioctl `cmd` on `nodeid` (through open file `fh`; for a directory `dir` is set and
+   * `fh` may be 0: the kernel does not open directories whose OPENDIR answered ENOSYS). Returns
+   * the output, sent as exactly `outSize` bytes (cut or zero-padded). Answer ENOTTY for an ioctl
+   * not served. Without it: ENOSYS, which the kernel reports to the caller as ENOTTY.
+   */
+  ioctl?(ctx: RequestContext, nodeid: bigint, fh: bigint, cmd: number, dir: boolean, inSize: number, outSize: number): Promise<Buffer>;
   /** The kernel said goodbye (FUSE_DESTROY) or the device closed. */
   destroy?(): void;
 }

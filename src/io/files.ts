@@ -10,7 +10,7 @@
  * the fd so a swap between lookup and open is noticed.
  */
 import { writeSync } from 'node:fs';
-import { O, close, pread } from '../sys/libc.js';
+import { O, SEEK_DATA, SEEK_HOLE, close, pread, seekDataOrHole } from '../sys/libc.js';
 import { NsviewError, E, errnoOf } from '../sys/errors.js';
 import { StatxView, statxOfFd } from '../sys/stat.js';
 import { checkGuard } from '../access/guard.js';
@@ -137,4 +137,10 @@ export function readReply(fd: number, offset: bigint, size: number, reply: Reply
   } catch (err) {
     return errnoOf(err);
   }
+}
+
+/** SEEK_DATA / SEEK_HOLE on an open file of ours: where its next data or hole starts. */
+export function seekFile(fd: number, offset: bigint, whence: number): bigint {
+  if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new NsviewError(E.EINVAL, `lseek whence ${whence}`);
+  return seekDataOrHole(fd, offset, whence);
 }

@@ -11,6 +11,7 @@ import type { OpenTaskRootRequest, StatRootItem, StatRootResult } from '../acces
 import type { InRootPath } from '../resolve/names.js';
 import type { StatResult } from '../resolve/lookup.js';
 import type { LinkView } from '../resolve/symlink-view.js';
+import type { FileAttrRequest } from '../sys/file-flags.js';
 
 export interface IoOps {
   /** Open the root of a task's namespace (access/task-root.ts). */
@@ -27,6 +28,12 @@ export interface IoOps {
   /** Read into a reply the worker writes to the FUSE device; the errno of that write, or 0. */
   readReply: { req: { fd: number; offset: bigint; size: number; reply: ReplyFrame }; res: number };
   fstat: { req: { fd: number }; res: Uint8Array };
+  /** SEEK_DATA / SEEK_HOLE on an open file: the offset found (ENXIO: none after `offset`). */
+  seek: { req: { fd: number; offset: bigint; whence: number }; res: bigint };
+  /** A read-only file attribute ioctl (sys/file-flags.ts) on an open regular file. */
+  fileAttr: { req: { fd: number; which: FileAttrRequest }; res: Uint8Array };
+  /** The same for a directory, opened and closed for it (if still dev, ino). */
+  dirAttr: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; which: FileAttrRequest }; res: Uint8Array };
   openDirAndRead: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }; res: OpenDirResult };
   readDir: { req: { root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }; res: DirChunk };
   closeAll: { req: { fds: number[] }; res: void };

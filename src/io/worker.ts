@@ -8,7 +8,8 @@ import { gettid } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
 import { openTaskRoot } from '../access/task-root.js';
 import { pathBytes } from '../resolve/names.js';
-import { closeAll, fstatFd, openFile, readLink, readReply, readViewLink, reopenHeld, statPath } from './files.js';
+import { closeAll, fstatFd, openFile, readLink, readReply, readViewLink, reopenHeld, seekFile, statPath } from './files.js';
+import { dirAttrAt, fileAttrOfFd } from './file-attrs.js';
 import { openDirAndRead, readDir } from './directories.js';
 import { getXattr, listXattr } from './xattrs.js';
 import { statfsPath } from './statfs.js';
@@ -72,6 +73,15 @@ const handlers: Handlers = {
   readReply: (req) => ({ value: readReply(req.fd, req.offset, req.size, req.reply) }),
   fstat: (req) => {
     const r = fstatFd(req.fd);
+    return { value: r, transfer: buffersOf(r) };
+  },
+  seek: (req) => ({ value: seekFile(req.fd, req.offset, req.whence) }),
+  fileAttr: (req) => {
+    const r = fileAttrOfFd(req.fd, req.which);
+    return { value: r, transfer: buffersOf(r) };
+  },
+  dirAttr: (req) => {
+    const r = dirAttrAt(req.root, b(req.path), req.dev, req.ino, req.which);
     return { value: r, transfer: buffersOf(r) };
   },
   openDirAndRead: (req) => {

@@ -8,7 +8,7 @@
  * thread uses only the non-filesystem ones (mount, umount2 of our own mountpoint, unshare, setns).
  */
 import koffi from 'koffi';
-import { NsviewError } from './errors.js';
+import { E, NsviewError } from './errors.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -42,6 +42,7 @@ const c_unshare = lib.func('int unshare(int)');
 const c_setns = lib.func('int setns(int, int)');
 const c_gettid = lib.func('int gettid()');
 const c_ioctl_int = lib.func('int ioctl(int, unsigned long, int)');
+const c_ioctl_ptr = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
 const c_lseek = lib.func('int64_t lseek(int, int64_t, int)');
 const c_prctl_str = lib.func('int prctl(int, const char *, unsigned long, unsigned long, unsigned long)');
 const c_sched_yield = lib.func('int sched_yield()');
@@ -216,6 +217,25 @@ export const NS_GET_USERNS = 0xb701;
 /** ioctl with an int argument (NS_GET_* on nsfs fds return fds or types). */
 export function ioctlInt(fd: number, request: number, arg = 0): number {
   return check(c_ioctl_int(fd, request, arg), 'ioctl');
+}
+
+/**
+ * ioctl with a pointer argument the kernel writes into (the _IOR file attribute requests of
+ * sys/file-flags.ts); `out` must be at least the request's _IOC_SIZE.
+ */
+export function ioctlRead(fd: number, request: number, out: Buffer): void {
+  check(c_ioctl_ptr(fd, request, out), 'ioctl');
+}
+
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+
+/** lseek(fd, offset, SEEK_DATA or SEEK_HOLE): where the next data or hole starts; ENXIO past it. */
+export function seekDataOrHole(fd: number, offset: bigint, whence: typeof SEEK_DATA | typeof SEEK_HOLE): bigint {
+  const r: unknown = c_lseek(fd, offset, whence);
+  if (typeof r !== 'number' && typeof r !== 'bigint') throw new NsviewError(E.EINVAL, 'lseek: unexpected result');
+  if (r < 0) throw new NsviewError(koffi.errno(), 'lseek');
+  return BigInt(r);
 }
 
 /** lseek(fd, offset, SEEK_SET): directories take the d_off cookies getdents64 gave. */

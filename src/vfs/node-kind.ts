@@ -8,6 +8,7 @@
 import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import type { NamespaceBinding } from './view-context.js';
+import type { FileAttrRequest } from '../sys/file-flags.js';
 
 export interface Node {
   readonly id: bigint;
@@ -46,6 +47,11 @@ export interface NodeKind<N extends Node> {
   getxattr?(ctx: RequestContext, node: N, name: Buffer): Promise<Buffer>;
   /** NUL-terminated names. Without it: none. */
   listxattr?(ctx: RequestContext, node: N): Promise<Buffer>;
+  /**
+   * A read-only file attribute ioctl (sys/file-flags.ts) of `node`, through open file `fh` for a
+   * regular file (fh 0 for a directory). Without it: ENOTTY, as for a file without such flags.
+   */
+  fileAttr?(ctx: RequestContext, node: N, fh: bigint, which: FileAttrRequest): Promise<Buffer>;
   /** The kernel forgot the node: drop whatever is kept for it. */
   dropped?(node: N): void;
 }

@@ -6,6 +6,7 @@ import { REPLIED, type OpenReply, type RequestContext, type Replied } from '../f
 import { NsviewError, E, errnoName } from '../sys/errors.js';
 import { O_ACCMODE } from '../fuse/protocol.js';
 import { StatxView } from '../sys/stat.js';
+import type { FileAttrRequest } from '../sys/file-flags.js';
 import type { NamespaceBinding, ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
@@ -178,6 +179,25 @@ export class OpenFiles {
       throw new NsviewError(E.EIO, why);
     }
     return REPLIED;
+  }
+
+  /** SEEK_DATA / SEEK_HOLE on open file `fh`, asked of the file itself (its holes as inside). */
+  async seek(fh: bigint, offset: bigint, whence: number): Promise<bigint> {
+    const f = this.files.get(fh);
+    if (!f) throw new NsviewError(E.EBADF);
+    this.vc.live(f.binding, E.ESTALE);
+    const fd = await this.fileFd(f);
+    return this.vc.io.run({ op: 'seek', fd, offset, whence }, f.nsInode);
+  }
+
+  /** A read-only file attribute ioctl on open file `fh` (see sys/file-flags.ts). */
+  async fileAttr(fh: bigint, which: FileAttrRequest): Promise<Buffer> {
+    const f = this.files.get(fh);
+    if (!f) throw new NsviewError(E.EBADF);
+    this.vc.live(f.binding, E.ESTALE);
+    const fd = await this.fileFd(f);
+    const r = await this.vc.io.run({ op: 'fileAttr', fd, which }, f.nsInode);
+    return Buffer.from(r.buffer, r.byteOffset, r.byteLength);
   }
 
   release(fh: bigint): void {

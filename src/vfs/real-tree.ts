@@ -8,6 +8,7 @@ import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } fr
 import { NsviewError, E } from '../sys/errors.js';
 import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../sys/stat.js';
 import { decodeStatfs } from '../sys/statfs.js';
+import type { FileAttrRequest } from '../sys/file-flags.js';
 import { assertComponent, childOf } from '../resolve/names.js';
 import type { InRootPath } from '../resolve/names.js';
 import { isPseudoFs } from '../resolve/pseudo.js';
@@ -220,6 +221,22 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, v);
     return mayReadTrusted(ctx) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : withoutTrustedXattrs(v);
+  }
+
+  /**
+   * lsattr's flags: a regular file through the fd of the open the kernel made for the ioctl, a
+   * directory opened for it by a worker. Only what the view shows as a file or directory gets
+   * here; a directory shown empty (pseudo filesystem, our own mount) has no flags to show.
+   */
+  async fileAttr(ctx: RequestContext, n: RealNode, fh: bigint, which: FileAttrRequest): Promise<Buffer> {
+    if (this.vc.fromSelf(ctx) || n.opaque) throw new NsviewError(E.ENOTTY);
+    const type = n.type & S_IFMT;
+    if (type === S_IFREG) return this.files.fileAttr(fh, which);
+    if (type !== S_IFDIR) throw new NsviewError(E.ENOTTY);
+    const { path, dev, ino } = n;
+    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'dirAttr', root, path, dev, ino, which }, n.nsInode));
+    this.vc.live(n.binding);
+    return Buffer.from(r.buffer, r.byteOffset, r.byteLength);
   }
 
   dropped(n: RealNode): void {

@@ -23,6 +23,7 @@ import type {
   StatFs,
 } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
+import { fileAttrRequest } from '../sys/file-flags.js';
 import type { IoPool } from '../io/pool.js';
 import type { NamespaceAccess } from '../access/namespace-access.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
@@ -185,10 +186,28 @@ export class NamespaceView implements FuseOperations {
     return n.kind.listxattr ? n.kind.listxattr(ctx, n) : Buffer.alloc(0);
   }
 
+  /**
+   * Only the read-only file attribute requests (lsattr, mtree flags); every other ioctl, and
+   * above all every one that writes, is ENOTTY.
+   */
+  async ioctl(ctx: RequestContext, nodeid: bigint, fh: bigint, cmd: number, dir: boolean, inSize: number, outSize: number): Promise<Buffer> {
+    const which = fileAttrRequest(cmd);
+    if (which === undefined || inSize !== 0) throw new NsviewError(E.ENOTTY);
+    const n = this.node(nodeid);
+    if (!n.kind.fileAttr) throw new NsviewError(E.ENOTTY);
+    const out = await n.kind.fileAttr(ctx, n, dir ? 0n : fh, which);
+    if (outSize < out.length) throw new NsviewError(E.EINVAL, 'ioctl output buffer too small');
+    return out;
+  }
+
   // ---- operations on open files ----------------------------------------------------------------
 
   async read(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, size: number): Promise<Replied> {
     return this.files.read(ctx, fh, offset, size);
+  }
+
+  async lseek(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, whence: number): Promise<bigint> {
+    return this.files.seek(fh, offset, whence);
   }
 
   async release(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void> {

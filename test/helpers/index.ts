@@ -5,3 +5,4 @@ export * from './rootfs.js';
 export * from './fidelity-tree.js';
 export * from './namespaces.js';
 export * from './nsview.js';
+export * from './host-tar.js';
