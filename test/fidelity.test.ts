@@ -7,7 +7,7 @@
  * mount namespace (`nsenter -t PID -m -r`) by the host's GNU tar, started through the host's
  * dynamic loader reached by `/proc/<test pid>/root` (the container's busybox tar has no xattrs).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import path from 'node:path';
 import {
   CleanupScope,
@@ -43,6 +43,10 @@ const TAR_CREATE = ['--format=posix', '--xattrs', "--xattrs-include=user.*", '--
 
 interface World {
   view: Nsview;
+  /** A second mount in the default mode (links rewritten), whose raw/ tree backups use. */
+  rewriteView: Nsview;
+  /** The container's /data under that mount's raw/ directory. */
+  rawData: string;
   c: Container;
   /** The container's /data in the view. */
   data: string;
@@ -68,8 +72,17 @@ test.before(async () => {
   for (const [name, target] of RAW_LINKS) {
     await run('python3', ['-c', 'import os,sys; os.symlink(bytes.fromhex(sys.argv[1]), sys.argv[2])', target.toString('hex'), `${links}/${name}`]);
   }
-  const view = await startNsview(scope, { symlinks: 'raw' });
-  w = { view, c, data: path.join(view.mountpoint, String(c.nsInode), 'data'), procData, work: makeTempDir(scope, 'fidelity-work'), entries: tree.entries.length };
+  const [view, rewriteView] = await Promise.all([startNsview(scope, { symlinks: 'raw' }), startNsview(scope, {})]);
+  w = {
+    view,
+    rewriteView,
+    rawData: path.join(rewriteView.mountpoint, 'raw', String(c.nsInode), 'data'),
+    c,
+    data: path.join(view.mountpoint, String(c.nsInode), 'data'),
+    procData,
+    work: makeTempDir(scope, 'fidelity-work'),
+    entries: tree.entries.length,
+  };
 });
 
 test.after.always(() => scope.cleanup());
@@ -111,10 +124,42 @@ test('the view of the tree equals the tree itself (snapshot of every entry)', as
 });
 
 test('tar through the view (raw) equals tar made inside the namespace: listing and extracted trees', async (t) => {
-  const viewTar = path.join(w.work, 'view.tar');
-  const insideTar = path.join(w.work, 'inside.tar');
+  await tarThroughViewEqualsInside(t, w.data, 'raw-mount');
+});
+
+test('tar of raw/<ns> on a mount in the default mode equals tar made inside the namespace', async (t) => {
+  await tarThroughViewEqualsInside(t, w.rawData, 'raw-dir');
+});
+
+test('raw/<ns> and <ns> on one mount: each link its own target and size, asked in any order', async (t) => {
+  const top = path.join(w.rewriteView.mountpoint, String(w.c.nsInode), 'data');
+  const names = ['links/abs', 'links/rel', 'links/escape'];
+  const ask = async (dir: string) => {
+    const targets = (await run('readlink', names.map((n) => `${dir}/fidelity/${n}`))).stdout.trim().split('\n');
+    const sizes = (await run('stat', ['-c', '%s', ...names.map((n) => `${dir}/fidelity/${n}`)])).stdout.trim().split('\n').map(Number);
+    return { targets, sizes };
+  };
+  // Alternate, so a target or size cached for one tree's node would show in the other's answer.
+  for (let round = 0; round < 2; round++) {
+    const raw = await ask(w.rawData);
+    const rewritten = await ask(top);
+    t.deepEqual(raw.targets, names.map((n) => SYMLINKS[n]!));
+    t.deepEqual(raw.sizes, raw.targets.map((x) => Buffer.byteLength(x)));
+    // The default tree still rewrites (an absolute target becomes relative to the namespace root).
+    t.is(rewritten.targets[0], '../../../etc/hostname');
+    t.is(rewritten.targets[1], SYMLINKS['links/rel']);
+    t.deepEqual(rewritten.sizes, rewritten.targets.map((x) => Buffer.byteLength(x)));
+  }
+  // raw/ lists the same namespaces as the top directory.
+  const list = async (dir: string) => (await run('ls', [dir])).stdout.split('\n').filter((l) => /^\d+$/.test(l));
+  t.deepEqual(await list(path.join(w.rewriteView.mountpoint, 'raw')), await list(w.rewriteView.mountpoint));
+});
+
+async function tarThroughViewEqualsInside(t: ExecutionContext, data: string, label: string): Promise<void> {
+  const viewTar = path.join(w.work, `${label}-view.tar`);
+  const insideTar = path.join(w.work, `${label}-inside.tar`);
   // Through the view, from the host.
-  const v = await run('tar', [...TAR_CREATE, '-C', w.data, '-cf', viewTar, 'fidelity'], { timeoutMs: 60_000, check: false });
+  const v = await run('tar', [...TAR_CREATE, '-C', data, '-cf', viewTar, 'fidelity'], { timeoutMs: 60_000, check: false });
   t.is(v.code, 0, v.stderr);
   t.is(v.stderr, '');
   // Inside the container's mount namespace, rooted at its root, by the same GNU tar.
@@ -160,18 +205,18 @@ test('tar through the view (raw) equals tar made inside the namespace: listing a
   t.deepEqual(xattrsOf('fidelity/dirs/nested/'), ['x: 9 user.test']);
 
   // Extract both and compare everything: contents, modes, owners, ns mtimes, xattrs, hardlinks.
-  const extract = async (file: string, label: string) => {
-    const dest = path.join(w.work, label);
+  const extract = async (file: string, which: string) => {
+    const dest = path.join(w.work, `${label}-${which}`);
     await run('mkdir', [dest]);
     const r = await run('tar', ['--xattrs', '--xattrs-include=user.*', '--numeric-owner', '--same-owner', '-xpf', file, '-C', dest], { check: false });
-    t.is(r.code, 0, `${label}: ${r.stderr}`);
+    t.is(r.code, 0, `${which}: ${r.stderr}`);
     return snapshotTree(path.join(dest, 'fidelity'));
   };
   const [sv, si, orig] = await Promise.all([extract(viewTar, 'from-view'), extract(insideTar, 'from-inside'), snapshotTree(`${w.procData}/fidelity`)]);
   t.deepEqual(sv, si);
   // Both restore the original tree exactly.
   t.deepEqual(sv, orig);
-});
+}
 
 test('FIFOs and devices are special files in the view, never opened: nodev, nosuid, read-only mount', async (t) => {
   const st = await run('stat', ['-c', '%F %t:%T', `${w.data}/fidelity/special/fifo`, `${w.data}/fidelity/special/null`]);

@@ -202,13 +202,14 @@ function v(ns: number | string, rel = ''): string {
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-test('the top directory lists by-pid, by-id and every namespace, only namespace inodes besides them', async (t) => {
+test('the top directory lists by-pid, by-id, raw and every namespace, only namespace inodes besides them', async (t) => {
   const names = await ls(w.mp);
   t.true(names.includes('by-pid'));
+  t.true(names.includes('raw'));
   const nss = [w.hostNs, w.a.nsInode, w.b.nsInode, w.pin.nsInode, w.fd.nsInode, w.nested.nsInode, w.thread.nsInode];
   t.is(new Set(nss).size, nss.length, 'seven distinct namespaces');
   for (const ns of nss) t.true(names.includes(String(ns)), `${ns} listed`);
-  t.deepEqual(names.filter((n) => n !== 'by-pid' && n !== 'by-id' && !/^[1-9]\d*$/.test(n)), []);
+  t.deepEqual(names.filter((n) => n !== 'by-pid' && n !== 'by-id' && n !== 'raw' && !/^[1-9]\d*$/.test(n)), []);
   // Each is a directory (stat through the kernel, not just a name).
   t.deepEqual(await out('stat', ['-c', '%F', ...nss.map((ns) => v(ns))]), 'directory\n'.repeat(nss.length));
 });

@@ -6,7 +6,7 @@ import type { DirEntry, Entry } from '../fuse/types.js';
 import { StatxView, STATX_RECORD, dtypeOf } from '../sys/stat.js';
 import type { IoOp, IoRequestOf, IoResult } from '../io/protocol.js';
 import type { RootRef } from '../access/root-ref.js';
-import type { NamespaceBinding, ViewContext } from './view-context.js';
+import type { NamespaceBinding, SymlinkMode, ViewContext } from './view-context.js';
 import { NsviewError, E } from '../sys/errors.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
@@ -25,6 +25,8 @@ export class OpenDirs {
     private readonly vc: ViewContext,
     closer: FdCloser,
     private readonly childEntry: ChildEntry,
+    /** How the tree these directories belong to shows symlinks (their sizes in listings). */
+    private readonly links: SymlinkMode,
   ) {
     this.cursors = new NodeFds<DirCursor>((c) => closer.closeLater(c.fd, c.nsInode, c.unpin));
   }
@@ -58,7 +60,7 @@ export class OpenDirs {
         path: n.path,
         dev: n.dev,
         ino: n.ino,
-        links: vc.linkView(),
+        links: vc.linkView(this.links),
       }));
       c = { nodeid: n.id, binding: n.binding, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
       this.cursors.put(c);
@@ -74,7 +76,7 @@ export class OpenDirs {
       const cur = c;
       const data = await vc.inRoot(
         n.binding,
-        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView() }, n.nsInode),
+        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView(this.links) }, n.nsInode),
         E.ESTALE,
       );
       c.chunk = { from, data };

@@ -16,7 +16,7 @@ import { hasXattrName, isTrustedXattr, withoutTrustedXattrs } from '../io/xattr-
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import { ExpiringMap } from './expiring-map.js';
 import type { CatalogListener, NodeKind } from './node-kind.js';
-import type { NamespaceBinding, ViewContext } from './view-context.js';
+import type { NamespaceBinding, SymlinkMode, ViewContext } from './view-context.js';
 import { RealNodes, type RealNode, type RootVia } from './real-nodes.js';
 import { attrFromStatx } from './attrs.js';
 import type { OpenFiles } from './open-files.js';
@@ -52,9 +52,15 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     private readonly files: OpenFiles,
     private readonly listings: Listings,
     closer: FdCloser,
+    /**
+     * How this tree shows symlinks. The view has one tree per mode it shows (the namespace
+     * directories, and raw/): each has its own nodes, so the kernel, which caches a link's target
+     * per node, never serves one tree's target for the other's link.
+     */
+    private readonly links: SymlinkMode,
   ) {
     this.nodes = new RealNodes(vc.nodes, this, vc.numbers);
-    this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.binding, dir, name, st, 0, false));
+    this.dirs = new OpenDirs(vc, closer, (dir, name, st) => this.entry(dir.binding, dir, name, st, 0, false), links);
     this.xattrNames = new ExpiringMap(vc.opts.attrTimeoutMs, 8192);
   }
 
@@ -82,14 +88,14 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const vc = this.vc;
     vc.live(b);
     const held = vc.roots.peek(b.id);
-    const fast = held && vc.fast.tryStat(held, path, vc.opts.symlinks === 'rewrite');
+    const fast = held && vc.fast.tryStat(held, path, this.links === 'rewrite');
     let st: StatxView;
     let fsType: number;
     if (fast) {
       st = new StatxView(Buffer.from(fast.stat.buffer));
       fsType = fast.fsType;
     } else {
-      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView() }, b.inode));
+      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode));
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
       vc.fast.learn(st, fsType);
@@ -173,7 +179,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const vc = this.vc;
     if ((n.type & S_IFMT) !== S_IFLNK) throw new NsviewError(E.EINVAL);
     const out = await vc.inRoot(n.binding, (root) =>
-      vc.opts.symlinks === 'raw'
+      this.links === 'raw'
         ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode)
         : vc.io.run({ op: 'viewLink', root, path: n.path, links: vc.rewriteView() }, n.nsInode),
     );

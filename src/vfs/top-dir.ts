@@ -16,15 +16,18 @@ import { listEntries, parseNumberName, type ListItem, type Listings } from './li
 
 export class TopDir implements NodeKind<Node>, CatalogListener {
   readonly permanent = true;
-  readonly node: Node = { id: FUSE_ROOT_ID, kind: this, nlookup: 1 };
-  private mtime: VirtualTime | undefined;
+  readonly node: Node;
+  protected mtime: VirtualTime | undefined;
 
+  /** `id`: FUSE_ROOT_ID for the top directory; another fixed id for a list of namespaces elsewhere (raw/). */
   constructor(
-    private readonly vc: ViewContext,
+    protected readonly vc: ViewContext,
     private readonly tree: RealTree,
     private readonly fixed: readonly FixedDir[],
     private readonly listings: Listings,
+    id = FUSE_ROOT_ID,
   ) {
+    this.node = { id, kind: this, nlookup: 1 };
     vc.nodes.addFixed(this.node);
   }
 
@@ -71,7 +74,7 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
         entry: st && (() => (this.vc.bindings.get(ns.id)?.alive === false ? undefined : this.tree.listedRootEntry(this.vc.binding(ns), st, xattrNames))),
       });
     }
-    return listEntries(items, FUSE_ROOT_ID);
+    return listEntries(items, this.node.id);
   }
 
   /**
@@ -79,10 +82,10 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
    * the top directory gets a new mtime so `ls` shows the change at once.
    */
   catalogChanged(snap: DiscoverySnapshot, appeared: bigint[], vanished: bigint[], dead: NamespaceBinding[]): void {
-    for (const b of dead) this.vc.session?.invalidateEntry(FUSE_ROOT_ID, Buffer.from(String(b.inode)));
+    for (const b of dead) this.vc.session?.invalidateEntry(this.node.id, Buffer.from(String(b.inode)));
     if (appeared.length > 0 || vanished.length > 0) {
       this.mtime = nextVirtualTime(this.mtime);
-      this.vc.session?.invalidateInode(FUSE_ROOT_ID);
+      this.vc.session?.invalidateInode(this.node.id);
     }
   }
 }

@@ -175,9 +175,9 @@ export class ViewContext {
     return { ownDev: this.ownDev, pseudo: this.opts.pseudo, ...(others && others.length > 0 ? { viewDevs: others } : {}) };
   }
 
-  /** What workers need to size symlinks as rewritten (undefined in raw mode). */
-  linkView(): LinkView | undefined {
-    return this.opts.symlinks === 'rewrite' ? this.rewriteView() : undefined;
+  /** What workers need to size symlinks as a tree of `mode` shows them (undefined for raw links). */
+  linkView(mode: SymlinkMode): LinkView | undefined {
+    return mode === 'rewrite' ? this.rewriteView() : undefined;
   }
 
   /** The entry of one of the view's own nodes, counted as one more kernel reference. */

@@ -6,6 +6,7 @@
  *   /by-id/<id>/...       a namespace by its never-reused kernel id, lookup only (by-id-dir.ts)
  *   /<inode>/...          the root filesystem of the namespace with that number now, read-only
  *                         (real-tree.ts); what was looked up stays bound to that one namespace
+ *   /raw/<inode>/...      the same, symlinks as stored whatever --symlinks says (raw-dir.ts)
  *
  * This file only dispatches: it finds a request's node and hands the request to the node's kind
  * (node-kind.ts), or to the open file behind a file handle (open-files.ts). What holds for the
@@ -36,6 +37,7 @@ import { RealTree, EMPTY_STATFS } from './real-tree.js';
 import { PidLinks } from './pid-link.js';
 import { ByPidDir } from './by-pid-dir.js';
 import { TopDir } from './top-dir.js';
+import { RawDir } from './raw-dir.js';
 import { ByIdDir } from './by-id-dir.js';
 
 export type { NamespaceCatalog, SymlinkMode, ViewOptions } from './view-context.js';
@@ -50,6 +52,7 @@ export class NamespaceView implements FuseOperations {
   private readonly vc: ViewContext;
   private readonly files: OpenFiles;
   private readonly tree: RealTree;
+  private readonly rawTree: RealTree;
   /** Kinds that change with discovery, told in this order. */
   private readonly listeners: CatalogListener[];
   private readonly livenessTimer: NodeJS.Timeout;
@@ -59,12 +62,15 @@ export class NamespaceView implements FuseOperations {
     const closer = new FdCloser(io, opts.trace);
     const listings = new Listings();
     this.files = new OpenFiles(vc, closer);
-    this.tree = new RealTree(vc, this.files, listings, closer);
+    this.tree = new RealTree(vc, this.files, listings, closer, opts.symlinks);
+    // The same namespaces with links as stored, under raw/ (see raw-dir.ts).
+    this.rawTree = new RealTree(vc, this.files, listings, closer, 'raw');
     // The kinds of the view's own nodes; a new fixed directory is one more entry in `fixed`.
     const byPid = new ByPidDir(vc, new PidLinks(vc), listings);
     const byId = new ByIdDir(vc, this.tree, listings);
-    const top = new TopDir(vc, this.tree, [byPid, byId], listings);
-    this.listeners = [top, byId, this.tree, byPid];
+    const raw = new RawDir(vc, this.rawTree, listings);
+    const top = new TopDir(vc, this.tree, [byPid, byId, raw], listings);
+    this.listeners = [top, byId, raw, this.tree, this.rawTree, byPid];
     // A namespace found dead by a request: let go of it at once, as if discovery had said so.
     vc.onDeath = (b) => {
       const snap = vc.catalog.current();
@@ -225,10 +231,10 @@ export class NamespaceView implements FuseOperations {
       nodes: this.vc.nodes.size,
       bindings: this.vc.bindings.size,
       bigInodes: this.vc.numbers.tableSize,
-      xattrLists: this.tree.xattrNames.size,
+      xattrLists: this.tree.xattrNames.size + this.rawTree.xattrNames.size,
       openFiles: this.files.size,
       passedThrough: this.files.passedThrough,
-      openDirs: this.tree.dirs.size,
+      openDirs: this.tree.dirs.size + this.rawTree.dirs.size,
       fastHits: this.vc.fast.hits,
       fastMisses: this.vc.fast.misses,
     };
