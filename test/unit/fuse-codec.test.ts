@@ -9,6 +9,8 @@ import test from 'ava';
 // The only nsview module this file uses; its types are derived from the functions' signatures.
 import {
   decodeInitIn,
+  decodeIoctlIn,
+  decodeLseekIn,
   decodeName,
   encodeInvalEntry,
   encodeInvalInode,
@@ -19,6 +21,8 @@ import {
   writeEntryOut,
   writeGetxattrOut,
   writeInitOut,
+  writeIoctlOut,
+  writeLseekOut,
   writeOpenOut,
   writeOutHeader,
   writeStatfs,
@@ -284,6 +288,38 @@ test('open_out, statfs_out and getxattr_out carry every field and zero their pad
   const g = dirty(8);
   t.is(writeGetxattrOut(g, 0, 123), 8);
   t.deepEqual([g.readUInt32LE(0), g.readUInt32LE(4)], [123, 0]);
+});
+
+test('LSEEK: fuse_lseek_in { fh, offset, whence, padding } in, fuse_lseek_out { offset } out', (t) => {
+  const b = dirty(24);
+  b.writeBigUInt64LE(0x1_0000_0007n, 0);
+  b.writeBigInt64LE(3n << 30n, 8);
+  b.writeUInt32LE(4, 16); // SEEK_HOLE
+  t.deepEqual(decodeLseekIn(b, 0, 24), { fh: 0x1_0000_0007n, offset: 3n << 30n, whence: 4 });
+  t.throws(() => decodeLseekIn(b, 0, 23), { message: /EPROTO/ });
+  const o = dirty(8);
+  t.is(writeLseekOut(o, 0, 5n << 32n), 8);
+  t.is(o.readBigInt64LE(0), 5n << 32n);
+});
+
+test('IOCTL: fuse_ioctl_in fields; fuse_ioctl_out done (result 0, no retry, no iovecs), then exactly out_size bytes', (t) => {
+  // struct fuse_ioctl_in { u64 fh; u32 flags; u32 cmd; u64 arg; u32 in_size; u32 out_size; }
+  const b = dirty(32);
+  b.writeBigUInt64LE(9n, 0);
+  b.writeUInt32LE(1 << 4, 8); // FUSE_IOCTL_DIR
+  b.writeUInt32LE(0x801c581f, 12); // FS_IOC_FSGETXATTR
+  b.writeBigUInt64LE(0n, 16);
+  b.writeUInt32LE(0, 24);
+  b.writeUInt32LE(28, 28);
+  t.deepEqual(decodeIoctlIn(b, 0, 32), { fh: 9n, flags: 16, cmd: 0x801c581f, inSize: 0, outSize: 28 });
+  t.throws(() => decodeIoctlIn(b, 0, 31), { message: /EPROTO/ });
+  // struct fuse_ioctl_out { i32 result; u32 flags; u32 in_iovs; u32 out_iovs; } + data
+  const o = dirty(64);
+  t.is(writeIoctlOut(o, 0, Buffer.from([1, 2, 3, 4, 5, 6]), 4), 20, 'cut to out_size');
+  t.deepEqual([o.readInt32LE(0), o.readUInt32LE(4), o.readUInt32LE(8), o.readUInt32LE(12)], [0, 0, 0, 0]);
+  t.deepEqual([...o.subarray(16, 20)], [1, 2, 3, 4]);
+  t.is(writeIoctlOut(o, 0, Buffer.from([7]), 28), 44, 'padded to out_size');
+  t.deepEqual([...o.subarray(16, 44)], [7, ...new Array<number>(27).fill(0)]);
 });
 
 // ---------------------------------------------------------------------------------------------
