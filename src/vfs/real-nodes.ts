@@ -186,9 +186,12 @@ export class RealNodes {
     }
   }
 
-  /** The node ids the kernel holds in one namespace (a scan: only when a namespace died). */
+  /**
+   * The node ids the kernel holds in one namespace, of this tree only (the view has one per
+   * symlink mode); a scan: only when a namespace died.
+   */
   *idsOf(binding: NamespaceBinding): Iterable<bigint> {
-    for (const n of this.table.values()) if (n instanceof RealNodeRecord && n.binding === binding) yield n.id;
+    for (const n of this.table.values()) if (n instanceof RealNodeRecord && n.kind === this.kind && n.binding === binding) yield n.id;
   }
 
   /** Forget the roots of a dead namespace: a later lookup of its number finds another binding. */
