@@ -8,6 +8,7 @@
  */
 import test from 'ava';
 import path from 'node:path';
+import { daemonStats } from './fixtures/lifecycle/lib.js';
 import {
   CleanupScope,
   hostTarArgv,
@@ -41,7 +42,8 @@ test.before(async () => {
     setup: 'mkdir /data && mount -t tmpfs -o size=16m,mode=0755 nsview-data /data',
   });
   const procData = `/proc/${c.pid}/root/data`;
-  // sparse/big: 1 GiB, one 4 KiB data block in the middle. sparse/multi: data, hole, data, hole.
+  // sparse/big: 1 GiB, one 4 KiB data block in the middle; cp/for-cp the same, read by no other
+  // test (so none of its pages is cached). sparse/multi: data, hole, data, hole.
   await sh(
     [
       `mkdir ${shq(`${procData}/sparse`)} ${shq(`${procData}/flags`)} ${shq(`${procData}/flags/nodump-dir`)}`,
@@ -51,6 +53,7 @@ test.before(async () => {
       'truncate -s 1048576 multi',
       'head -c 8192 /dev/urandom | dd of=multi bs=4096 conv=notrunc status=none',
       'head -c 4096 /dev/urandom | dd of=multi bs=4096 seek=128 conv=notrunc status=none',
+      'mkdir ../cp && cp --sparse=always big ../cp/for-cp',
       'touch -d @1600000000 big multi .',
       `cd ${shq(`${procData}/flags`)}`,
       'echo data > immutable && echo log > append-only && echo plain > plain',
@@ -125,16 +128,21 @@ test('tar --sparse through the view is byte-identical to tar --sparse inside', a
   t.true(size < 1024 * 1024, `archive is ${size} bytes`);
 });
 
-test('cp --sparse=auto of a 1 GiB file with one data block keeps its holes', async (t) => {
+test('cp --sparse=auto of a 1 GiB file with one data block reads only its data and keeps its holes', async (t) => {
   const copy = path.join(w.work, 'big.copy');
-  const r = await run('cp', ['--sparse=auto', `${w.data}/sparse/big`, copy], { timeoutMs: 120_000, check: false });
+  const before = (await daemonStats(w.view)).requests.READ ?? 0;
+  const r = await run('cp', ['--sparse=auto', `${w.data}/cp/for-cp`, copy], { timeoutMs: 120_000, check: false });
   t.is(r.code, 0, r.stderr);
+  // Reads of at most 1 MiB each: a cp that skips the holes asks for the data block and the
+  // readahead around it; one blind to holes reads all 1024 MiB.
+  const reads = ((await daemonStats(w.view)).requests.READ ?? 0) - before;
+  t.true(reads < 64, `${reads} READ requests`);
   const [size, kib] = (await run('stat', ['-c', '%s %b', copy])).stdout.trim().split(' ').map(Number);
   t.is(size, GIB);
   // st_blocks (512-byte units): a few blocks, not the 2 Mi a copy that read every hole writes.
   t.true(kib! <= 64, `copy has ${kib} blocks`);
   // And the same bytes, compared against the original on the host side (no FUSE involved).
-  const cmp = await run('cmp', [copy, `${w.procData}/sparse/big`], { timeoutMs: 120_000, check: false });
+  const cmp = await run('cmp', [copy, `${w.procData}/cp/for-cp`], { timeoutMs: 120_000, check: false });
   t.is(cmp.code, 0, cmp.stdout + cmp.stderr);
 });
 
@@ -155,6 +163,15 @@ test('lsattr through the view shows the flags set inside (i, a, d), read through
   t.regex(viaView[1]!, /^-----a-/);
   t.regex(viaView[3]!, /^------d-/);
   t.notRegex(viaView[2]!, /[iad]/);
+});
+
+test('bsdtar --format=mtree through the view keeps flags= (schg, sappnd, nodump) as inside', async (t) => {
+  const mtree = async (dir: string) => (await run('bsdtar', ['--format=mtree', '-cf', '-', '-C', dir, 'flags'])).stdout;
+  const [viaView, inside] = await Promise.all([mtree(w.data), mtree(w.procData)]);
+  t.is(viaView, inside);
+  t.regex(viaView, /\.\/flags\/immutable .*flags=schg/);
+  t.regex(viaView, /\.\/flags\/nodump-dir .*flags=nodump/);
+  t.regex(viaView, /\.\/flags\/append-only .*flags=sappnd/);
 });
 
 /** An ioctl on a file by python: `ok <hex>` with the output bytes, or `errno <n>`. */
