@@ -202,14 +202,14 @@ function v(ns: number | string, rel = ''): string {
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-test('the top directory lists by-pid, by-id, raw and every namespace, only namespace inodes besides them', async (t) => {
+test('the top directory lists by-pid, by-id, raw, by-container, by-pod and every namespace, only namespace inodes besides them', async (t) => {
   const names = await ls(w.mp);
-  t.true(names.includes('by-pid'));
-  t.true(names.includes('raw'));
+  const fixed = ['by-container', 'by-id', 'by-pid', 'by-pod', 'raw'];
+  for (const f of fixed) t.true(names.includes(f), f);
   const nss = [w.hostNs, w.a.nsInode, w.b.nsInode, w.pin.nsInode, w.fd.nsInode, w.nested.nsInode, w.thread.nsInode];
   t.is(new Set(nss).size, nss.length, 'seven distinct namespaces');
   for (const ns of nss) t.true(names.includes(String(ns)), `${ns} listed`);
-  t.deepEqual(names.filter((n) => n !== 'by-pid' && n !== 'by-id' && n !== 'raw' && !/^[1-9]\d*$/.test(n)), []);
+  t.deepEqual(names.filter((n) => !fixed.includes(n) && !/^[1-9]\d*$/.test(n)), []);
   // Each is a directory (stat through the kernel, not just a name).
   t.deepEqual(await out('stat', ['-c', '%F', ...nss.map((ns) => v(ns))]), 'directory\n'.repeat(nss.length));
 });
@@ -572,9 +572,10 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   // The plain listing agrees.
   const plain = await runNsview(['list']);
   t.is(plain.code, 0, plain.stderr);
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${pin.nsInode}\\] id=\\d+ bindmount .*ref=${pin.file}$`, 'm'));
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${c.nsInode}\\] id=\\d+ process +pids=${c.pid} `, 'm'));
-  t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] id=\\d+ fd +ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
+  // (After the source: the container column, `-` for namespaces no engine claims.)
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${pin.nsInode}\\] id=\\d+ bindmount - .*ref=${pin.file}$`, 'm'));
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${c.nsInode}\\] id=\\d+ process +- pids=${c.pid} `, 'm'));
+  t.regex(plain.stdout, new RegExp(`^mnt:\\[${fd.nsInode}\\] id=\\d+ fd +- ref=/proc/${fd.holderPid}/fd/3$`, 'm'));
 });
 
 test('a namespace pinned at a path that is not UTF-8 (and has a space) is found, listed and readable', async (t) => {

@@ -18,6 +18,7 @@ import { bashCompletion } from './completion.js';
 import { CliError, EXIT, UsageError } from './exit-codes.js';
 import { COMMANDS, DEFAULT_MOUNTPOINT, MOUNT_OPTIONS, parseOptionValue } from './options.js';
 import type { CommandSpec, OptionSpec } from './options.js';
+import { allValues, engineOverrides } from './engine-options.js';
 
 export { DEFAULT_MOUNTPOINT, DEFAULT_BUSY_POLL_US } from './options.js';
 
@@ -112,6 +113,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
       maxRoots: num('max-roots'),
       busyPollUs: num('busy-poll'),
       passthrough: a.passthrough === true,
+      engines: engineOverrides(a.engines !== false, allValues(a['engine-root'])),
     },
     {
       foreground: a.foreground === true,
@@ -137,7 +139,7 @@ export async function main(argv: string[]): Promise<void> {
   const handlers: Record<string, (a: Parsed) => Promise<void>> = {
     mount: (a) => mountCommand(a, argv),
     unmount: (a) => runUnmount(path.resolve(String(a.mountpoint ?? DEFAULT_MOUNTPOINT))),
-    list: (a) => runList(a.json === true),
+    list: (a) => runList(a.json === true, engineOverrides(a.engines !== false, allValues(a['engine-root']))),
     completion: async () => {
       process.stdout.write(bashCompletion());
     },

@@ -34,6 +34,30 @@ export interface OptionSpec {
   readonly hidden?: boolean;
 }
 
+/** Where container names come from (by-container/, by-pod/, the list's container column); mount and list. */
+function engineOptions(): OptionSpec[] {
+  return [
+    {
+      name: 'engine-root',
+      kind: 'path',
+      default: '',
+      arg: 'KIND=PATHS',
+      describe:
+        'an engine to take container names from instead of the ones found (repeatable): docker=SOCKET[,EXEC_ROOT], podman-api=SOCKET, storage=GRAPHROOT[,RUNROOT], containerd=SOCKET,STATE',
+      manual:
+        'Given for a kind, it replaces what nsview finds for that kind (config files, running daemons\' command lines, defaults: docs/engines.md). storage is containers/storage of Podman or CRI-O (--root, --runroot).',
+      noMountOption: true,
+    },
+    {
+      name: 'engines',
+      kind: 'flag',
+      default: true,
+      describe: 'name containers from their engines (--no-engines: no by-container/, by-pod/ names; no engine is contacted)',
+      noMountOption: true,
+    },
+  ];
+}
+
 export const MOUNT_OPTIONS: readonly OptionSpec[] = [
   {
     name: 'foreground',
@@ -178,6 +202,7 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     manual:
       'Opened with O_APPEND and O_NOFOLLOW in a directory owned by root that no ordinary user may write to; rotate it with logrotate copytruncate (deploy/logrotate/nsview).',
   },
+  ...engineOptions(),
   { name: 'verbose', alias: 'v', kind: 'flag', default: false, describe: 'trace every operation' },
   {
     name: 'ready-fd',
@@ -193,6 +218,7 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
 
 export const LIST_OPTIONS: readonly OptionSpec[] = [
   { name: 'json', kind: 'flag', default: false, describe: 'one JSON array', noMountOption: true },
+  ...engineOptions(),
 ];
 
 export interface CommandSpec {

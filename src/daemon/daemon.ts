@@ -15,6 +15,8 @@ import { openat2, cpath, close, O, RESOLVE, AT } from '../sys/libc.js';
 import { E, errnoName, errnoOf } from '../sys/errors.js';
 import { kernelDev } from '../sys/dev.js';
 import { DiscoveryCatalog } from './catalog.js';
+import { EngineNames } from './container-names.js';
+import type { EngineOverrides } from '../engines/index.js';
 import { PreflightError, checkFuseDevice, checkOptionCombination, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
 
@@ -38,6 +40,8 @@ export interface DaemonOptions {
   busyPollUs: number;
   /** Ask for FUSE passthrough of opened regular files (--passthrough; default off). */
   passthrough?: boolean;
+  /** Where container engines are looked for (by-container/, by-pod/); false: no engines at all. */
+  engines: EngineOverrides | false;
 }
 
 export interface RunningDaemon {
@@ -82,6 +86,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     onDead: (id) => view?.namespaceDied(id),
   }, opts.maxRoots);
   let view: NamespaceView | undefined;
+  // Names arrive as the engines answer: the mount never waits for an engine.
+  const names = opts.engines === false ? undefined : EngineNames.create(opts.engines, () => view?.namesChanged(), log);
   const catalog = await DiscoveryCatalog.start(
     {
       ownTids: () => access.sandboxTids(),
@@ -89,6 +95,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       changed: (snap, appeared, vanished) => {
         access.update(snap, (id) => catalogRef?.namespace(id) !== undefined);
         view?.catalogChanged(snap, appeared, vanished);
+        names?.discoveryPassed(snap);
       },
     },
     log,
@@ -103,7 +110,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     entryTimeoutMs: opts.entryTimeoutMs,
     topTimeoutMs: Math.min(opts.attrTimeoutMs, 1000),
     trace: (op, detail) => log.trace(`${op} ${detail}`),
-  });
+  }, names);
+  names?.start();
 
   let session: FuseSession;
   try {
@@ -134,6 +142,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     catalog.stop();
+    await names?.stop();
     access.close();
     await io.close();
     throw err;
@@ -162,6 +171,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
         process.off('SIGUSR1', dumpStats);
         catalog.stop();
         view?.close();
+        await names?.stop();
         try {
           await session.unmount();
         } catch (err) {

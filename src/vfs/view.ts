@@ -39,8 +39,17 @@ import { ByPidDir } from './by-pid-dir.js';
 import { TopDir } from './top-dir.js';
 import { RawDir } from './raw-dir.js';
 import { ByIdDir } from './by-id-dir.js';
+import { NameTree } from './name-dirs.js';
+import { NO_CONTAINER_NAMES, type ContainerNameSource } from './container-names.js';
 
 export type { NamespaceCatalog, SymlinkMode, ViewOptions } from './view-context.js';
+export type { ContainerNameSource } from './container-names.js';
+
+/**
+ * Entry and attribute timeout of container names: short, because a name follows whatever
+ * container holds it now (changes are also pushed to the kernel as they are seen).
+ */
+const NAME_TIMEOUT_MS = 500;
 
 const W_OK = 2;
 /** How often the namespaces the kernel holds nodes of are checked for death. */
@@ -53,11 +62,12 @@ export class NamespaceView implements FuseOperations {
   private readonly files: OpenFiles;
   private readonly tree: RealTree;
   private readonly rawTree: RealTree;
+  private readonly names: NameTree;
   /** Kinds that change with discovery, told in this order. */
   private readonly listeners: CatalogListener[];
   private readonly livenessTimer: NodeJS.Timeout;
 
-  constructor(catalog: NamespaceCatalog, roots: NamespaceAccess, io: IoPool, opts: ViewOptions) {
+  constructor(catalog: NamespaceCatalog, roots: NamespaceAccess, io: IoPool, opts: ViewOptions, names: ContainerNameSource = NO_CONTAINER_NAMES) {
     const vc = (this.vc = new ViewContext(catalog, roots, io, opts));
     const closer = new FdCloser(io, opts.trace);
     const listings = new Listings();
@@ -68,9 +78,10 @@ export class NamespaceView implements FuseOperations {
     // The kinds of the view's own nodes; a new fixed directory is one more entry in `fixed`.
     const byPid = new ByPidDir(vc, new PidLinks(vc), listings);
     const byId = new ByIdDir(vc, this.tree, listings);
+    this.names = new NameTree(vc, names, listings, Math.min(opts.topTimeoutMs, NAME_TIMEOUT_MS));
     const raw = new RawDir(vc, this.rawTree, listings);
-    const top = new TopDir(vc, this.tree, [byPid, byId, raw], listings);
-    this.listeners = [top, byId, raw, this.tree, this.rawTree, byPid];
+    const top = new TopDir(vc, this.tree, [byPid, byId, raw, ...this.names.fixed], listings);
+    this.listeners = [top, byId, raw, this.tree, this.rawTree, byPid, this.names];
     // A namespace found dead by a request: let go of it at once, as if discovery had said so.
     vc.onDeath = (b) => {
       const snap = vc.catalog.current();
@@ -108,6 +119,15 @@ export class NamespaceView implements FuseOperations {
     const snap = this.vc.catalog.current();
     const dead = this.vc.collectDead(snap, [id]);
     if (dead.length > 0) for (const l of this.listeners) l.catalogChanged(snap, [], [], dead);
+  }
+
+  /**
+   * The container names changed (see ContainerNameSource). A namespace inode reused by another
+   * container's namespace needs nothing here: namespace directories are bound to the kernel's
+   * namespace id and a dead one is let go when its death is seen.
+   */
+  namesChanged(): void {
+    this.names.namesChanged();
   }
 
   private node(id: bigint): Node {
