@@ -20,6 +20,9 @@ import type { EngineOverrides } from '../engines/index.js';
 import { PreflightError, checkFuseDevice, checkOptionCombination, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
 import type { Logger } from './log.js';
 
+/** How long shutdown waits for the engine loops to end after the unmount. */
+const ENGINE_STOP_WAIT_MS = 1000;
+
 export interface DaemonOptions {
   mountpoint: string;
   isDefaultMountpoint: boolean;
@@ -142,7 +145,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     catalog.stop();
-    await names?.stop();
+    void names?.stop();
     access.close();
     await io.close();
     throw err;
@@ -171,12 +174,15 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
         process.off('SIGUSR1', dumpStats);
         catalog.stop();
         view?.close();
-        await names?.stop();
+        // Engines are let go alongside the unmount, never ahead of it: an engine call in flight
+        // is aborted, but nothing here may wait on an engine.
+        const namesStopped = names?.stop().catch((err: unknown) => log.error(`engines: stop: ${String(err)}`));
         try {
           await session.unmount();
         } catch (err) {
           log.error(`unmount ${opts.mountpoint}: ${errnoName(errnoOf(err))}`);
         }
+        await Promise.race([namesStopped, new Promise((r) => setTimeout(r, ENGINE_STOP_WAIT_MS).unref())]);
         access.close();
         await io.close();
       })();
