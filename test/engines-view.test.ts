@@ -324,6 +324,34 @@ test.serial('Kubernetes-shaped containerd containers: by-pod/<namespace>/<pod>/<
   await ctrd.remove('k8s.io', sandboxId);
 });
 
+test.serial('without --engine-root the engines are found from the running daemons; --no-engines shows none', async (t) => {
+  // Names unique to this run: other test files may run their own engines meanwhile.
+  const dn = `found-d-${process.pid}`;
+  const pn = `found-p-${process.pid}`;
+  await dockerRun(dn);
+  await podmanRun(pn);
+  const dh = (await docker.docker(['exec', dn, 'cat', '/etc/hostname'])).stdout;
+  const ph = (await podman.podman(['exec', pn, 'cat', '/etc/hostname'])).stdout;
+  const found = await startNsview(scope);
+  const other = await startNsview(scope, { extraArgs: ['--no-engines'] });
+  try {
+    const cat = async (mp: string, p: string) => {
+      const r = await attempt('cat', [path.join(mp, p)]);
+      return r.code === 0 ? r.stdout : undefined;
+    };
+    // dockerd from its command line (-H, --exec-root); Podman's storage from its conmon's.
+    await waitFor('docker container found', async () => (await cat(found.mountpoint, `by-container/docker/${dn}/etc/hostname`)) === dh, { timeoutMs: FRESH_MS + SLACK_MS });
+    await waitFor('podman container found', async () => (await cat(found.mountpoint, `by-container/podman/${pn}/etc/hostname`)) === ph, { timeoutMs: FRESH_MS + SLACK_MS });
+    t.is(await cat(other.mountpoint, `by-container/docker/${dn}/etc/hostname`), undefined);
+    t.deepEqual((await run('ls', ['-1A', path.join(other.mountpoint, 'by-container')])).stdout.split('\n').filter(Boolean).sort(), ['containerd', 'cri-o', 'docker', 'podman']);
+    t.deepEqual((await run('ls', ['-1A', path.join(other.mountpoint, 'by-pod')])).stdout, '');
+  } finally {
+    await Promise.all([found.stop(), other.stop()]);
+  }
+  await docker.docker(['rm', '-f', dn]);
+  await podman.podman(['rm', '-f', '-t', '0', pn]);
+});
+
 test.serial('a hung engine (SIGSTOP) does not slow the view', async (t) => {
   await dockerRun('patient');
   const hostname = (await docker.docker(['exec', 'patient', 'cat', '/etc/hostname'])).stdout;
