@@ -178,8 +178,9 @@ export class NameTree implements CatalogListener {
   }
 
   async readdir(dir: NameDirNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
-    return this.listings.serve(dir.id, offset, plus, () => {
-      const alive = this.vc.catalog.current().byInode;
+    return this.listings.serve(dir.id, offset, plus, async () => {
+      // As the top directory does: a namespace started just now is listed once discovery saw it.
+      const alive = (await this.vc.catalog.fresh(250)).byInode;
       const content = contentOf(this.names.current(), dir.path);
       const items: Array<Omit<ListItem, 'off'>> = [];
       for (const d of content?.dirs ?? []) {
