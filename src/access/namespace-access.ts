@@ -17,6 +17,7 @@ import { formatRef } from '../discovery/format.js';
 import { SandboxTask } from './sandbox.js';
 import { guardHolds } from './guard.js';
 import { isMountNamespaceAlive, namespaceIdSupport } from '../sys/namespace-id.js';
+import { abortable } from './abortable.js';
 
 export interface AccessEvents {
   onEvent(message: string): void;
@@ -76,6 +77,12 @@ const HOST_RESERVE = 2;
 
 /** How many processes to try before falling back to a sandbox. */
 const MAX_CANDIDATES = 8;
+/**
+ * Sandboxes held or starting at once, all namespaces together (each is a thread with its own
+ * isolate, several MiB). At the limit an idle one is released to make room; if none is idle,
+ * the namespace is refused with EAGAIN until one is.
+ */
+export const MAX_SANDBOXES = 64;
 
 export class NamespaceAccess {
   private readonly handles = new Map<bigint, RootHandle>();
@@ -121,9 +128,11 @@ export class NamespaceAccess {
   }
 
   /** Run `fn` with a root of namespace `ns`, retrying once if the way in went away meanwhile. */
-  async withRoot<T>(ns: MountNamespace, fn: (root: RootRef) => Promise<T>): Promise<T> {
+  async withRoot<T>(ns: MountNamespace, fn: (root: RootRef) => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const h = await this.held(ns);
+      // Acquisition is shared by every request of the namespace: an interrupt stops this
+      // request's wait, not the acquisition.
+      const h = await abortable(this.held(ns), signal);
       h.inflight++;
       try {
         return await fn(h.ref);
@@ -249,8 +258,8 @@ export class NamespaceAccess {
   }
 
   /** Keep the way into `ns` (and so a sandbox) while a file or directory of it is open. */
-  async pin(ns: MountNamespace): Promise<() => void> {
-    const h = await this.held(ns);
+  async pin(ns: MountNamespace, signal?: AbortSignal): Promise<() => void> {
+    const h = await abortable(this.held(ns), signal);
     h.pins++;
     let done = false;
     return () => {
@@ -349,6 +358,19 @@ export class NamespaceAccess {
     return undefined;
   }
 
+  private startingSandboxes = 0;
+
+  /** Room for one more sandbox: releases the least recently used idle one at the limit. */
+  private makeRoomForSandbox(nsInode: number): void {
+    if (this.sandboxCount + this.startingSandboxes < MAX_SANDBOXES) return;
+    let lru: RootHandle | undefined;
+    for (const h of this.handles.values()) {
+      if (h.sandbox && h.inflight === 0 && h.pins === 0 && (!lru || h.lastUsed < lru.lastUsed)) lru = h;
+    }
+    if (!lru) throw new NsviewError(E.EAGAIN, `namespace ${nsInode}: ${MAX_SANDBOXES} sandboxes in use, none idle`);
+    this.drop(lru, 'making room for another namespace');
+  }
+
   private async openSandbox(ns: MountNamespace): Promise<RootHandle> {
     let lastErr: unknown = new NsviewError(E.ENOENT, `no way into namespace ${ns.inode}`);
     // Where the kernel reopens a namespace by its id, that is the last way in: no file of it is
@@ -357,7 +379,12 @@ export class NamespaceAccess {
     const byId = nsId !== undefined && namespaceIdSupport().handles ? [[] as NamespaceRef] : [];
     for (const ref of [...ns.refs, ...byId]) {
       try {
-        const task = ref.length === 0 ? await SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId }) : await this.startSandbox(ns, ref);
+        this.makeRoomForSandbox(ns.inode);
+        this.startingSandboxes++;
+        const task = await (ref.length === 0
+          ? SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId })
+          : this.startSandbox(ns, ref)
+        ).finally(() => this.startingSandboxes--);
         try {
           const r = await this.workers.openTaskRoot({ pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true }, ns.inode);
           this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.length === 0 ? `its id ${nsId}` : formatRef(ref)})`);

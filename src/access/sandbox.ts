@@ -16,10 +16,16 @@ export class SandboxTask {
    */
   static start(ref: { rootFd: number; path: string; nsInode: number; nsId?: bigint }, timeoutMs = 10_000): Promise<SandboxTask> {
     const release = new SharedArrayBuffer(4);
-    const worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), {
-      workerData: { ...ref, release },
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
-    });
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./sandbox-thread.js', import.meta.url), {
+        workerData: { ...ref, release },
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      });
+    } catch (err) {
+      // No thread to be had now (pids.max, RLIMIT_NPROC): this namespace waits, the daemon lives.
+      return Promise.reject(new NsviewError(E.EAGAIN, `cannot start a sandbox thread: ${err instanceof Error ? err.message : String(err)}`));
+    }
     worker.unref();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -36,7 +42,9 @@ export class SandboxTask {
       });
       worker.once('error', (err) => {
         clearTimeout(timer);
-        reject(new NsviewError(E.EIO, `sandbox thread failed: ${err.message}`));
+        // ERR_WORKER_INIT_FAILED: the thread could not be created (pids.max): a lack, not a fault.
+        const noThread = 'code' in err && err.code === 'ERR_WORKER_INIT_FAILED';
+        reject(new NsviewError(noThread ? E.EAGAIN : E.EIO, `sandbox thread failed: ${err.message}`));
       });
     });
   }

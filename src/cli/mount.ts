@@ -15,6 +15,7 @@ import { findMount } from '../fuse/index.js';
 import { daemonOf, pidFileFor, removePidFile, writePidFile } from './pidfile.js';
 import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { exitNow } from '../sys/libc.js';
 
 export interface MountMode {
   foreground: boolean;
@@ -52,6 +53,8 @@ function checkMountpointFree(mountpoint: string, nonempty: boolean): void {
     );
   }
 }
+/** How long a shutdown may take before the daemon exits anyway. */
+const STOP_DEADLINE_MS = 10_000;
 
 export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger): Promise<void> {
   if (!mode.foreground) {
@@ -84,14 +87,23 @@ export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger
   log.info(daemon.description);
   const exit = (code: number) => {
     removePidFile(opts.mountpoint);
-    process.exit(code);
+    // Not process.exit(): it joins every worker thread, and one blocked in a hung filesystem
+    // inside a namespace never returns, so the daemon would stay, unmounted, ignoring signals.
+    // The mount is gone by now; _exit ends every thread, stuck ones included.
+    exitNow(code);
   };
+  // Shutdown must end even if unmounting or closing waits on something stuck: past this, exit.
+  const deadline = () => setTimeout(() => exit(1), STOP_DEADLINE_MS);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => void daemon.stop(sig).then(() => exit(0)));
+    process.on(sig, () => {
+      deadline();
+      void daemon.stop(sig).then(() => exit(0));
+    });
   }
   // Last line of defence: whatever goes wrong, take the mount down rather than leave it dead.
   const crash = (err: unknown) => {
     log.error(`fatal: ${(err as Error)?.stack ?? String(err)}`);
+    deadline();
     void daemon.stop('fatal error').finally(() => exit(1));
   };
   process.on('uncaughtException', crash);

@@ -117,6 +117,7 @@ export class FuseServer implements Engine {
       onIdle: () => this.closeIfDrained(),
     });
     this.admission = new Admission<Request>(opts.maxInFlight, {
+      keyOf: (req) => this.fairnessKey(req.nodeid),
       run: (req) => this.execute(req),
       refuse: (req, errno) => this.replies.error(req, errno),
       answer: (unique, errno) => this.replies.errnoTo(unique, errno),
@@ -191,6 +192,15 @@ export class FuseServer implements Engine {
       // A body the codec refused (EPROTO), or a bug in the engine: handlers run in execute().
       this.report(e, row.name);
       if (!row.noReply) this.reply(h.unique, replyErrno(errnoOf(e)));
+    }
+  }
+
+  private fairnessKey(nodeid: bigint): number {
+    try {
+      return this.ops.fairnessKey?.(nodeid) ?? 0;
+    } catch (e) {
+      this.report(e, 'fairnessKey');
+      return 0;
     }
   }
 

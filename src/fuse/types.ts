@@ -170,6 +170,12 @@ export interface FuseOperations {
   ioctl?(ctx: RequestContext, nodeid: bigint, fh: bigint, cmd: number, dir: boolean, inSize: number, outSize: number): Promise<Buffer>;
   /** The kernel said goodbye (FUSE_DESTROY) or the device closed. */
   destroy?(): void;
+  /**
+   * Which group a request on `nodeid` belongs to for fair admission (see admission.ts): requests
+   * of one group that pile up (a hung directory) never hold back another group's. Must be cheap
+   * and never block; 0 for requests the filesystem answers by itself. Without it: all in group 0.
+   */
+  fairnessKey?(nodeid: bigint): number;
 }
 
 export interface MountOptions {

@@ -13,8 +13,11 @@ import type { DirChunk, OpenDirResult } from './protocol.js';
 
 /** Bytes of getdents64 records one chunk gathers (most directories fit, end included). */
 const DIR_CHUNK_BYTES = 128 * 1024;
-/** Components the rewrites of one directory chunk may resolve in all. */
-const CHUNK_LINK_STEPS = 16384;
+/**
+ * Components the rewrites of one directory chunk may resolve in all: bounds how long one chunk holds
+ * a worker (each step is a syscall; a directory of long link chains would otherwise take seconds).
+ */
+const CHUNK_LINK_STEPS = 2048;
 const dentsBuf = Buffer.alloc(64 * 1024);
 
 function openDir(root: RootRef, path: Buffer, dev: number, ino: bigint): number {

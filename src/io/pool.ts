@@ -28,6 +28,8 @@ export interface RunOptions {
 
 interface Pending {
   id: number;
+  /** The caller has its answer (an interrupt): the worker, if any, is still running it. */
+  answered?: boolean;
   req: IoRequestOf<IoOp>;
   key: number;
   queuedAt: number;
@@ -51,6 +53,18 @@ interface Slot {
 
 /** Workers a namespace may leave stuck in the kernel before its requests stop being started. */
 const MAX_STUCK_PER_NAMESPACE = 2;
+/**
+ * Stuck workers all namespaces together may leave (each is a thread with its own isolate, about
+ * 8-9 MiB): namespaces cost nothing to create, so a per-namespace limit alone bounds nothing.
+ * Past it, namespaces that already stranded a worker are refused at once, and a worker that gets
+ * stuck is not replaced until a stuck one comes back: the pool runs smaller, and the io threads,
+ * live and stuck, never exceed size + MAX_EXTRA_WORKERS + MAX_STUCK_TOTAL.
+ */
+export const MAX_STUCK_TOTAL = 16;
+/** How long an interrupted request's worker may take to finish before it is written off. */
+const ABORT_GRACE_MS = 200;
+/** After a thread could not be created (pids.max, RLIMIT_NPROC), wait this long to try again. */
+const RESPAWN_RETRY_MS = 1000;
 /** Temporary workers beyond --workers, for requests of other namespaces stuck behind a hang. */
 const MAX_EXTRA_WORKERS = 4;
 /** How long a request of an idle namespace may wait behind busy workers before one is added. */
@@ -77,8 +91,16 @@ export class IoPool {
   /** Thread ids of the workers, to recognise requests our own threads make to our own mount. */
   readonly ownTids = new Set<number>();
 
+  private respawnTimer: NodeJS.Timeout | undefined;
+  /** Regular workers that could not be (re)started, to be started when threads are available. */
+  private missing = 0;
+
   constructor(private readonly opts: IoPoolOptions) {
-    for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
+    for (let i = 0; i < opts.size; i++) {
+      const slot = this.spawn();
+      if (!slot) throw new NsviewError(E.EAGAIN, 'cannot create io worker threads');
+      this.slots.push(slot);
+    }
   }
 
   /** Resolves when every worker is up (their thread ids known). */
@@ -86,11 +108,21 @@ export class IoPool {
     await Promise.all(this.slots.map((s) => s.ready));
   }
 
-  private spawn(): Slot {
-    // Workers hold no state beyond a request: small heaps keep each isolate near its floor.
-    const worker = new Worker(new URL('./worker.js', import.meta.url), {
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
-    });
+  /**
+   * A new worker, or undefined when no thread can be created now (EAGAIN under pids.max or
+   * RLIMIT_NPROC): the pool then runs with fewer workers rather than fail.
+   */
+  private spawn(): Slot | undefined {
+    let worker: Worker;
+    try {
+      // Workers hold no state beyond a request: small heaps keep each isolate near its floor.
+      worker = new Worker(new URL('./worker.js', import.meta.url), {
+        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+      });
+    } catch (err) {
+      this.opts.onEvent?.(`cannot start an io worker: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
     worker.unref();
     let markReady!: () => void;
     const slot: Slot = { worker, tid: 0, ready: new Promise((r) => (markReady = r)) };
@@ -104,9 +136,14 @@ export class IoPool {
       this.finish(slot, msg);
     });
     worker.on('error', (err) => {
+      // Also how a thread that could not be created reports (ERR_WORKER_INIT_FAILED).
       this.opts.onEvent?.(`io worker failed: ${err.message}`);
+      markReady();
+      const busy = slot.busy;
+      slot.busy = undefined;
       this.replace(slot);
-      if (slot.busy) this.settle(slot.busy, { id: slot.busy.id, ok: false, errno: E.EIO, message: err.message });
+      if (busy) this.settle(busy, { id: busy.id, ok: false, errno: E.EIO, message: err.message });
+      this.pump();
     });
     return slot;
   }
@@ -119,6 +156,12 @@ export class IoPool {
     if (this.closed) return Promise.reject(new NsviewError(E.ENOTCONN, 'io pool closed'));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new NsviewError(E.EINTR, `${req.op} interrupted`));
+    if (this.overBudget(key)) {
+      return Promise.reject(new NsviewError(E.ETIMEDOUT, `${req.op}: namespace ${key} has workers stuck and the pool's budget of stuck workers is spent`));
+    }
+    if (this.slots.length === 0 && this.missing > 0) {
+      return Promise.reject(new NsviewError(E.EAGAIN, `${req.op}: no io worker (threads cannot be created)`));
+    }
     return new Promise<IoResult<K>>((resolve, reject) => {
       const p: Pending = {
         id: this.nextId++,
@@ -143,8 +186,18 @@ export class IoPool {
     });
   }
 
+  private get stuckTotal(): number {
+    return this.abandoned.size;
+  }
+
+  /** The global budget of stuck workers is spent and `key` already stranded some of them. */
+  private overBudget(key: number): boolean {
+    return key !== 0 && this.stuckTotal >= MAX_STUCK_TOTAL && (this.stuckPerKey.get(key) ?? 0) > 0;
+  }
+
   private allowed(key: number): boolean {
     if (key === 0 || !this.suspect.has(key)) return true;
+    if (this.overBudget(key)) return false;
     // A namespace that already stranded workers in the kernel gets no more: its requests time
     // out in the queue instead of taking another thread each.
     if ((this.stuckPerKey.get(key) ?? 0) >= MAX_STUCK_PER_NAMESPACE) return false;
@@ -166,8 +219,8 @@ export class IoPool {
       );
       const free = this.slots.some((sl) => !sl.busy && sl.tid !== 0);
       const extras = this.slots.filter((sl) => sl.extra).length;
-      if (starved && !free && extras < MAX_EXTRA_WORKERS) {
-        const slot = this.spawn();
+      const slot = starved && !free && extras < MAX_EXTRA_WORKERS && this.stuckTotal < MAX_STUCK_TOTAL ? this.spawn() : undefined;
+      if (slot) {
         slot.extra = true;
         this.slots.push(slot);
         this.opts.onEvent?.(`all io workers busy while other namespaces wait: extra worker ${extras + 1} started`);
@@ -196,13 +249,14 @@ export class IoPool {
    * running (the oldest among equals), so that one busy or hostile namespace never holds every
    * worker while others wait.
    */
-  private next(): number {
+  private next(idleOnly: boolean): number {
     let best = -1;
     let bestRunning = Infinity;
     for (let i = 0; i < this.queue.length; i++) {
       const p = this.queue[i]!;
       if (!this.allowed(p.key)) continue;
       const running = this.running.get(p.key) ?? 0;
+      if (idleOnly && running > 0) continue;
       if (running < bestRunning) {
         best = i;
         bestRunning = running;
@@ -212,11 +266,24 @@ export class IoPool {
     return best;
   }
 
+  /**
+   * Hand queued requests to free workers. Two reservations keep one namespace from holding every
+   * worker: the last free regular worker goes only to a namespace with nothing running (so a
+   * request of another namespace finds a worker at once), and the extra workers, started because
+   * other namespaces starved, serve only namespaces with nothing running.
+   */
   private pump(): void {
+    let freeRegular = 0;
+    for (const slot of this.slots) if (!slot.busy && slot.tid !== 0 && !slot.extra) freeRegular++;
     for (const slot of this.slots) {
       if (slot.busy || slot.tid === 0) continue;
-      const idx = this.next();
-      if (idx < 0) return;
+      const idleOnly = slot.extra === true || (freeRegular === 1 && this.slots.length > 1);
+      const idx = this.next(idleOnly);
+      if (idx < 0) {
+        if (idleOnly) continue;
+        return;
+      }
+      if (!slot.extra) freeRegular--;
       const p = this.queue.splice(idx, 1)[0]!;
       slot.busy = p;
       slot.idleSince = undefined;
@@ -239,24 +306,43 @@ export class IoPool {
         if (n <= 0) this.stuckPerKey.delete(key);
         else this.stuckPerKey.set(key, n);
         void slot.worker.terminate();
+        this.respawn();
         this.pump();
       }
       return;
     }
     slot.busy = undefined;
-    this.settle(p, msg);
+    if (p.answered) {
+      // Interrupted, but the worker finished within the grace period: it is free, and what it
+      // opened for the caller who left is closed.
+      clearTimeout(p.timer);
+      this.release(p);
+      if (msg.ok && msg.fds.length > 0) this.closeOrphans(msg.fds);
+    } else this.settle(p, msg);
     if (msg.ok) this.suspect.delete(p.key);
     this.pump();
   }
 
+  /** The request no longer occupies a worker of its namespace. */
+  private release(p: Pending): void {
+    if (!p.slot) return;
+    p.slot = undefined;
+    const n = (this.running.get(p.key) ?? 1) - 1;
+    if (n <= 0) this.running.delete(p.key);
+    else this.running.set(p.key, n);
+  }
+
   private settle(p: Pending, msg: IoResponse): void {
     clearTimeout(p.timer);
+    this.release(p);
+    this.answer(p, msg);
+  }
+
+  /** Give the caller its answer (once). */
+  private answer(p: Pending, msg: IoResponse): void {
+    if (p.answered) return;
+    p.answered = true;
     if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
-    if (p.slot) {
-      const n = (this.running.get(p.key) ?? 1) - 1;
-      if (n <= 0) this.running.delete(p.key);
-      else this.running.set(p.key, n);
-    }
     if (msg.ok) p.resolve(msg.value);
     else p.reject(new NsviewError(msg.errno, msg.message));
   }
@@ -270,16 +356,20 @@ export class IoPool {
     }
     const slot = p.slot;
     if (!slot || slot.busy !== p) return;
-    this.opts.onEvent?.(
-      `ETIMEDOUT: ${describe(p)} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
-    );
+    if (p.answered) {
+      this.opts.onEvent?.(`EINTR: ${describe(p)} (interrupted, still running after ${ABORT_GRACE_MS} ms); worker ${slot.tid} written off`);
+    } else {
+      this.opts.onEvent?.(
+        `ETIMEDOUT: ${describe(p)} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
+      );
+    }
     this.writeOff(slot, p, E.ETIMEDOUT, `${p.req.op} timed out`);
   }
 
   /**
    * The caller gave up (its signal aborted): a queued request is dropped; a running one is
-   * answered EINTR at once and its worker written off as at a timeout, since what it is doing
-   * may be stuck in the kernel and cannot be stopped from here.
+   * answered EINTR at once and its worker, unless it finishes within ABORT_GRACE_MS, written off
+   * as at a timeout, since what it is doing may be stuck in the kernel and cannot be stopped.
    */
   private abort(p: Pending): void {
     const qi = this.queue.indexOf(p);
@@ -290,8 +380,11 @@ export class IoPool {
     }
     const slot = p.slot;
     if (!slot || slot.busy !== p) return;
-    this.opts.onEvent?.(`EINTR: ${describe(p)} (interrupted while running); worker ${slot.tid} written off`);
-    this.writeOff(slot, p, E.EINTR, `${p.req.op} interrupted`);
+    // The caller is answered now; the worker gets a short grace to finish (most requests are
+    // quick, and replacing a worker costs a thread start), then is written off as at a timeout.
+    this.answer(p, { id: p.id, ok: false, errno: E.EINTR, message: `${p.req.op} interrupted` });
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => this.timeout(p), ABORT_GRACE_MS);
   }
 
   /**
@@ -302,9 +395,16 @@ export class IoPool {
     this.suspect.add(p.key);
     slot.busy = undefined;
     this.settle(p, { id: p.id, ok: false, errno, message });
-    this.replace(slot);
     this.abandoned.set(slot.worker, p.key);
     this.stuckPerKey.set(p.key, (this.stuckPerKey.get(p.key) ?? 0) + 1);
+    this.replace(slot);
+    // Past the budget, queued requests of namespaces that stranded workers are refused now.
+    if (this.stuckTotal >= MAX_STUCK_TOTAL) {
+      for (const q of this.queue.filter((x) => this.overBudget(x.key))) {
+        this.queue.splice(this.queue.indexOf(q), 1);
+        this.settle(q, { id: q.id, ok: false, errno: E.ETIMEDOUT, message: `${q.req.op}: namespace ${q.key} has workers stuck` });
+      }
+    }
     this.pump();
   }
 
@@ -319,17 +419,42 @@ export class IoPool {
     );
   }
 
+  /**
+   * Take `slot` out of the pool and start a regular worker in its place, unless the budget of
+   * stuck workers is spent or no thread can be created: then the pool runs smaller until a
+   * stuck worker comes back or threads can be created again (see respawn).
+   */
   private replace(slot: Slot): void {
     const i = this.slots.indexOf(slot);
     if (i < 0) return;
     this.ownTids.delete(slot.tid);
-    if (slot.extra) {
-      this.slots.splice(i, 1);
-      return;
+    this.slots.splice(i, 1);
+    if (slot.extra) return;
+    this.missing++;
+    this.respawn();
+  }
+
+  /** Start the regular workers that are missing, as far as budget and threads allow. */
+  private respawn(): void {
+    if (this.closed) return;
+    while (this.missing > 0 && this.abandoned.size < MAX_STUCK_TOTAL) {
+      const fresh = this.spawn();
+      if (!fresh) {
+        this.respawnTimer ??= setTimeout(() => {
+          this.respawnTimer = undefined;
+          this.respawn();
+        }, RESPAWN_RETRY_MS);
+        this.respawnTimer.unref();
+        break;
+      }
+      this.missing--;
+      this.slots.push(fresh);
+      void fresh.ready.then(() => this.pump());
     }
-    const fresh = this.spawn();
-    this.slots[i] = fresh;
-    void fresh.ready.then(() => this.pump());
+    // Nothing can run: requests waiting for a worker are refused rather than left to time out.
+    if (this.slots.length === 0) {
+      for (const p of this.queue.splice(0)) this.settle(p, { id: p.id, ok: false, errno: E.EAGAIN, message: `${p.req.op}: no io worker` });
+    }
   }
 
   /** Workers written off because they are stuck in the kernel. */
@@ -337,9 +462,15 @@ export class IoPool {
     return this.abandoned.size;
   }
 
+  /** Live workers (regular and extra, not the stuck ones). */
+  get workers(): number {
+    return this.slots.length;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.growTimer) clearTimeout(this.growTimer);
+    if (this.respawnTimer) clearTimeout(this.respawnTimer);
     for (const p of this.queue.splice(0)) this.settle(p, { id: p.id, ok: false, errno: E.ENOTCONN, message: 'io pool closed' });
     // A worker blocked in the kernel cannot be joined; terminate() would wait for it, so only
     // the idle ones are awaited. Stuck ones end with the process.

@@ -253,3 +253,13 @@ export function setThreadName(name: string): void {
 export function schedYield(): void {
   c_sched_yield();
 }
+
+const c_exit_now = lib.func('void _exit(int)');
+/**
+ * _exit(2): end the process at once, every thread with it. Node's own exit joins its worker
+ * threads first, and a worker blocked in a hung filesystem never joins: the process would stay.
+ */
+export function exitNow(code: number): never {
+  c_exit_now(code);
+  throw new Error('_exit returned');
+}

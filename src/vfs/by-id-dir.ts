@@ -59,7 +59,7 @@ export class ByIdDir implements NodeKind<Node>, FixedDir, CatalogListener {
     const ns = id === undefined ? undefined : this.vc.catalog.byId(id);
     // Only kernel ids: a key the daemon made from a number (kernels without ids) names nothing.
     if (!ns || ns.idSource !== 'kernel') throw new NsviewError(E.ENOENT);
-    return this.tree.rootEntry(this.vc.binding(ns), 'id');
+    return this.tree.rootEntry(this.vc.binding(ns), 'id', ctx.signal);
   }
 
   async readdir(ctx: RequestContext, dir: Node, offset: bigint, plus: boolean): Promise<DirEntry[]> {

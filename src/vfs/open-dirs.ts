@@ -35,12 +35,16 @@ export class OpenDirs {
    * A worker request that opens something of `n` and so keeps its namespace's way in pinned (a
    * sandbox stays while the fd is open): the caller owns `unpin`, called here only on failure.
    */
-  private async openPinned<K extends IoOp>(n: RealNode, req: (root: RootRef) => IoRequestOf<K>): Promise<{ value: IoResult<K>; unpin: () => void }> {
+  private async openPinned<K extends IoOp>(
+    n: RealNode,
+    req: (root: RootRef) => IoRequestOf<K>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ value: IoResult<K>; unpin: () => void }> {
     const vc = this.vc;
     const ns = vc.namespace(n.binding, E.ESTALE);
-    const unpin = await vc.roots.pin(ns);
+    const unpin = await vc.roots.pin(ns, signal);
     try {
-      const value = await vc.inRoot(n.binding, (root) => vc.io.run(req(root), n.nsInode), E.ESTALE);
+      const value = await vc.inRoot(n.binding, (root) => vc.io.run(req(root), n.nsInode, { signal }), E.ESTALE, signal);
       return { value, unpin };
     } catch (err) {
       unpin();
@@ -49,7 +53,7 @@ export class OpenDirs {
   }
 
   /** The chunk holding the entries after `offset`, reading or reopening as needed. */
-  private async dirChunk(n: RealNode, offset: bigint): Promise<{ c: DirCursor; start: number }> {
+  private async dirChunk(n: RealNode, offset: bigint, signal: AbortSignal | undefined): Promise<{ c: DirCursor; start: number }> {
     const vc = this.vc;
     vc.live(n.binding, E.ESTALE);
     let c = offset === 0n ? undefined : this.cursors.get(n.id);
@@ -61,7 +65,7 @@ export class OpenDirs {
         dev: n.dev,
         ino: n.ino,
         links: vc.linkView(this.links),
-      }));
+      }), signal);
       c = { nodeid: n.id, binding: n.binding, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
       this.cursors.put(c);
       if (!n.binding.alive) {
@@ -76,8 +80,9 @@ export class OpenDirs {
       const cur = c;
       const data = await vc.inRoot(
         n.binding,
-        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView(this.links) }, n.nsInode),
+        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView(this.links) }, n.nsInode, { signal }),
         E.ESTALE,
+        signal,
       );
       c.chunk = { from, data };
       start = 0;
@@ -91,9 +96,9 @@ export class OpenDirs {
    * lists beyond that never reaches a listing. A batch of nothing but such names is skipped, not
    * answered empty (that would end the listing).
    */
-  async read(n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
+  async read(n: RealNode, offset: bigint, plus: boolean, signal?: AbortSignal): Promise<DirEntry[]> {
     for (;;) {
-      const { c, start } = await this.dirChunk(n, offset);
+      const { c, start } = await this.dirChunk(n, offset, signal);
       this.vc.live(n.binding, E.ESTALE);
       const data = c.chunk.data;
       if (start >= data.offs.length) {

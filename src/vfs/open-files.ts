@@ -10,6 +10,7 @@ import type { FileAttrRequest } from '../sys/file-flags.js';
 import type { NamespaceBinding, ViewContext } from './view-context.js';
 import type { RealNode } from './real-nodes.js';
 import type { FdCloser } from './fd-closer.js';
+import { abortable } from '../access/abortable.js';
 
 /**
  * An open regular file. At OPEN it gets either an O_PATH fd on the main thread (the RESOLVE_CACHED
@@ -70,10 +71,10 @@ export class OpenFiles {
    * cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs,
    * so contents are never staler than --attr-timeout).
    */
-  async open(n: RealNode, flags: number): Promise<OpenReply> {
+  async open(n: RealNode, flags: number, signal?: AbortSignal): Promise<OpenReply> {
     const vc = this.vc;
     const b = n.binding;
-    const unpin = await vc.roots.pin(vc.namespace(b));
+    const unpin = await vc.roots.pin(vc.namespace(b), signal);
     const f: OpenFile = { binding: b, nsInode: n.nsInode, pseudo: n.onPseudo, nodeId: n.id, unpin };
     const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryOpenPath(held, n.path);
@@ -85,8 +86,11 @@ export class OpenFiles {
       if (fast) this.closer.closeSoon(fast.fd); // another file there now: the worker decides
       const { path, dev, ino } = n;
       try {
-        const r = await vc.inRoot(b, (root) =>
-          vc.io.run({ op: 'openFile', root, path, dev, ino, nonblock: f.pseudo }, n.nsInode),
+        const r = await vc.inRoot(
+          b,
+          (root) => vc.io.run({ op: 'openFile', root, path, dev, ino, nonblock: f.pseudo }, n.nsInode, { signal }),
+          undefined,
+          signal,
         );
         f.opened = Promise.resolve(r.fd);
       } catch (err) {
@@ -136,7 +140,7 @@ export class OpenFiles {
    * not whatever its path holds now, which may be nothing after a rename. Undefined when `fh` is
    * not an open file or its open failed.
    */
-  async statOpen(fh: bigint): Promise<StatxView | undefined> {
+  async statOpen(fh: bigint, signal?: AbortSignal): Promise<StatxView | undefined> {
     const f = this.files.get(fh);
     if (!f) return undefined;
     this.vc.live(f.binding, E.ESTALE);
@@ -144,7 +148,7 @@ export class OpenFiles {
     if (held) return held;
     const fd = f.opened === undefined ? undefined : await f.opened.catch(() => undefined);
     if (fd === undefined) return undefined;
-    const rec = await this.vc.io.run({ op: 'fstat', fd }, f.nsInode);
+    const rec = await this.vc.io.run({ op: 'fstat', fd }, f.nsInode, { signal });
     return new StatxView(Buffer.from(rec.buffer, rec.byteOffset, rec.byteLength));
   }
 
@@ -171,8 +175,9 @@ export class OpenFiles {
     const f = this.files.get(fh);
     if (!f) throw new NsviewError(E.EBADF);
     this.vc.live(f.binding, E.ESTALE);
-    const fd = await this.fileFd(f);
-    const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode);
+    // The reopen is shared by every read of the handle: an interrupt only stops waiting for it.
+    const fd = await abortable(this.fileFd(f), ctx.signal);
+    const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode, { signal: ctx.signal });
     if (written !== 0 && written !== E.ENOENT) {
       const why = `the device refused the reply: ${errnoName(written)}`;
       this.vc.opts.trace?.('read', why);

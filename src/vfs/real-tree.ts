@@ -84,7 +84,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   /** Stat a node path (fast path first); ENOENT for what the view does not show (see hidden). */
-  private async statReal(b: NamespaceBinding, path: InRootPath): Promise<{ st: StatxView; fsType: number }> {
+  private async statReal(b: NamespaceBinding, path: InRootPath, signal?: AbortSignal): Promise<{ st: StatxView; fsType: number }> {
     const vc = this.vc;
     vc.live(b);
     const held = vc.roots.peek(b.id);
@@ -95,7 +95,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
       st = new StatxView(Buffer.from(fast.stat.buffer));
       fsType = fast.fsType;
     } else {
-      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode));
+      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode, { signal }), undefined, signal);
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
       vc.fast.learn(st, fsType);
@@ -125,8 +125,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   // ---- namespace roots (entries of the top directory) ---------------------------------------
 
   /** The entry of the root of the namespace of binding `b`, stat'ed now, as reached `via`. */
-  async rootEntry(b: NamespaceBinding, via: RootVia = 'ino'): Promise<Entry> {
-    const { st, fsType } = await this.statReal(b, '');
+  async rootEntry(b: NamespaceBinding, via: RootVia = 'ino', signal?: AbortSignal): Promise<Entry> {
+    const { st, fsType } = await this.statReal(b, '', signal);
     return this.entry(b, undefined, '', st, fsType, true, via);
   }
 
@@ -147,7 +147,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     assertComponent(name);
     if (p.opaque) throw new NsviewError(E.ENOENT);
     const component = name.toString('latin1');
-    const { st, fsType } = await this.statReal(p.binding, childOf(p.path, component));
+    const { st, fsType } = await this.statReal(p.binding, childOf(p.path, component), ctx.signal);
     return this.entry(p.binding, p, component, st, fsType, false);
   }
 
@@ -155,11 +155,11 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const vc = this.vc;
     // From an open file (the kernel refreshes attributes before reads): that file, not whatever
     // its path holds now, which may be nothing after a rename.
-    const open = fh === undefined ? undefined : await this.files.statOpen(fh);
+    const open = fh === undefined ? undefined : await this.files.statOpen(fh, ctx.signal);
     if (open) return { attr: attrFromStatx(open, vc.numbers), attrTimeoutMs: vc.opts.attrTimeoutMs };
     if (vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
     // A node of a dead namespace is never refreshed from whatever has its number now.
-    const { st, fsType } = await this.statReal(n.binding, n.path);
+    const { st, fsType } = await this.statReal(n.binding, n.path, ctx.signal);
     // Same path, other file of another type: the kernel re-looks it up after ENOENT.
     if (st.type !== n.type) throw new NsviewError(E.ENOENT);
     if (st.dev !== n.dev || st.ino !== n.ino) {
@@ -178,10 +178,15 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   async readlink(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     const vc = this.vc;
     if ((n.type & S_IFMT) !== S_IFLNK) throw new NsviewError(E.EINVAL);
-    const out = await vc.inRoot(n.binding, (root) =>
-      this.links === 'raw'
-        ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode)
-        : vc.io.run({ op: 'viewLink', root, path: n.path, links: vc.rewriteView() }, n.nsInode),
+    const signal = ctx.signal;
+    const out = await vc.inRoot(
+      n.binding,
+      (root) =>
+        this.links === 'raw'
+          ? vc.io.run({ op: 'readlink', root, path: n.path }, n.nsInode, { signal })
+          : vc.io.run({ op: 'viewLink', root, path: n.path, links: vc.rewriteView() }, n.nsInode, { signal }),
+      undefined,
+      signal,
     );
     vc.live(n.binding);
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
@@ -189,18 +194,18 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async open(ctx: RequestContext, n: RealNode, flags: number): Promise<OpenReply> {
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
-    return this.files.open(n, flags);
+    return this.files.open(n, flags, ctx.signal);
   }
 
   /** A directory the view shows empty is listed as just '.' and '..'. */
   async readdir(ctx: RequestContext, n: RealNode, offset: bigint, plus: boolean): Promise<DirEntry[]> {
-    if (!n.opaque) return this.dirs.read(n, offset, plus);
+    if (!n.opaque) return this.dirs.read(n, offset, plus, ctx.signal);
     return this.listings.serve(n.id, offset, plus, () => listEntries([], n.id));
   }
 
   async statfs(ctx: RequestContext, n: RealNode): Promise<StatFs> {
     if (this.vc.fromSelf(ctx)) return EMPTY_STATFS;
-    const raw = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode));
+    const raw = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
     return decodeStatfs(raw);
   }
 
@@ -214,7 +219,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if (!mayReadTrusted(ctx) && isTrustedXattr(name)) throw new NsviewError(E.ENODATA);
     const known = this.xattrNames.get(n.id);
     if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
-    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode));
+    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, r.names);
     if (!r.value) throw new NsviewError(E.ENODATA);
@@ -223,7 +228,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async listxattr(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     if (this.vc.fromSelf(ctx)) return Buffer.alloc(0);
-    const v = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode));
+    const v = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, v);
     return mayReadTrusted(ctx) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : withoutTrustedXattrs(v);

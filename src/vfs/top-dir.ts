@@ -47,7 +47,7 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
     // the last pass did not see it: a namespace that exists is never ENOENT for want of a pass.
     const ns = this.vc.catalog.byInode(ino);
     if (!ns) throw new NsviewError(E.ENOENT);
-    return this.tree.rootEntry(this.vc.binding(ns));
+    return this.tree.rootEntry(this.vc.binding(ns), 'ino', ctx.signal);
   }
 
   async readdir(ctx: RequestContext, dir: Node, offset: bigint, plus: boolean): Promise<DirEntry[]> {

@@ -150,12 +150,17 @@ export class ViewContext {
     throw new NsviewError(errno, `namespace ${b.inode} (id ${b.id}) is gone`);
   }
 
-  inRoot<T>(b: NamespaceBinding, fn: (root: RootRef) => Promise<T>, errno: number = E.ENOENT): Promise<T> {
-    return this.roots.withRoot(this.namespace(b, errno), async (root) => {
-      // Checked again with the root in hand: the binding may have died while we waited for it.
-      this.live(b, errno);
-      return fn(root);
-    });
+  /** `signal`: the request's, so an interrupted client stops waiting for a way in as well. */
+  inRoot<T>(b: NamespaceBinding, fn: (root: RootRef) => Promise<T>, errno: number = E.ENOENT, signal?: AbortSignal): Promise<T> {
+    return this.roots.withRoot(
+      this.namespace(b, errno),
+      async (root) => {
+        // Checked again with the root in hand: the binding may have died while we waited for it.
+        this.live(b, errno);
+        return fn(root);
+      },
+      signal,
+    );
   }
 
   /**

@@ -136,6 +136,16 @@ export class NamespaceView implements FuseOperations {
     return n;
   }
 
+  /**
+   * Requests are admitted fairly per namespace: a node inside a namespace belongs to that
+   * namespace's group, the view's own nodes (top directory, by-pid/) to group 0, so a pile-up
+   * in one namespace never delays them.
+   */
+  fairnessKey(nodeid: bigint): number {
+    const n = this.vc.nodes.get(nodeid);
+    return n !== undefined && 'nsInode' in n && typeof n.nsInode === 'number' ? n.nsInode : 0;
+  }
+
   // ---- operations on nodes -------------------------------------------------------------------
 
   async lookup(ctx: RequestContext, parent: bigint, name: Buffer): Promise<Entry> {
