@@ -10,7 +10,7 @@ import yargs from 'yargs';
 import type { Argv, Options } from 'yargs';
 import { NsviewError } from '../sys/errors.js';
 import { createLogger } from '../daemon/log.js';
-import { PSEUDO_ALLOW_OTHER, PreflightError } from '../daemon/preflight.js';
+import { PreflightError, optionCombinationError } from '../daemon/preflight.js';
 import { runMount } from './mount.js';
 import { runUnmount } from './unmount.js';
 import { runList } from './list.js';
@@ -95,7 +95,11 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
   const verbose = a.verbose === true;
   const readyFd = num('ready-fd');
   const log = createLogger(verbose);
-  if (a['allow-other'] === true && a.pseudo === true) throw new UsageError(PSEUDO_ALLOW_OTHER);
+  const refusal = optionCombinationError({
+    pseudo: a.pseudo === true, allowOther: a['allow-other'] === true, readWrite: a.rw === true,
+    symlinks: String(value(a, spec('symlinks'))),
+  });
+  if (refusal !== undefined) throw new UsageError(refusal);
   await runMount(
     {
       mountpoint,
@@ -104,6 +108,7 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
       allowOther: a['allow-other'] === true,
       pseudo: a.pseudo === true,
       exec: a.exec === true,
+      readWrite: a.rw === true,
       idleReleaseMs: ms('idle-release'),
       opTimeoutMs: ms('op-timeout'),
       attrTimeoutMs: ms('attr-timeout'),

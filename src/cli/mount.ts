@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startDaemon } from '../daemon/daemon.js';
 import type { DaemonOptions } from '../daemon/daemon.js';
 import type { Logger } from '../daemon/log.js';
-import { PreflightError, checkEmptyMountpoint, checkPrivileges } from '../daemon/preflight.js';
+import { PreflightError, checkEmptyMountpoint, checkOptionCombination, checkPrivileges } from '../daemon/preflight.js';
 import { findMount } from '../fuse/index.js';
 import { daemonOf, pidFileFor, removePidFile, writePidFile } from './pidfile.js';
 import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../daemon/node-flags.js';
@@ -57,6 +57,7 @@ function checkMountpointFree(mountpoint: string, nonempty: boolean): void {
 const STOP_DEADLINE_MS = 10_000;
 
 export async function runMount(opts: DaemonOptions, mode: MountMode, log: Logger): Promise<void> {
+  checkOptionCombination(opts);
   if (!mode.foreground) {
     // Before touching the log file: a non-root user must hear why, not that /var/log is closed.
     checkPrivileges();

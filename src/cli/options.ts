@@ -112,6 +112,13 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
       'Reads then cost the daemon nothing and run at native speed. Files on unknown or remote filesystems, kernel files and a kernel that refuses fall back to reads through the daemon. A file opened this way keeps reading what it opened after its namespace dies, until closed (without it, such a file answers ESTALE).',
   },
   {
+    name: 'rw',
+    kind: 'flag',
+    default: false,
+    describe: 'read-write: forward writes into namespaces (needs --symlinks rewrite; pseudo filesystems stay read-only)',
+    manual: 'Refused together with --symlinks raw: a raw absolute link followed on the host would send writes to the host.',
+  },
+  {
     name: 'nonempty',
     kind: 'flag',
     default: false,

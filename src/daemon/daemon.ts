@@ -31,6 +31,8 @@ export interface DaemonOptions {
   pseudo: boolean;
   /** Mount without noexec (the default mounts noexec). */
   exec: boolean;
+  /** Forward modifying operations into namespaces (read-write mode); never with raw symlinks. */
+  readWrite: boolean;
   idleReleaseMs: number;
   opTimeoutMs: number;
   attrTimeoutMs: number;
@@ -109,6 +111,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   view = new NamespaceView(catalog, access, io, {
     symlinks: opts.symlinks,
     pseudo: opts.pseudo,
+    readWrite: opts.readWrite,
     attrTimeoutMs: opts.attrTimeoutMs,
     entryTimeoutMs: opts.entryTimeoutMs,
     topTimeoutMs: Math.min(opts.attrTimeoutMs, 1000),
@@ -122,7 +125,7 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
       mountpoint: opts.mountpoint,
       fsname: 'nsview',
       subtype: 'nsview',
-      readOnly: true,
+      readOnly: !opts.readWrite,
       allowOther: opts.allowOther,
       defaultPermissions: opts.allowOther,
       // Other users: the kernel checks ACL entries too, not only mode bits (a named user's
@@ -190,6 +193,6 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     return stopping;
   };
   const done = session.closed.then(() => stop('session ended'));
-  const description = `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''}${opts.exec ? ', exec' : ''})`;
+  const description = `mounted ${opts.mountpoint} (symlinks ${opts.symlinks}${opts.allowOther ? ', allow_other' : ''}${opts.pseudo ? ', pseudo' : ''}${opts.exec ? ', exec' : ''}${opts.readWrite ? ', read-write' : ''})`;
   return { session, description, done, stop };
 }

@@ -123,6 +123,21 @@ export function checkEmptyMountpoint(mountpoint: string): void {
 export const PSEUDO_ALLOW_OTHER =
   '--pseudo cannot be combined with --allow-other (procfs would check the daemon, not the caller, for cwd, root, exe and ns links)';
 
-export function checkOptionCombination(opts: { pseudo: boolean; allowOther: boolean }): void {
-  if (opts.pseudo && opts.allowOther) throw new PreflightError(PSEUDO_ALLOW_OTHER);
+/**
+ * Raw links and writes do not mix: a container's absolute link shown raw is followed by the
+ * host's kernel to a host path, so a write through it would land on the host. (The raw/ tree
+ * beside a rewritten default tree stays read-only under --rw for the same reason.)
+ */
+export const RW_RAW_SYMLINKS = '--rw needs --symlinks rewrite: a raw absolute link would send writes to the host';
+
+/** The one-line refusal of an unsafe option combination, or undefined: the CLI and the daemon both ask here. */
+export function optionCombinationError(opts: { pseudo: boolean; allowOther: boolean; readWrite: boolean; symlinks: string }): string | undefined {
+  if (opts.pseudo && opts.allowOther) return PSEUDO_ALLOW_OTHER;
+  if (opts.readWrite && opts.symlinks === 'raw') return RW_RAW_SYMLINKS;
+  return undefined;
+}
+
+export function checkOptionCombination(opts: { pseudo: boolean; allowOther: boolean; readWrite: boolean; symlinks: string }): void {
+  const refusal = optionCombinationError(opts);
+  if (refusal !== undefined) throw new PreflightError(refusal);
 }

@@ -474,3 +474,193 @@ export function encodeInvalInode(nodeid: bigint): Buffer {
   return buf;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Requests that modify (read-write sessions)
+
+/** The second NUL-terminated string after a first one (RENAME's new name, SYMLINK's target). */
+function twoNames(buf: Buffer, start: number, end: number): [Buffer, Buffer] {
+  const first = decodeName(buf, start, end);
+  return [first, decodeName(buf, Math.min(start + first.length + 1, end), end)];
+}
+
+/** fuse_mkdir_in { mode, umask } + name. The kernel applied the caller's umask to `mode` already. */
+export interface MkdirIn {
+  mode: number;
+  name: Buffer;
+}
+
+export function decodeMkdirIn(buf: Buffer, start: number, end: number): MkdirIn {
+  need(start, end, 8, 'fuse_mkdir_in');
+  return { mode: buf.readUInt32LE(start), name: decodeName(buf, start + 8, end) };
+}
+
+/** fuse_mknod_in { mode, rdev, umask, padding } + name. */
+export interface MknodIn {
+  mode: number;
+  rdev: number;
+  name: Buffer;
+}
+
+export function decodeMknodIn(buf: Buffer, start: number, end: number): MknodIn {
+  need(start, end, 16, 'fuse_mknod_in');
+  return { mode: buf.readUInt32LE(start), rdev: buf.readUInt32LE(start + 4), name: decodeName(buf, start + 16, end) };
+}
+
+/** fuse_create_in { flags, mode, umask, open_flags } + name. */
+export interface CreateIn {
+  flags: number;
+  mode: number;
+  name: Buffer;
+}
+
+export function decodeCreateIn(buf: Buffer, start: number, end: number): CreateIn {
+  need(start, end, 16, 'fuse_create_in');
+  return { flags: buf.readUInt32LE(start), mode: buf.readUInt32LE(start + 4), name: decodeName(buf, start + 16, end) };
+}
+
+/** SYMLINK: the new entry's name, then the link's target, both NUL-terminated. */
+export interface SymlinkIn {
+  name: Buffer;
+  target: Buffer;
+}
+
+export function decodeSymlinkIn(buf: Buffer, start: number, end: number): SymlinkIn {
+  const [name, target] = twoNames(buf, start, end);
+  return { name, target };
+}
+
+/** fuse_rename_in { newdir } or fuse_rename2_in { newdir, flags, padding }, then old and new names. */
+export interface RenameIn {
+  newdir: bigint;
+  flags: number;
+  oldName: Buffer;
+  newName: Buffer;
+}
+
+export function decodeRenameIn(buf: Buffer, start: number, end: number): RenameIn {
+  need(start, end, 8, 'fuse_rename_in');
+  const [oldName, newName] = twoNames(buf, start + 8, end);
+  return { newdir: buf.readBigUInt64LE(start), flags: 0, oldName, newName };
+}
+
+export function decodeRename2In(buf: Buffer, start: number, end: number): RenameIn {
+  need(start, end, 16, 'fuse_rename2_in');
+  const [oldName, newName] = twoNames(buf, start + 16, end);
+  return { newdir: buf.readBigUInt64LE(start), flags: buf.readUInt32LE(start + 8), oldName, newName };
+}
+
+/** fuse_link_in { oldnodeid } + the new name. */
+export interface LinkIn {
+  oldnodeid: bigint;
+  name: Buffer;
+}
+
+export function decodeLinkIn(buf: Buffer, start: number, end: number): LinkIn {
+  need(start, end, 8, 'fuse_link_in');
+  return { oldnodeid: buf.readBigUInt64LE(start), name: decodeName(buf, start + 8, end) };
+}
+
+/** fuse_setattr_in: FATTR_* bits in `valid` say which fields count. */
+export interface SetattrIn {
+  valid: number;
+  fh: bigint;
+  size: bigint;
+  atime: { sec: bigint; nsec: number };
+  mtime: { sec: bigint; nsec: number };
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export const SETATTR_IN_SIZE = 88;
+
+export function decodeSetattrIn(buf: Buffer, start: number, end: number): SetattrIn {
+  need(start, end, SETATTR_IN_SIZE, 'fuse_setattr_in');
+  return {
+    valid: buf.readUInt32LE(start),
+    fh: buf.readBigUInt64LE(start + 8),
+    size: buf.readBigUInt64LE(start + 16),
+    atime: { sec: buf.readBigInt64LE(start + 32), nsec: buf.readUInt32LE(start + 56) },
+    mtime: { sec: buf.readBigInt64LE(start + 40), nsec: buf.readUInt32LE(start + 60) },
+    mode: buf.readUInt32LE(start + 68),
+    uid: buf.readUInt32LE(start + 76),
+    gid: buf.readUInt32LE(start + 80),
+  };
+}
+
+/** fuse_write_in { fh, offset, size, write_flags, lock_owner, flags, padding } + the data (copied). */
+export interface WriteIn {
+  fh: bigint;
+  offset: bigint;
+  data: Buffer;
+}
+
+export const WRITE_IN_SIZE = 40;
+
+export function decodeWriteIn(buf: Buffer, start: number, end: number): WriteIn {
+  need(start, end, WRITE_IN_SIZE, 'fuse_write_in');
+  const size = buf.readUInt32LE(start + 16);
+  need(start + WRITE_IN_SIZE, end, size, 'write data');
+  const at = start + WRITE_IN_SIZE;
+  return { fh: buf.readBigUInt64LE(start), offset: buf.readBigUInt64LE(start + 8), data: Buffer.from(buf.subarray(at, at + size)) };
+}
+
+/** fuse_fsync_in { fh, fsync_flags, padding }: flag 1 = fdatasync. */
+export interface FsyncIn {
+  fh: bigint;
+  dataOnly: boolean;
+}
+
+export function decodeFsyncIn(buf: Buffer, start: number, end: number): FsyncIn {
+  need(start, end, 16, 'fuse_fsync_in');
+  return { fh: buf.readBigUInt64LE(start), dataOnly: (buf.readUInt32LE(start + 8) & 1) !== 0 };
+}
+
+/** fuse_flush_in { fh, unused, padding, lock_owner }. */
+export function decodeFlushIn(buf: Buffer, start: number, end: number): { fh: bigint } {
+  need(start, end, 24, 'fuse_flush_in');
+  return { fh: buf.readBigUInt64LE(start) };
+}
+
+/** fuse_fallocate_in { fh, offset, length, mode, padding }. */
+export interface FallocateIn {
+  fh: bigint;
+  offset: bigint;
+  length: bigint;
+  mode: number;
+}
+
+export function decodeFallocateIn(buf: Buffer, start: number, end: number): FallocateIn {
+  need(start, end, 32, 'fuse_fallocate_in');
+  return {
+    fh: buf.readBigUInt64LE(start), offset: buf.readBigUInt64LE(start + 8),
+    length: buf.readBigUInt64LE(start + 16), mode: buf.readUInt32LE(start + 24),
+  };
+}
+
+/**
+ * SETXATTR: fuse_setxattr_in in its compat form { size, flags } (8 bytes: FUSE_SETXATTR_EXT is
+ * not agreed), then the name (NUL-terminated) and `size` bytes of value.
+ */
+export interface SetxattrIn {
+  flags: number;
+  name: Buffer;
+  value: Buffer;
+}
+
+export function decodeSetxattrIn(buf: Buffer, start: number, end: number): SetxattrIn {
+  need(start, end, 8, 'fuse_setxattr_in');
+  const size = buf.readUInt32LE(start);
+  const name = decodeName(buf, start + 8, end);
+  const at = start + 8 + name.length + 1;
+  need(at, end, size, 'xattr value');
+  return { flags: buf.readUInt32LE(start + 4), name, value: Buffer.from(buf.subarray(at, at + size)) };
+}
+
+/** fuse_write_out { size, padding }. */
+export function writeWriteOut(buf: Buffer, off: number, size: number): number {
+  buf.writeUInt32LE(size, off);
+  buf.writeUInt32LE(0, off + 4);
+  return off + 8;
+}

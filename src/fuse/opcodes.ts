@@ -13,7 +13,9 @@
 import {
   type InHeader, type InitIn, decodeAccessIn, decodeBatchForgetIn, decodeForgetIn,
   decodeGetattrIn, decodeGetxattrIn, decodeInitIn, decodeInterruptIn, decodeIoctlIn, decodeListxattrIn,
-  decodeLseekIn, decodeNameIn, decodeOpenIn, decodeReadIn, decodeReleaseIn,
+  decodeLseekIn, decodeNameIn, decodeOpenIn, decodeReadIn, decodeReleaseIn, decodeCreateIn, decodeFallocateIn,
+  decodeFsyncIn, decodeLinkIn, decodeMkdirIn, decodeMknodIn, decodeRename2In,
+  decodeRenameIn, decodeSetattrIn, decodeSetxattrIn, decodeSymlinkIn, decodeWriteIn,
 } from './codec.js';
 import { FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, O_ACCMODE } from './protocol.js';
 import type { ReplyWriter } from './reply.js';
@@ -126,9 +128,17 @@ function unimplemented(opcode: number, name: string, modifies: 'modifies' | 'rea
 
 const noBody = (): null => null;
 
+/** A modifying handler the filesystem may not offer: ENOSYS without it. */
+function offered<F>(f: F | undefined): F {
+  if (f === undefined) throw new NsviewError(E.ENOSYS);
+  return f;
+}
+
 /**
- * FSYNC, FSYNCDIR, SYNCFS: nothing of ours is ever dirty when read-only, so success. Otherwise
- * ENOSYS, which makes the kernel stop asking, until a handler for it exists.
+ * FSYNCDIR, SYNCFS: nothing of ours is ever dirty when read-only, so success. Read-write: ENOSYS,
+ * which the kernel takes as success and stops asking: nsview keeps no directory handles (OPENDIR
+ * answers ENOSYS) and every write went to the namespace's filesystem before it was answered.
+ * FSYNC of an open file is a handler (the file's own fd is synced).
  */
 const nothingToSync = (s: Engine, h: InHeader): void => s.reply(h.unique, s.readOnly ? 0 : E.ENOSYS);
 
@@ -145,7 +155,11 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid, a) => ops.getattr(ctx, nodeid, a.fh),
     reply: (w, req, r) => w.attr(req, r),
   }),
-  unimplemented(4, 'SETATTR', 'modifies'),
+  handler(4, 'SETATTR', {
+    modifies: true, decode: decodeSetattrIn,
+    call: (ops, ctx, nodeid, a) => offered(ops.setattr).call(ops, ctx, nodeid, a),
+    reply: (w, req, r) => w.attr(req, r),
+  }),
   handler(5, 'READLINK', {
     modifies: false, decode: noBody,
     call: (ops, ctx, nodeid) => ops.readlink(ctx, nodeid),
@@ -154,13 +168,41 @@ const ROWS: readonly OpcodeRow[] = [
       else w.data(req, target);
     },
   }),
-  unimplemented(6, 'SYMLINK', 'modifies'),
-  unimplemented(8, 'MKNOD', 'modifies'),
-  unimplemented(9, 'MKDIR', 'modifies'),
-  unimplemented(10, 'UNLINK', 'modifies'),
-  unimplemented(11, 'RMDIR', 'modifies'),
-  unimplemented(12, 'RENAME', 'modifies'),
-  unimplemented(13, 'LINK', 'modifies'),
+  handler(6, 'SYMLINK', {
+    modifies: true, decode: decodeSymlinkIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.symlink).call(ops, ctx, nodeid, a.name, a.target),
+    reply: (w, req, entry) => w.entry(req, entry),
+  }),
+  handler(8, 'MKNOD', {
+    modifies: true, decode: decodeMknodIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.mknod).call(ops, ctx, nodeid, a.name, a.mode, a.rdev),
+    reply: (w, req, entry) => w.entry(req, entry),
+  }),
+  handler(9, 'MKDIR', {
+    modifies: true, decode: decodeMkdirIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.mkdir).call(ops, ctx, nodeid, a.name, a.mode),
+    reply: (w, req, entry) => w.entry(req, entry),
+  }),
+  handler(10, 'UNLINK', {
+    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.unlink).call(ops, ctx, nodeid, a.name),
+    reply: (w, req) => w.empty(req),
+  }),
+  handler(11, 'RMDIR', {
+    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.rmdir).call(ops, ctx, nodeid, a.name),
+    reply: (w, req) => w.empty(req),
+  }),
+  handler(12, 'RENAME', {
+    modifies: true, decode: decodeRenameIn, traceName: (a) => a.oldName,
+    call: (ops, ctx, nodeid, a) => offered(ops.rename).call(ops, ctx, nodeid, a.oldName, a.newdir, a.newName, 0),
+    reply: (w, req) => w.empty(req),
+  }),
+  handler(13, 'LINK', {
+    modifies: true, decode: decodeLinkIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.link).call(ops, ctx, a.oldnodeid, nodeid, a.name),
+    reply: (w, req, entry) => w.entry(req, entry),
+  }),
   handler(14, 'OPEN', {
     modifies: (a) => (a.flags & O_ACCMODE) !== 0, // O_WRONLY or O_RDWR
     decode: decodeOpenIn,
@@ -175,7 +217,11 @@ const ROWS: readonly OpcodeRow[] = [
       else w.data(req, Buffer.isBuffer(data) && data.length > a.size ? data.subarray(0, a.size) : data);
     },
   }),
-  unimplemented(16, 'WRITE', 'modifies'),
+  handler(16, 'WRITE', {
+    modifies: true, decode: decodeWriteIn,
+    call: (ops, ctx, nodeid, a) => offered(ops.write).call(ops, ctx, nodeid, a.fh, a.offset, a.data),
+    reply: (w, req, n) => w.written(req, n),
+  }),
   handler(17, 'STATFS', {
     modifies: false, decode: noBody,
     call: (ops, ctx, nodeid) => ops.statfs(ctx, nodeid),
@@ -186,8 +232,16 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid, a) => ops.release(ctx, nodeid, a.fh),
     reply: (w, req) => w.empty(req),
   }),
-  engine(20, 'FSYNC', {}, nothingToSync),
-  unimplemented(21, 'SETXATTR', 'modifies'),
+  handler(20, 'FSYNC', {
+    modifies: false, decode: decodeFsyncIn,
+    call: (ops, ctx, nodeid, a) => (ops.fsync ? ops.fsync(ctx, nodeid, a.fh, a.dataOnly) : Promise.resolve()),
+    reply: (w, req) => w.empty(req),
+  }),
+  handler(21, 'SETXATTR', {
+    modifies: true, decode: decodeSetxattrIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.setxattr).call(ops, ctx, nodeid, a.name, a.value, a.flags),
+    reply: (w, req) => w.empty(req),
+  }),
   handler(22, 'GETXATTR', {
     modifies: false, decode: decodeGetxattrIn, traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => ops.getxattr(ctx, nodeid, a.name),
@@ -198,7 +252,11 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid) => ops.listxattr(ctx, nodeid),
     reply: (w, req, names, a) => w.xattr(req, names, a.size),
   }),
-  unimplemented(24, 'REMOVEXATTR', 'modifies'),
+  handler(24, 'REMOVEXATTR', {
+    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.removexattr).call(ops, ctx, nodeid, a.name),
+    reply: (w, req) => w.empty(req),
+  }),
   // Nothing to flush in a read-only view: ENOSYS makes the kernel stop sending FLUSH on every
   // close (fc->no_flush), one round trip less per file read. Read-write: success, until a
   // handler for it exists.
@@ -228,7 +286,11 @@ const ROWS: readonly OpcodeRow[] = [
     call: (ops, ctx, nodeid, a) => ops.access(ctx, nodeid, a.mask),
     reply: (w, req) => w.empty(req),
   }),
-  unimplemented(35, 'CREATE', 'modifies'),
+  handler(35, 'CREATE', {
+    modifies: true, decode: decodeCreateIn, traceName: (a) => a.name,
+    call: (ops, ctx, nodeid, a) => offered(ops.create).call(ops, ctx, nodeid, a.name, a.mode, a.flags),
+    reply: (w, req, r) => w.created(req, r.entry, r.open),
+  }),
   // Answered only when its target is unknown (EAGAIN, see admission.ts); no reply otherwise.
   engine(36, 'INTERRUPT', { noReply: true }, (s, h, buf, start, end) => s.interrupt(decodeInterruptIn(buf, start, end).unique, h.unique)),
   unimplemented(37, 'BMAP', 'reads'),
@@ -254,13 +316,21 @@ const ROWS: readonly OpcodeRow[] = [
   engine(42, 'BATCH_FORGET', { noReply: true }, (s, _h, buf, start, end) => {
     for (const f of decodeBatchForgetIn(buf, start, end)) s.forget(f.nodeid, f.nlookup);
   }),
-  unimplemented(43, 'FALLOCATE', 'modifies'),
+  handler(43, 'FALLOCATE', {
+    modifies: true, decode: decodeFallocateIn,
+    call: (ops, ctx, nodeid, a) => offered(ops.fallocate).call(ops, ctx, nodeid, a.fh, a.offset, a.length, a.mode),
+    reply: (w, req) => w.empty(req),
+  }),
   handler(44, 'READDIRPLUS', {
     modifies: false, decode: decodeReadIn,
     call: (ops, ctx, nodeid, a) => ops.readdir(ctx, nodeid, a.fh, a.offset, true),
     reply: (w, req, list, a) => w.dirents(req, list, true, a.size),
   }),
-  unimplemented(45, 'RENAME2', 'modifies'),
+  handler(45, 'RENAME2', {
+    modifies: true, decode: decodeRename2In, traceName: (a) => a.oldName,
+    call: (ops, ctx, nodeid, a) => offered(ops.rename).call(ops, ctx, nodeid, a.oldName, a.newdir, a.newName, a.flags),
+    reply: (w, req) => w.empty(req),
+  }),
   // SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). ENOSYS makes the
   // kernel stop asking and treat every file as all data (fc->no_lseek).
   handler(46, 'LSEEK', {

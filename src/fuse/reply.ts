@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import {
   type InitReply, lookupsNotDelivered, packDirents, writeAttrOut, writeEntryOut, writeGetxattrOut,
-  writeInitOut, writeIoctlOut, writeLseekOut, writeOpenOut, writeOutHeader, writeStatfs,
+  writeInitOut, writeIoctlOut, writeLseekOut, writeOpenOut, writeOutHeader, writeStatfs, writeWriteOut,
 } from './codec.js';
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, MAX_IO, OUT_HEADER_SIZE } from './protocol.js';
 import type { AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';
@@ -86,6 +86,18 @@ export class ReplyWriter {
     const sent = this.struct(req, writeEntryOut(this.out, OUT_HEADER_SIZE, e));
     if (sent !== Sent.Ok && e.nodeid !== 0n) this.hooks.giveBack(e.nodeid);
     return sent;
+  }
+
+  /** CREATE: fuse_entry_out + fuse_open_out; the entry's lookup reference as for entry(). */
+  created(req: Answerable, e: Entry, o: OpenReply): Sent {
+    const sent = this.struct(req, writeOpenOut(this.out, writeEntryOut(this.out, OUT_HEADER_SIZE, e), o));
+    if (sent !== Sent.Ok && e.nodeid !== 0n) this.hooks.giveBack(e.nodeid);
+    return sent;
+  }
+
+  /** WRITE: how many bytes were written (fuse_write_out). */
+  written(req: Answerable, size: number): Sent {
+    return this.struct(req, writeWriteOut(this.out, OUT_HEADER_SIZE, size));
   }
 
   attr(req: Answerable, r: AttrReply): Sent {

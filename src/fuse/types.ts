@@ -176,6 +176,39 @@ export interface FuseOperations {
    * and never block; 0 for requests the filesystem answers by itself. Without it: all in group 0.
    */
   fairnessKey?(nodeid: bigint): number;
+
+  // Modifying operations: reached only in a read-write session. Each answering with an Entry
+  // counts one lookup reference, as LOOKUP does (the engine gives back what was not delivered).
+  /** `mode` as the kernel sends it: the caller's umask already applied. */
+  mkdir?(ctx: RequestContext, parent: bigint, name: Buffer, mode: number): Promise<Entry>;
+  mknod?(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, rdev: number): Promise<Entry>;
+  symlink?(ctx: RequestContext, parent: bigint, name: Buffer, target: Buffer): Promise<Entry>;
+  link?(ctx: RequestContext, nodeid: bigint, newParent: bigint, name: Buffer): Promise<Entry>;
+  unlink?(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void>;
+  rmdir?(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void>;
+  /** `flags`: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2). */
+  rename?(ctx: RequestContext, parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): Promise<void>;
+  create?(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }>;
+  setattr?(ctx: RequestContext, nodeid: bigint, attrs: SetattrRequest): Promise<AttrReply>;
+  /** Bytes written. */
+  write?(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, data: Buffer): Promise<number>;
+  fsync?(ctx: RequestContext, nodeid: bigint, fh: bigint, dataOnly: boolean): Promise<void>;
+  flush?(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
+  fallocate?(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, length: bigint, mode: number): Promise<void>;
+  setxattr?(ctx: RequestContext, nodeid: bigint, name: Buffer, value: Buffer, flags: number): Promise<void>;
+  removexattr?(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<void>;
+}
+
+/** SETATTR: FATTR_* bits in `valid` say which fields count (see include/uapi/linux/fuse.h). */
+export interface SetattrRequest {
+  valid: number;
+  fh: bigint;
+  size: bigint;
+  atime: { sec: bigint; nsec: number };
+  mtime: { sec: bigint; nsec: number };
+  mode: number;
+  uid: number;
+  gid: number;
 }
 
 export interface MountOptions {

@@ -44,6 +44,52 @@ export interface IoOps {
   getxattr: { req: { root: RootRef; path: InRootPath; name: Uint8Array }; res: XattrResult };
   /** NUL-terminated names. */
   listxattr: { req: { root: RootRef; path: InRootPath }; res: Uint8Array };
+
+  // Read-write mode (writes.ts): each names its directory or file as a NodeRef, checked there.
+  /** Open an existing regular file with these open(2) flags (write access, O_TRUNC, O_APPEND). */
+  openForWriting: { req: { node: NodeRef; flags: number }; res: OpenResult };
+  mkdir: { req: { dir: NodeRef; name: Uint8Array; mode: number; owner?: Owner }; res: Uint8Array };
+  mknod: { req: { dir: NodeRef; name: Uint8Array; mode: number; rdev: number; owner?: Owner }; res: Uint8Array };
+  symlink: { req: { dir: NodeRef; name: Uint8Array; target: Uint8Array; owner?: Owner }; res: Uint8Array };
+  link: { req: { node: NodeRef; dir: NodeRef; name: Uint8Array }; res: Uint8Array };
+  unlink: { req: { dir: NodeRef; name: Uint8Array; rmdir: boolean }; res: void };
+  rename: { req: { from: NodeRef; oldName: Uint8Array; to: NodeRef; newName: Uint8Array; flags: number }; res: void };
+  create: { req: { dir: NodeRef; name: Uint8Array; flags: number; mode: number; owner?: Owner }; res: OpenResult };
+  /** New attributes (statx record); `fd`: the open file the kernel named, if any. */
+  setattr: { req: { node: NodeRef; attrs: SetattrFields; fd?: number }; res: Uint8Array };
+  /** Bytes written. */
+  write: { req: { fd: number; data: Uint8Array; offset: bigint }; res: number };
+  fsync: { req: { fd: number; dataOnly: boolean }; res: void };
+  fallocate: { req: { fd: number; mode: number; offset: bigint; length: bigint }; res: void };
+  setxattr: { req: { node: NodeRef; name: Uint8Array; value: Uint8Array; flags: number }; res: void };
+  removexattr: { req: { node: NodeRef; name: Uint8Array }; res: void };
+}
+
+/** A file the kernel named by node: where (in-root node path), the identity it must still have. */
+export interface NodeRef {
+  root: RootRef;
+  path: InRootPath;
+  dev: number;
+  ino: bigint;
+  /** st_dev of nsview's own mount (statx form): never written through. */
+  ownDev: number;
+}
+
+/** Who a new file is given to (undefined: as made, by root). */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** SETATTR's fields: FATTR_* bits in `valid`, times as (sec, nsec). */
+export interface SetattrFields {
+  valid: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: bigint;
+  atime: { sec: bigint; nsec: number };
+  mtime: { sec: bigint; nsec: number };
 }
 
 export type IoOp = keyof IoOps;

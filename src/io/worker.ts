@@ -14,7 +14,13 @@ import { openDirAndRead, readDir } from './directories.js';
 import { getXattr, listXattr } from './xattrs.js';
 import { statfsPath } from './statfs.js';
 import { statRoots } from './roots.js';
-import type { DirChunk, IoMessage, IoOp, IoRequestOf, IoResponse, IoResult } from './protocol.js';
+import {
+  allocate, createIn, linkIn, mkdirIn, mknodIn, removeXattr, renameIn, reopenForWriting, setattrNode,
+  setXattr, symlinkIn, syncFd, unlinkIn, writeAt, type DirRef, openNodeFd,
+} from './writes.js';
+import { unshare, CLONE } from '../sys/libc.js';
+import { umask } from '../sys/write-calls.js';
+import type { DirChunk, IoMessage, IoOp, IoRequestOf, IoResponse, IoResult, NodeRef } from './protocol.js';
 
 if (!parentPort) throw new Error('io worker must run as a worker thread');
 const port = parentPort;
@@ -40,6 +46,20 @@ function chunkBuffers(c: DirChunk): ArrayBuffer[] {
 }
 
 const b = pathBytes;
+
+/** postMessage delivers a Buffer as a plain Uint8Array: view the same bytes as a Buffer. */
+function buf(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function ref(n: NodeRef): DirRef {
+  return { root: n.root, path: b(n.path), dev: n.dev, ino: n.ino, ownDev: n.ownDev };
+}
+
+/** A statx record answer, its buffer moved, not copied. */
+function statAnswer(r: Uint8Array): Answer<Uint8Array> {
+  return { value: r, transfer: buffersOf(r) };
+}
 
 const handlers: Handlers = {
   openTaskRoot: (req) => {
@@ -111,12 +131,37 @@ const handlers: Handlers = {
     const r = listXattr(req.root, b(req.path));
     return { value: r, transfer: buffersOf(r) };
   },
+  openForWriting: (req) => {
+    const r = openNodeFd(ref(req.node), (pathFd) => reopenForWriting(pathFd, req.flags));
+    return { value: r, transfer: buffersOf(r.stat), fds: [r.fd] };
+  },
+  mkdir: (req) => statAnswer(mkdirIn(ref(req.dir), buf(req.name), req.mode, req.owner)),
+  mknod: (req) => statAnswer(mknodIn(ref(req.dir), buf(req.name), req.mode, req.rdev, req.owner)),
+  symlink: (req) => statAnswer(symlinkIn(ref(req.dir), buf(req.name), buf(req.target), req.owner)),
+  link: (req) => statAnswer(linkIn(ref(req.node), ref(req.dir), buf(req.name))),
+  unlink: (req) => ({ value: unlinkIn(ref(req.dir), buf(req.name), req.rmdir) }),
+  rename: (req) => ({ value: renameIn(ref(req.from), buf(req.oldName), ref(req.to), buf(req.newName), req.flags) }),
+  create: (req) => {
+    const r = createIn(ref(req.dir), buf(req.name), req.flags, req.mode, req.owner);
+    return { value: r, transfer: buffersOf(r.stat), fds: [r.fd] };
+  },
+  setattr: (req) => statAnswer(setattrNode(ref(req.node), req.attrs, req.fd)),
+  write: (req) => ({ value: writeAt(req.fd, buf(req.data), req.offset) }),
+  fsync: (req) => ({ value: syncFd(req.fd, req.dataOnly) }),
+  fallocate: (req) => ({ value: allocate(req.fd, req.mode, req.offset, req.length) }),
+  setxattr: (req) => ({ value: setXattr(ref(req.node), buf(req.name), buf(req.value), req.flags) }),
+  removexattr: (req) => ({ value: removeXattr(ref(req.node), buf(req.name)) }),
 };
 
 function execute<K extends IoOp>(req: IoRequestOf<K>): Answer<IoResult<K>> {
   const handler: (req: IoRequestOf<K>) => Answer<IoResult<K>> = handlers[req.op];
   return handler(req);
 }
+
+// A umask of this thread's own, 0: the modes read-write mode creates with are the caller's, which
+// the kernel already masked with the caller's umask. Sharing the daemon's would mask them twice.
+unshare(CLONE.FS);
+umask(0);
 
 port.postMessage({ ready: true, tid: gettid() });
 

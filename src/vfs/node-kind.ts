@@ -5,7 +5,7 @@
  * operation a kind does not offer gets the answer documented with it here. A new kind of node is
  * a new file implementing NodeKind, registered where NamespaceView builds its kinds.
  */
-import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
+import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, SetattrRequest, StatFs } from '../fuse/types.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import type { NamespaceBinding } from './view-context.js';
 import type { FileAttrRequest } from '../sys/file-flags.js';
@@ -37,8 +37,8 @@ export interface NodeKind<N extends Node> {
   /** The link's target. Without it: EINVAL (not a symlink). */
   readlink?(ctx: RequestContext, node: N): Promise<Buffer>;
   /**
-   * Open for reading (write flags were refused before). Without it: EISDIR (the view's own
-   * nodes are directories, and symlinks, which the kernel never opens).
+   * Open with `flags` (write flags only in read-write mode; refused before otherwise). Without
+   * it: EISDIR (the view's own nodes are directories, and symlinks, which the kernel never opens).
    */
   open?(ctx: RequestContext, node: N, flags: number): Promise<OpenReply>;
   /** Without it: an empty filesystem. */
@@ -54,6 +54,21 @@ export interface NodeKind<N extends Node> {
   fileAttr?(ctx: RequestContext, node: N, fh: bigint, which: FileAttrRequest): Promise<Buffer>;
   /** The kernel forgot the node: drop whatever is kept for it. */
   dropped?(node: N): void;
+
+  // Read-write mode. A kind without these is part of the view itself (the top directory,
+  // by-pid/): making or removing entries there is EPERM, changing attributes EROFS.
+  mkdir?(ctx: RequestContext, dir: N, name: Buffer, mode: number): Promise<Entry>;
+  mknod?(ctx: RequestContext, dir: N, name: Buffer, mode: number, rdev: number): Promise<Entry>;
+  symlink?(ctx: RequestContext, dir: N, name: Buffer, target: Buffer): Promise<Entry>;
+  create?(ctx: RequestContext, dir: N, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }>;
+  /** A hard link to `node` as `name` in `dir`; `dir` may be of another kind (then EXDEV). */
+  link?(ctx: RequestContext, node: N, dir: Node, name: Buffer): Promise<Entry>;
+  unlink?(ctx: RequestContext, dir: N, name: Buffer, isDir: boolean): Promise<void>;
+  /** `to` may be of another kind, or in another namespace (then EXDEV). */
+  rename?(ctx: RequestContext, dir: N, name: Buffer, to: Node, newName: Buffer, flags: number): Promise<void>;
+  setattr?(ctx: RequestContext, node: N, attrs: SetattrRequest): Promise<AttrReply>;
+  setxattr?(ctx: RequestContext, node: N, name: Buffer, value: Buffer, flags: number): Promise<void>;
+  removexattr?(ctx: RequestContext, node: N, name: Buffer): Promise<void>;
 }
 
 /**

@@ -34,6 +34,16 @@ interface OpenFile {
   closed?: boolean;
   /** Counted in its node's NodeIo.opens. */
   counted?: boolean;
+  /** Opened for writing (read-write mode): writes, truncation and fallocate go to this fd. */
+  writable?: boolean;
+}
+
+/** open(2)'s O_TRUNC: an open that truncates writes even when its access mode is read-only. */
+const O_TRUNC = 0o1000;
+
+/** Whether an open with `flags` writes (access mode, or O_TRUNC). */
+export function opensForWriting(flags: number): boolean {
+  return (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
 }
 
 /**
@@ -71,7 +81,8 @@ export class OpenFiles {
    * cache is kept across opens (AUTO_INVAL_DATA drops it when a refreshed mtime or size differs,
    * so contents are never staler than --attr-timeout).
    */
-  async open(n: RealNode, flags: number, signal?: AbortSignal): Promise<OpenReply> {
+  async open(n: RealNode, flags = 0, signal?: AbortSignal): Promise<OpenReply> {
+    if (opensForWriting(flags)) return this.openForWriting(n, flags);
     const vc = this.vc;
     const b = n.binding;
     const unpin = await vc.roots.pin(vc.namespace(b), signal);
@@ -133,6 +144,85 @@ export class OpenFiles {
     }
     this.nodeIo.set(nodeId, io);
     return io;
+  }
+
+  /**
+   * Read-write mode: a worker opens the checked regular file with the caller's flags (O_TRUNC and
+   * O_APPEND kept). No page cache is kept from earlier opens: this open may change the file.
+   */
+  private async openForWriting(n: RealNode, flags: number): Promise<OpenReply> {
+    const vc = this.vc;
+    const b = n.binding;
+    const unpin = await vc.roots.pin(vc.namespace(b));
+    try {
+      const r = await vc.inRoot(b, (root) =>
+        vc.io.run({ op: 'openForWriting', node: { root, path: n.path, dev: n.dev, ino: n.ino, ownDev: vc.ownDev }, flags }, n.nsInode),
+      );
+      return this.adopt(b, n.nsInode, n.id, r.fd, unpin);
+    } catch (err) {
+      unpin();
+      throw err;
+    }
+  }
+
+  /**
+   * A file a worker opened for writing (OPEN, CREATE) becomes a file handle; `unpin` on release.
+   * Writes never pass through (the backing file would take them past our checks). The kernel
+   * refuses a caching open of an inode while a passthrough one is open, so beside one the write
+   * open is direct I/O; otherwise it counts as a caching open, and read opens overlapping it stay
+   * caching too.
+   */
+  adopt(b: NamespaceBinding, nsInode: number, nodeId: bigint, fd: number, unpin: () => void): OpenReply {
+    const f: OpenFile = { binding: b, nsInode, pseudo: false, nodeId, unpin, opened: Promise.resolve(fd), writable: true };
+    if (!b.alive) {
+      this.closeFds(f);
+      throw new NsviewError(E.ENOENT, `namespace ${b.inode} is gone`);
+    }
+    let io = this.nodeIo.get(nodeId);
+    if (!io) {
+      io = { backingId: undefined, opens: 0 };
+      this.nodeIo.set(nodeId, io);
+    }
+    io.opens++;
+    f.counted = true;
+    const fh = this.nextFh++;
+    this.files.set(fh, f);
+    return io.backingId === undefined ? { fh } : { fh, directIo: true };
+  }
+
+  /** The fd of `fh` when it was opened for writing (SETATTR of an open file), else undefined. */
+  async writeFd(fh: bigint): Promise<number | undefined> {
+    const f = this.files.get(fh);
+    if (!f?.writable || f.closed) return undefined;
+    return this.fileFd(f);
+  }
+
+  /** A file opened for writing whose namespace still lives. */
+  private writable(fh: bigint): OpenFile {
+    const f = this.files.get(fh);
+    if (!f?.writable) throw new NsviewError(E.EBADF, 'not opened for writing');
+    this.vc.live(f.binding, E.ESTALE);
+    return f;
+  }
+
+  async write(fh: bigint, offset: bigint, data: Buffer): Promise<number> {
+    const f = this.writable(fh);
+    const fd = await this.fileFd(f);
+    return this.vc.io.run({ op: 'write', fd, data, offset }, f.nsInode);
+  }
+
+  /** fsync(2) of the file's own fd; nothing to do for a file only read. */
+  async fsync(fh: bigint, dataOnly: boolean): Promise<void> {
+    if (!this.files.get(fh)?.writable) return;
+    const f = this.writable(fh);
+    const fd = await this.fileFd(f);
+    await this.vc.io.run({ op: 'fsync', fd, dataOnly }, f.nsInode);
+  }
+
+  async fallocate(fh: bigint, offset: bigint, length: bigint, mode: number): Promise<void> {
+    const f = this.writable(fh);
+    const fd = await this.fileFd(f);
+    await this.vc.io.run({ op: 'fallocate', fd, mode, offset, length }, f.nsInode);
   }
 
   /**

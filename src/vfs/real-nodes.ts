@@ -58,8 +58,8 @@ class RealNodeRecord implements RealNode {
     readonly binding: NamespaceBinding,
     /** For a root: how it was reached (its key among the roots). */
     readonly via: RootVia | undefined,
-    readonly parent: RealNodeRecord | undefined,
-    readonly name: string,
+    public parent: RealNodeRecord | undefined,
+    public name: string,
     public dev: number,
     ino: bigint,
     public type: number,
@@ -184,6 +184,38 @@ export class RealNodes {
       dir.children.delete(node.name);
       if (dir.children.size === 0) dir.children = undefined;
     }
+  }
+
+  /** The node known as `name` in `dir`, if any. */
+  child(dir: RealNode, name: string): RealNode | undefined {
+    return record(dir).children?.get(name);
+  }
+
+  /** A name removed through the view: its node (if any) leaves the index; open files keep it. */
+  removed(dir: RealNode, name: string): void {
+    const n = this.child(dir, name);
+    if (n) this.unlink(n);
+  }
+
+  /**
+   * A rename through the view: the kernel goes on naming the moved file by the same node id, so
+   * that node now stands for (to, newName); one it replaced there leaves the index. With
+   * `exchange`, the two swap places. Nodes below a moved directory follow (paths are built from
+   * parents on demand).
+   */
+  renamed(from: RealNode, oldName: string, to: RealNode, newName: string, exchange: boolean): void {
+    const moving = this.child(from, oldName);
+    const other = this.child(to, newName);
+    if (moving) this.unlink(moving);
+    if (other) this.unlink(other);
+    if (moving) this.place(record(moving), record(to), newName);
+    if (other && exchange) this.place(record(other), record(from), oldName);
+  }
+
+  private place(node: RealNodeRecord, dir: RealNodeRecord, name: string): void {
+    node.parent = dir;
+    node.name = name;
+    (dir.children ??= new Map()).set(name, node);
   }
 
   /**

@@ -4,7 +4,9 @@
  * on fds from resolveInRoot; this file decides what to ask and how to present the answer, and
  * never blocks. What the view hides (pseudo filesystems, its own mount) is decided here.
  */
-import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, StatFs } from '../fuse/types.js';
+import type { AttrReply, DirEntry, Entry, OpenReply, RequestContext, SetattrRequest, StatFs } from '../fuse/types.js';
+import type { RootRef } from '../access/root-ref.js';
+import type { NodeRef, Owner } from '../io/protocol.js';
 import { NsviewError, E } from '../sys/errors.js';
 import { StatxView, STATX_RECORD, S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from '../sys/stat.js';
 import { decodeStatfs } from '../sys/statfs.js';
@@ -15,7 +17,7 @@ import { isPseudoFs } from '../resolve/pseudo.js';
 import { hasXattrName, isTrustedXattr, withoutTrustedXattrs } from '../io/xattr-names.js';
 import type { DiscoverySnapshot } from '../discovery/model.js';
 import { ExpiringMap } from './expiring-map.js';
-import type { CatalogListener, NodeKind } from './node-kind.js';
+import type { CatalogListener, Node, NodeKind } from './node-kind.js';
 import type { NamespaceBinding, SymlinkMode, ViewContext } from './view-context.js';
 import { RealNodes, type RealNode, type RootVia } from './real-nodes.js';
 import { attrFromStatx } from './attrs.js';
@@ -26,6 +28,18 @@ import { listEntries, type Listings } from './listing.js';
 
 /** Inode invalidations sent for a vanished namespace (the rest expire with --attr-timeout). */
 const VANISH_INVALIDATIONS = 4096;
+
+const FATTR_FH = 64;
+const RENAME_EXCHANGE = 2;
+
+/**
+ * Who a file made through the view belongs to: the caller, as on any filesystem. Root's files
+ * need no chown (the worker making them is root). A user-namespaced container sees host uid 0
+ * as its overflow uid (nobody): nsview does not map it (see README, read-write mode).
+ */
+function ownerOf(ctx: RequestContext): Owner | undefined {
+  return ctx.uid === 0 && ctx.gid === 0 ? undefined : { uid: ctx.uid, gid: ctx.gid };
+}
 
 /** What statfs answers where there is no filesystem to ask. */
 export const EMPTY_STATFS: StatFs = { blocks: 0n, bfree: 0n, bavail: 0n, files: 0n, ffree: 0n, bsize: 4096, namelen: 255, frsize: 4096 };
@@ -248,6 +262,135 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'dirAttr', root, path, dev, ino, which }, n.nsInode));
     this.vc.live(n.binding);
     return Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+  }
+
+  // ---- read-write mode (every call: a checked parent fd + one name, see io/writes.ts) --------
+
+  /** What a worker needs to find `n` again and check it is still the same file. */
+  private ref(n: RealNode, root: RootRef): NodeRef {
+    return { root, path: n.path, dev: n.dev, ino: n.ino, ownDev: this.vc.ownDev };
+  }
+
+  /** A directory new entries may go into: no pseudo filesystem or own mount (shown opaque). */
+  private writableDir(dir: RealNode, name: Buffer): void {
+    assertComponent(name);
+    if (!this.isDirectory(dir)) throw new NsviewError(E.ENOTDIR);
+    if (dir.opaque) throw new NsviewError(E.EROFS, 'a kernel pseudo filesystem or nsview\'s own mount');
+  }
+
+  /** The entry of a file just made as `name` in `dir` (one kernel reference, as LOOKUP). */
+  private made(dir: RealNode, name: Buffer, rec: Uint8Array): Entry {
+    this.dirs.drop(dir.id);
+    const st = new StatxView(Buffer.from(rec.buffer, rec.byteOffset, STATX_RECORD));
+    return this.entry(dir.binding, dir, name.toString('latin1'), st, 0, false);
+  }
+
+  async mkdir(ctx: RequestContext, dir: RealNode, name: Buffer, mode: number): Promise<Entry> {
+    this.writableDir(dir, name);
+    const rec = await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'mkdir', dir: this.ref(dir, root), name, mode, owner: ownerOf(ctx) }, dir.nsInode),
+    );
+    return this.made(dir, name, rec);
+  }
+
+  async mknod(ctx: RequestContext, dir: RealNode, name: Buffer, mode: number, rdev: number): Promise<Entry> {
+    this.writableDir(dir, name);
+    const rec = await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'mknod', dir: this.ref(dir, root), name, mode, rdev, owner: ownerOf(ctx) }, dir.nsInode),
+    );
+    return this.made(dir, name, rec);
+  }
+
+  async symlink(ctx: RequestContext, dir: RealNode, name: Buffer, target: Buffer): Promise<Entry> {
+    this.writableDir(dir, name);
+    if (target.length === 0 || target.length > 4095) throw new NsviewError(target.length ? E.ENAMETOOLONG : E.ENOENT);
+    const rec = await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'symlink', dir: this.ref(dir, root), name, target, owner: ownerOf(ctx) }, dir.nsInode),
+    );
+    return this.made(dir, name, rec);
+  }
+
+  async create(ctx: RequestContext, dir: RealNode, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }> {
+    this.writableDir(dir, name);
+    const vc = this.vc;
+    const unpin = await vc.roots.pin(vc.namespace(dir.binding));
+    let r;
+    try {
+      r = await vc.inRoot(dir.binding, (root) =>
+        vc.io.run({ op: 'create', dir: this.ref(dir, root), name, flags, mode, owner: ownerOf(ctx) }, dir.nsInode),
+      );
+    } catch (err) {
+      unpin();
+      throw err;
+    }
+    const entry = this.made(dir, name, r.stat);
+    return { entry, open: this.files.adopt(dir.binding, dir.nsInode, entry.nodeid, r.fd, unpin) };
+  }
+
+  /** Hard links stay within one namespace: another namespace's directory is EXDEV. */
+  async link(ctx: RequestContext, n: RealNode, to: Node, name: Buffer): Promise<Entry> {
+    const dir = this.sameNamespace(n, to);
+    this.writableDir(dir, name);
+    if (this.isDirectory(n)) throw new NsviewError(E.EPERM);
+    const rec = await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'link', node: this.ref(n, root), dir: this.ref(dir, root), name }, dir.nsInode),
+    );
+    return this.made(dir, name, rec);
+  }
+
+  async unlink(ctx: RequestContext, dir: RealNode, name: Buffer, isDir: boolean): Promise<void> {
+    this.writableDir(dir, name);
+    await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'unlink', dir: this.ref(dir, root), name, rmdir: isDir }, dir.nsInode),
+    );
+    this.dirs.drop(dir.id);
+    this.nodes.removed(dir, name.toString('latin1'));
+  }
+
+  async rename(ctx: RequestContext, dir: RealNode, name: Buffer, to: Node, newName: Buffer, flags: number): Promise<void> {
+    const target = this.sameNamespace(dir, to);
+    this.writableDir(dir, name);
+    this.writableDir(target, newName);
+    await this.vc.inRoot(dir.binding, (root) =>
+      this.vc.io.run({ op: 'rename', from: this.ref(dir, root), oldName: name, to: this.ref(target, root), newName, flags }, dir.nsInode),
+    );
+    this.dirs.drop(dir.id);
+    this.dirs.drop(target.id);
+    this.nodes.renamed(dir, name.toString('latin1'), target, newName.toString('latin1'), (flags & RENAME_EXCHANGE) !== 0);
+  }
+
+  async setattr(ctx: RequestContext, n: RealNode, a: SetattrRequest): Promise<AttrReply> {
+    if (n.opaque) throw new NsviewError(E.EROFS);
+    const fd = a.valid & FATTR_FH ? await this.files.writeFd(a.fh) : undefined;
+    const rec = await this.vc.inRoot(n.binding, (root) =>
+      this.vc.io.run({ op: 'setattr', node: this.ref(n, root), attrs: a, fd }, n.nsInode),
+    );
+    const st = new StatxView(Buffer.from(rec.buffer, rec.byteOffset, STATX_RECORD));
+    return { attr: attrFromStatx(st, this.vc.numbers), attrTimeoutMs: this.vc.opts.attrTimeoutMs };
+  }
+
+  async setxattr(ctx: RequestContext, n: RealNode, name: Buffer, value: Buffer, flags: number): Promise<void> {
+    if (n.opaque) throw new NsviewError(E.EROFS);
+    await this.vc.inRoot(n.binding, (root) =>
+      this.vc.io.run({ op: 'setxattr', node: this.ref(n, root), name, value, flags }, n.nsInode),
+    );
+    this.xattrNames.delete(n.id);
+  }
+
+  async removexattr(ctx: RequestContext, n: RealNode, name: Buffer): Promise<void> {
+    if (n.opaque) throw new NsviewError(E.EROFS);
+    await this.vc.inRoot(n.binding, (root) =>
+      this.vc.io.run({ op: 'removexattr', node: this.ref(n, root), name }, n.nsInode),
+    );
+    this.xattrNames.delete(n.id);
+  }
+
+  /** `to` as a directory of the same namespace as `n`; anything else (another namespace, the view's own) is EXDEV. */
+  private sameNamespace(n: RealNode, to: Node): RealNode {
+    if (to.kind !== this) throw new NsviewError(E.EXDEV, 'not inside a namespace');
+    const dir = to as RealNode;
+    if (dir.binding !== n.binding) throw new NsviewError(E.EXDEV, 'another namespace');
+    return dir;
   }
 
   dropped(n: RealNode): void {

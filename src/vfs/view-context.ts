@@ -70,6 +70,11 @@ export interface ViewOptions {
   entryTimeoutMs: number;
   /** For the top directory, whose entries come and go with namespaces. */
   topTimeoutMs: number;
+  /**
+   * Read-write mode: modifying operations reach the files inside namespaces (never pseudo
+   * filesystems, never the view's own directories). Off: every one answers EROFS.
+   */
+  readWrite?: boolean;
   /** Called for operations that failed in an unexpected way (verbose logging). */
   trace?: (op: string, detail: string) => void;
 }

@@ -21,6 +21,7 @@ import type {
   OpenReply,
   Replied,
   RequestContext,
+  SetattrRequest,
   StatFs,
 } from '../fuse/types.js';
 import { NsviewError, E } from '../sys/errors.js';
@@ -173,7 +174,7 @@ export class NamespaceView implements FuseOperations {
 
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
-    if ((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) throw new NsviewError(E.EROFS);
+    if (((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) && !this.vc.opts.readWrite) throw new NsviewError(E.EROFS);
     const n = this.node(nodeid);
     if (!n.kind.open) throw new NsviewError(E.EISDIR);
     return n.kind.open(ctx, n, flags);
@@ -207,8 +208,8 @@ export class NamespaceView implements FuseOperations {
   }
 
   async access(ctx: RequestContext, nodeid: bigint, mask: number): Promise<void> {
-    this.node(nodeid);
-    if (mask & W_OK) throw new NsviewError(E.EROFS);
+    const n = this.node(nodeid);
+    if (mask & W_OK && !(this.vc.opts.readWrite && n.kind.setattr)) throw new NsviewError(E.EROFS);
   }
 
   async getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer> {
@@ -234,6 +235,103 @@ export class NamespaceView implements FuseOperations {
     const out = await n.kind.fileAttr(ctx, n, dir ? 0n : fh, which);
     if (outSize < out.length) throw new NsviewError(E.EINVAL, 'ioctl output buffer too small');
     return out;
+  }
+
+  // ---- read-write mode -----------------------------------------------------------------------
+  // The session answers all of these EROFS itself when read-only; the view's own directories
+  // (kinds without the operation) answer EPERM for entries and EROFS for attributes.
+
+  /** The directory node `id` of a request that makes or removes an entry, not from our threads. */
+  private entryDir(ctx: RequestContext, id: bigint): Node {
+    if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
+    if (!this.vc.opts.readWrite) throw new NsviewError(E.EROFS);
+    return this.node(id);
+  }
+
+  private attrNode(ctx: RequestContext, id: bigint): Node {
+    if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
+    if (!this.vc.opts.readWrite) throw new NsviewError(E.EROFS);
+    return this.node(id);
+  }
+
+  async mkdir(ctx: RequestContext, parent: bigint, name: Buffer, mode: number): Promise<Entry> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.mkdir) throw new NsviewError(E.EPERM);
+    return d.kind.mkdir(ctx, d, name, mode);
+  }
+
+  async mknod(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, rdev: number): Promise<Entry> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.mknod) throw new NsviewError(E.EPERM);
+    return d.kind.mknod(ctx, d, name, mode, rdev);
+  }
+
+  async symlink(ctx: RequestContext, parent: bigint, name: Buffer, target: Buffer): Promise<Entry> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.symlink) throw new NsviewError(E.EPERM);
+    return d.kind.symlink(ctx, d, name, target);
+  }
+
+  async create(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.create) throw new NsviewError(E.EPERM);
+    return d.kind.create(ctx, d, name, mode, flags);
+  }
+
+  async link(ctx: RequestContext, nodeid: bigint, newParent: bigint, name: Buffer): Promise<Entry> {
+    const d = this.entryDir(ctx, newParent);
+    const n = this.node(nodeid);
+    if (!n.kind.link) throw new NsviewError(E.EPERM);
+    return n.kind.link(ctx, n, d, name);
+  }
+
+  async unlink(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.unlink) throw new NsviewError(E.EPERM);
+    return d.kind.unlink(ctx, d, name, false);
+  }
+
+  async rmdir(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void> {
+    const d = this.entryDir(ctx, parent);
+    if (!d.kind.unlink) throw new NsviewError(E.EPERM);
+    return d.kind.unlink(ctx, d, name, true);
+  }
+
+  async rename(ctx: RequestContext, parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): Promise<void> {
+    const d = this.entryDir(ctx, parent);
+    const to = this.node(newParent);
+    if (!d.kind.rename) throw new NsviewError(to.kind.rename ? E.EXDEV : E.EPERM);
+    return d.kind.rename(ctx, d, name, to, newName, flags);
+  }
+
+  async setattr(ctx: RequestContext, nodeid: bigint, attrs: SetattrRequest): Promise<AttrReply> {
+    const n = this.attrNode(ctx, nodeid);
+    if (!n.kind.setattr) throw new NsviewError(E.EROFS);
+    return n.kind.setattr(ctx, n, attrs);
+  }
+
+  async setxattr(ctx: RequestContext, nodeid: bigint, name: Buffer, value: Buffer, flags: number): Promise<void> {
+    const n = this.attrNode(ctx, nodeid);
+    if (!n.kind.setxattr) throw new NsviewError(E.EROFS);
+    return n.kind.setxattr(ctx, n, name, value, flags);
+  }
+
+  async removexattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<void> {
+    const n = this.attrNode(ctx, nodeid);
+    if (!n.kind.removexattr) throw new NsviewError(E.EROFS);
+    return n.kind.removexattr(ctx, n, name);
+  }
+
+  async write(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, data: Buffer): Promise<number> {
+    return this.files.write(fh, offset, data);
+  }
+
+  async fsync(ctx: RequestContext, nodeid: bigint, fh: bigint, dataOnly: boolean): Promise<void> {
+    return this.files.fsync(fh, dataOnly);
+  }
+
+  async fallocate(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, length: bigint, mode: number): Promise<void> {
+    return this.files.fallocate(fh, offset, length, mode);
   }
 
   // ---- operations on open files ----------------------------------------------------------------
