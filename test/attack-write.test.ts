@@ -10,8 +10,8 @@
  * file); the long form the containment claim is made for is NSVIEW_ATTACK_WRITE_OPS=10000.
  *
  * Also: link and rename between two namespace directories answer EXDEV; the view's own
- * directories answer EPERM; pseudo filesystems stay EROFS with --rw --pseudo; --rw with raw links
- * is refused; unlink of an open file keeps it readable through the handle (no .fuse_hidden
+ * directories answer EPERM; pseudo filesystems stay EROFS with --rw --pseudo; raw/ stays read-only
+ * (EROFS) under --rw; --rw with raw links is refused; unlink of an open file keeps it readable through the handle (no .fuse_hidden
  * files); writes while the namespace's process exits end in a clean errno, not a hang or crash.
  */
 import test from 'ava';
@@ -148,15 +148,16 @@ test.serial(`swap races: ${OPS_PER_KIND} operations of each kind change nothing 
   const swaps = Number((await swapper).stdout.trim());
   const counts = JSON.parse(writer.stdout) as Record<string, number>;
   t.log(`swaps ${swaps}; outcomes ${JSON.stringify(counts)}`);
+  // Containment first: ava reports only a test's first failed assertion.
+  t.is(await snapshot(canary.dir), before, 'the host canary did not change');
+  t.deepEqual((await readdir('/')).sort(), rootBefore, 'nothing appeared in the host\'s /');
+  t.false(existsSync(path.join('/', `${tag}-0`)));
   t.true(swaps > 1000, 'the swapper really raced');
   for (const kind of KINDS) {
     const total = Object.entries(counts).filter(([k]) => k.startsWith(`${kind}:`)).reduce((a, [, v]) => a + v, 0);
     t.true(total >= OPS_PER_KIND, `${kind}: ${total} attempts`);
     t.true((counts[`${kind}:ok`] ?? 0) > 0, `${kind} succeeded at least once (the writes really went through)`);
   }
-  t.is(await snapshot(canary.dir), before, 'the host canary did not change');
-  t.deepEqual((await readdir('/')).sort(), rootBefore, 'nothing appeared in the host\'s /');
-  t.false(existsSync(path.join('/', `${tag}-0`)));
   // What did land went into the container's own directories.
   const landed = [...(await readdir(path.join(W, 'd1'))), ...(await readdir(path.join(W, 'd2')))];
   t.true(landed.includes('secret'));
@@ -178,6 +179,66 @@ test.serial('the view\'s own directories answer EPERM, pseudo filesystems EROFS 
   t.is((await run('python3', ['-c', py, view(ctr, 'proc/new')])).stdout.trim(), '30'); // EROFS
   const w = `import os,sys\ntry:\n  fd=os.open(sys.argv[1], os.O_WRONLY); os.write(fd,b'x'); print('ok')\nexcept OSError as e: print(e.errno)`;
   t.is((await run('python3', ['-c', w, view(ctr, 'proc/sys/kernel/hostname')])).stdout.trim(), '30');
+});
+
+test.serial('raw/ stays read-only under --rw: every modifying operation answers EROFS', async (t) => {
+  // raw/ shows links as stored: an absolute one, followed by the host's kernel, names a host path,
+  // so nsview serves no write there at all. (A path through such a link never reaches nsview:
+  // the host's kernel resolves it, which is why every operation here names raw/ entries without
+  // following a link.)
+  // A directory of its own: the swap race may have left the container's w/d1 a link to the canary.
+  const R = path.join(ctr.rootfs, 'ro');
+  for (const d of ['d1', 'd2']) {
+    await mkdir(path.join(R, d), { recursive: true });
+    await writeFile(path.join(R, d, 'secret'), `REAL ${d}\n`);
+  }
+  await symlink(canary.dir, path.join(R, 'l1'));
+  const raw = path.join(nsv.mountpoint, 'raw', String(ctr.nsInode), 'ro');
+  const beforeCanary = await snapshot(canary.dir);
+  const beforeR = await snapshot(R);
+  const py = String.raw`
+import errno, json, os, sys
+d = sys.argv[1]
+ops = {
+  'create': lambda: os.close(os.open(d + '/d1/new', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)),
+  'open-write': lambda: os.close(os.open(d + '/d1/secret', os.O_WRONLY)),
+  'open-trunc': lambda: os.close(os.open(d + '/d1/secret', os.O_RDONLY | os.O_TRUNC)),
+  'truncate': lambda: os.truncate(d + '/d1/secret', 0),
+  'mkdir': lambda: os.mkdir(d + '/d1/sub'),
+  'mknod-fifo': lambda: os.mkfifo(d + '/d1/fifo'),
+  'symlink': lambda: os.symlink('/etc', d + '/d1/ln'),
+  'link': lambda: os.link(d + '/d1/secret', d + '/d2/hard'),
+  'unlink': lambda: os.unlink(d + '/d1/secret'),
+  'unlink-abs-link': lambda: os.unlink(d + '/l1'),
+  'rmdir': lambda: os.rmdir(d + '/d2'),
+  'rename': lambda: os.rename(d + '/d1/secret', d + '/d1/moved'),
+  'rename-abs-link': lambda: os.rename(d + '/l1', d + '/d1/l1'),
+  'chmod': lambda: os.chmod(d + '/d1/secret', 0o777),
+  'chown': lambda: os.chown(d + '/d1/secret', 1234, 1234),
+  'utime': lambda: os.utime(d + '/d1/secret', (1, 1)),
+  'lchown-abs-link': lambda: os.lchown(d + '/l1', 1234, 1234),
+  'setxattr': lambda: os.setxattr(d + '/d1/secret', 'user.x', b'1'),
+  # user.* on a link is EPERM in the VFS before any filesystem sees it; trusted.* reaches us.
+  'lsetxattr-abs-link': lambda: os.setxattr(d + '/l1', 'trusted.x', b'1', follow_symlinks=False),
+  'removexattr': lambda: os.removexattr(d + '/d1/secret', 'user.none'),
+}
+out = {'access-w': 'EROFS' if not os.access(d + '/d1/secret', os.W_OK) else 'ok'}
+for k, f in ops.items():
+  try:
+    f(); out[k] = 'ok'
+  except OSError as e:
+    out[k] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(out))
+`;
+  const r = await run('python3', ['-c', py, raw]);
+  const answers = JSON.parse(r.stdout) as Record<string, string>;
+  t.true(Object.keys(answers).length >= 20, r.stdout);
+  t.deepEqual(answers, Object.fromEntries(Object.keys(answers).map((op) => [op, 'EROFS'])));
+  t.is(await snapshot(canary.dir), beforeCanary, 'the host canary did not change');
+  t.is(await snapshot(R), beforeR, 'the container\'s files did not change either');
+  // The same operation through the namespace directory (links rewritten) is served.
+  await writeFile(view(ctr, 'ro/d1/through-view'), 'x\n');
+  t.is(await readFile(path.join(R, 'd1', 'through-view'), 'utf8'), 'x\n');
 });
 
 test.serial('--rw with --symlinks raw is refused with one line', async (t) => {

@@ -66,6 +66,8 @@ export interface NodeKind<N extends Node> {
   unlink?(ctx: RequestContext, dir: N, name: Buffer, isDir: boolean): Promise<void>;
   /** `to` may be of another kind, or in another namespace (then EXDEV). */
   rename?(ctx: RequestContext, dir: N, name: Buffer, to: Node, newName: Buffer, flags: number): Promise<void>;
+  /** False for a kind that has the modifying operations but refuses them all (EROFS): access(W_OK) says so too. */
+  readonly acceptsWrites?: boolean;
   setattr?(ctx: RequestContext, node: N, attrs: SetattrRequest): Promise<AttrReply>;
   setxattr?(ctx: RequestContext, node: N, name: Buffer, value: Buffer, flags: number): Promise<void>;
   removexattr?(ctx: RequestContext, node: N, name: Buffer): Promise<void>;

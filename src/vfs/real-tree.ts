@@ -21,7 +21,7 @@ import type { CatalogListener, Node, NodeKind } from './node-kind.js';
 import type { NamespaceBinding, SymlinkMode, ViewContext } from './view-context.js';
 import { RealNodes, type RealNode, type RootVia } from './real-nodes.js';
 import { attrFromStatx } from './attrs.js';
-import type { OpenFiles } from './open-files.js';
+import { opensForWriting, type OpenFiles } from './open-files.js';
 import { OpenDirs } from './open-dirs.js';
 import type { FdCloser } from './fd-closer.js';
 import { listEntries, type Listings } from './listing.js';
@@ -208,6 +208,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async open(ctx: RequestContext, n: RealNode, flags: number): Promise<OpenReply> {
     if ((n.type & S_IFMT) !== S_IFREG) throw new NsviewError(E.EACCES);
+    if (opensForWriting(flags)) this.refuseRawWrites();
     return this.files.open(n, flags, ctx.signal);
   }
 
@@ -271,8 +272,22 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     return { root, path: n.path, dev: n.dev, ino: n.ino, ownDev: this.vc.ownDev };
   }
 
+  /**
+   * Writes go only through a tree that rewrites links. In raw/ a container's absolute link,
+   * followed by the host's kernel, names a host path, so a write there could land on the host:
+   * raw/ stays read-only whatever --rw says, and every modifying operation in it is EROFS.
+   */
+  get acceptsWrites(): boolean {
+    return this.links !== 'raw';
+  }
+
+  private refuseRawWrites(): void {
+    if (this.links === 'raw') throw new NsviewError(E.EROFS, 'raw/ is read-only: its absolute links lead to host paths');
+  }
+
   /** A directory new entries may go into: no pseudo filesystem or own mount (shown opaque). */
   private writableDir(dir: RealNode, name: Buffer): void {
+    this.refuseRawWrites();
     assertComponent(name);
     if (!this.isDirectory(dir)) throw new NsviewError(E.ENOTDIR);
     if (dir.opaque) throw new NsviewError(E.EROFS, 'a kernel pseudo filesystem or nsview\'s own mount');
@@ -329,6 +344,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   /** Hard links stay within one namespace: another namespace's directory is EXDEV. */
   async link(ctx: RequestContext, n: RealNode, to: Node, name: Buffer): Promise<Entry> {
+    this.refuseRawWrites();
     const dir = this.sameNamespace(n, to);
     this.writableDir(dir, name);
     if (this.isDirectory(n)) throw new NsviewError(E.EPERM);
@@ -348,6 +364,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   async rename(ctx: RequestContext, dir: RealNode, name: Buffer, to: Node, newName: Buffer, flags: number): Promise<void> {
+    this.refuseRawWrites();
     const target = this.sameNamespace(dir, to);
     this.writableDir(dir, name);
     this.writableDir(target, newName);
@@ -360,6 +377,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   async setattr(ctx: RequestContext, n: RealNode, a: SetattrRequest): Promise<AttrReply> {
+    this.refuseRawWrites();
     if (n.opaque) throw new NsviewError(E.EROFS);
     const fd = a.valid & FATTR_FH ? await this.files.writeFd(a.fh) : undefined;
     const rec = await this.vc.inRoot(n.binding, (root) =>
@@ -370,6 +388,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   async setxattr(ctx: RequestContext, n: RealNode, name: Buffer, value: Buffer, flags: number): Promise<void> {
+    this.refuseRawWrites();
     if (n.opaque) throw new NsviewError(E.EROFS);
     await this.vc.inRoot(n.binding, (root) =>
       this.vc.io.run({ op: 'setxattr', node: this.ref(n, root), name, value, flags }, n.nsInode),
@@ -378,6 +397,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   async removexattr(ctx: RequestContext, n: RealNode, name: Buffer): Promise<void> {
+    this.refuseRawWrites();
     if (n.opaque) throw new NsviewError(E.EROFS);
     await this.vc.inRoot(n.binding, (root) =>
       this.vc.io.run({ op: 'removexattr', node: this.ref(n, root), name }, n.nsInode),

@@ -209,7 +209,7 @@ export class NamespaceView implements FuseOperations {
 
   async access(ctx: RequestContext, nodeid: bigint, mask: number): Promise<void> {
     const n = this.node(nodeid);
-    if (mask & W_OK && !(this.vc.opts.readWrite && n.kind.setattr)) throw new NsviewError(E.EROFS);
+    if (mask & W_OK && !(this.vc.opts.readWrite && n.kind.setattr && n.kind.acceptsWrites !== false)) throw new NsviewError(E.EROFS);
   }
 
   async getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer> {
