@@ -32,12 +32,40 @@ import {
   type Holder,
   type NsviewMount,
 } from './lib/env.js';
-import { DEFAULT_FIXTURE_BASE, ensureCopies, ensureFixture, ensureMemBase, FULL_SPEC, MEM_BINDS, MEM_ENTRIES, QUICK_SPEC, type Fixture } from './lib/fixture.js';
+import {
+  DEFAULT_FIXTURE_BASE,
+  ensureCopies,
+  ensureFixture,
+  ensureMemBase,
+  FULL_SPEC,
+  MEM_BINDS,
+  MEM_ENTRIES,
+  QUICK_SPEC,
+  type Fixture,
+} from './lib/fixture.js';
 import { killActive, requestCountingAvailable, requestsBetween, timeCommand, type Timed } from './lib/measure.js';
 import { summarizeProfiles, type ProfileWindow } from './lib/profile.js';
-import { checkLines, evaluateChecks, renderMarkdown, type BenchResult, type DaemonStats, type Sample, type WorkloadResult } from './lib/report.js';
+import {
+  checkLines,
+  evaluateChecks,
+  renderMarkdown,
+  type BenchResult,
+  type DaemonStats,
+  type Sample,
+  type WorkloadResult,
+} from './lib/report.js';
 import { FuseTrace, stopAllTraces, tracingAvailable } from './lib/trace.js';
-import { DEFAULT_WORKLOADS, kindOf, QUICK_WORKLOADS, makeWorkloads, VARIANTS, WORKLOAD_NAMES, type Target, type VariantName, type Workload } from './lib/workloads.js';
+import {
+  DEFAULT_WORKLOADS,
+  kindOf,
+  QUICK_WORKLOADS,
+  makeWorkloads,
+  VARIANTS,
+  WORKLOAD_NAMES,
+  type Target,
+  type VariantName,
+  type Workload,
+} from './lib/workloads.js';
 
 const HELP = `usage: node dist/bench/run.js [options]        (npm run bench = build + this)
 
@@ -120,13 +148,21 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${what} wants an integer >= ${min}, got ${s}`);
     return n;
   };
-  const workloads = (values.workload ?? []).flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean);
+  const workloads = (values.workload ?? [])
+    .flatMap((w) => w.split(','))
+    .map((w) => w.trim())
+    .filter(Boolean);
   for (const w of workloads) {
-    if (!(WORKLOAD_NAMES as readonly string[]).includes(w)) throw new UsageError(`unknown workload ${w} (known: ${WORKLOAD_NAMES.join(', ')})`);
+    if (!(WORKLOAD_NAMES as readonly string[]).includes(w))
+      throw new UsageError(`unknown workload ${w} (known: ${WORKLOAD_NAMES.join(', ')})`);
   }
-  const variants = (values.variants ?? VARIANTS.join(',')).split(',').map((v) => v.trim()).filter(Boolean);
+  const variants = (values.variants ?? VARIANTS.join(','))
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
   for (const v of variants) {
-    if (!(VARIANTS as readonly string[]).includes(v)) throw new UsageError(`unknown variant ${v} (known: ${VARIANTS.join(', ')})`);
+    if (!(VARIANTS as readonly string[]).includes(v))
+      throw new UsageError(`unknown variant ${v} (known: ${VARIANTS.join(', ')})`);
   }
   const quick = values.quick!;
   return {
@@ -163,7 +199,9 @@ function checkAbort(): void {
 const t0 = Date.now();
 const log = (msg: string) => {
   const s = Math.floor((Date.now() - t0) / 1000);
-  process.stderr.write(`bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')} ${msg}\n`);
+  process.stderr.write(
+    `bench ${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')} ${msg}\n`,
+  );
 };
 
 function preflight(): void {
@@ -175,7 +213,8 @@ function preflight(): void {
       throw new UsageError(`command ${cmd} not found (scripts/setup --bench installs bindfs)`);
     }
   }
-  if (!fs.existsSync(path.join(REPO_ROOT, 'dist/src/cli/main.js'))) throw new UsageError('dist/ is missing: run npm run build (npm run bench does)');
+  if (!fs.existsSync(path.join(REPO_ROOT, 'dist/src/cli/main.js')))
+    throw new UsageError('dist/ is missing: run npm run build (npm run bench does)');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,7 +263,9 @@ class Mounts {
       if (!this.memHolder) {
         const base = ensureMemBase(this.opts.fixtureBase, log);
         this.memHolder = await startMemHolder(this.scope, base, MEM_BINDS);
-        log(`memory namespace ${this.memHolder.nsInode} (holder pid ${this.memHolder.pid}): ${MEM_BINDS} binds of a ${(MEM_ENTRIES - 1) / MEM_BINDS}-entry tree`);
+        log(
+          `memory namespace ${this.memHolder.nsInode} (holder pid ${this.memHolder.pid}): ${MEM_BINDS} binds of a ${(MEM_ENTRIES - 1) / MEM_BINDS}-entry tree`,
+        );
       }
       return [this.memHolder];
     }
@@ -243,7 +284,11 @@ class Mounts {
   private async nsviewMain(v: VariantName, hs: Holder[]): Promise<NsviewMount> {
     let m = this.mainNsview.get(v);
     if (!m) {
-      m = await startNsviewMount(this.scope, hs.map((h) => h.nsInode), { extraArgs: this.nsviewArgs(v) });
+      m = await startNsviewMount(
+        this.scope,
+        hs.map((h) => h.nsInode),
+        { extraArgs: this.nsviewArgs(v) },
+      );
       this.mainNsview.set(v, m);
       if (v === 'nsview') {
         const m0 = memOf(m.pid);
@@ -254,7 +299,15 @@ class Mounts {
     // Namespaces started after the daemon appear with its next discovery pass.
     for (const h of hs) {
       const dir = path.join(m.mountpoint, String(h.nsInode), 'data');
-      await waitFor(`namespace ${h.nsInode} in nsview`, () => fs.promises.stat(dir).then(() => true, () => false), { timeoutMs: 15_000 });
+      await waitFor(
+        `namespace ${h.nsInode} in nsview`,
+        () =>
+          fs.promises.stat(dir).then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 15_000 },
+      );
     }
     return m;
   }
@@ -274,14 +327,25 @@ class Mounts {
         if (!m) this.mainBindfs.set(h.nsInode, (m = await startBindfs(this.scope, h.nativeData)));
         ms.push(m);
       }
-      return { target: targetOfAll(ms, ms.map((m) => m.data)), stop: none, fresh: false };
+      return {
+        target: targetOfAll(
+          ms,
+          ms.map((m) => m.data),
+        ),
+        stop: none,
+        fresh: false,
+      };
     }
     const m = await this.nsviewMain(v, hs);
     return { target: targetOfAll([m], nsviewDatas(m, hs)), stop: none, fresh: false, nsview: m };
   }
 
   /** New server process(es) of `v` for one run; the caller stops them. */
-  async fresh(v: VariantName, hs: Holder[], extra: { nodeArgs?: string[]; mountArgs?: Workload['mountArgs'] } = {}): Promise<Served> {
+  async fresh(
+    v: VariantName,
+    hs: Holder[],
+    extra: { nodeArgs?: string[]; mountArgs?: Workload['mountArgs'] } = {},
+  ): Promise<Served> {
     const kind = kindOf(v);
     if (kind === 'native') return this.main(v, hs);
     if (kind === 'bindfs') {
@@ -295,7 +359,14 @@ class Mounts {
         await stop();
         throw e;
       }
-      return { target: targetOfAll(ms, ms.map((m) => m.data)), stop, fresh: true };
+      return {
+        target: targetOfAll(
+          ms,
+          ms.map((m) => m.data),
+        ),
+        stop,
+        fresh: true,
+      };
     }
     let mp = this.freshMp.get(v);
     if (mp === undefined) {
@@ -303,11 +374,15 @@ class Mounts {
       await mkdir(mp);
       this.freshMp.set(v, mp);
     }
-    const m = await startNsviewMount(this.scope, hs.map((h) => h.nsInode), {
-      mountpoint: mp,
-      extraArgs: [...this.nsviewArgs(v), ...(extra.mountArgs?.nsview ?? [])],
-      nodeArgs: extra.nodeArgs,
-    });
+    const m = await startNsviewMount(
+      this.scope,
+      hs.map((h) => h.nsInode),
+      {
+        mountpoint: mp,
+        extraArgs: [...this.nsviewArgs(v), ...(extra.mountArgs?.nsview ?? [])],
+        nodeArgs: extra.nodeArgs,
+      },
+    );
     return { target: targetOfAll([m], nsviewDatas(m, hs)), stop: () => m.stop(), fresh: true, nsview: m };
   }
 
@@ -354,7 +429,16 @@ class Mounts {
     const main = this.mainNsview.get('nsview');
     if (main) {
       const m = memOf(main.pid);
-      if (m) out.main = { pid: main.pid, hwmBytes: m.hwm, rssBytes: m.rss, fds: m.fds, fdsAtStart: this.fdsAtStart, hwmAtStartBytes: this.hwmAtStart, threads: m.threads };
+      if (m)
+        out.main = {
+          pid: main.pid,
+          hwmBytes: m.hwm,
+          rssBytes: m.rss,
+          fds: m.fds,
+          fdsAtStart: this.fdsAtStart,
+          hwmAtStartBytes: this.hwmAtStart,
+          threads: m.threads,
+        };
     }
     if (this.maxHwm > 0) out.maxHwmBytes = this.maxHwm;
     return out;
@@ -362,7 +446,13 @@ class Mounts {
 }
 
 function targetOfAll(ms: FuseMount[], datas: string[]): Target {
-  return { data: datas[0]!, datas, mountpoint: ms[0]!.mountpoint, pids: ms.map((m) => m.pid), connections: ms.map((m) => m.connection) };
+  return {
+    data: datas[0]!,
+    datas,
+    mountpoint: ms[0]!.mountpoint,
+    pids: ms.map((m) => m.pid),
+    connections: ms.map((m) => m.connection),
+  };
 }
 
 function nsviewDatas(m: NsviewMount, hs: Holder[]): string[] {
@@ -392,14 +482,23 @@ function outputOf(w: Workload, t: Timed, clients: number): string {
 }
 
 async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<WorkloadResult> {
-  const res: WorkloadResult = { name: w.name, title: w.title, unit: w.unit, prep: w.prep, samples: {}, traces: [], notes: [] };
+  const res: WorkloadResult = {
+    name: w.name,
+    title: w.title,
+    unit: w.unit,
+    prep: w.prep,
+    samples: {},
+    traces: [],
+    notes: [],
+  };
   if (w.nativeLabel) res.nativeLabel = w.nativeLabel;
   if (w.parallel) {
     res.parallel = w.parallel;
     res.single = {};
   }
   const value = (s: number) => (w.value ? w.value(s) : s);
-  const fmt = (t: Timed) => (w.unit === 's' ? `${t.seconds.toFixed(3)} s` : `${value(t.seconds).toFixed(0)} MB/s (${t.seconds.toFixed(2)} s)`);
+  const fmt = (t: Timed) =>
+    w.unit === 's' ? `${t.seconds.toFixed(3)} s` : `${value(t.seconds).toFixed(0)} MB/s (${t.seconds.toFixed(2)} s)`;
   const variants = w.variants.filter((v) => opts.variants.includes(v));
   const runs = Math.min(opts.runs, w.maxRuns ?? Infinity);
   if (runs < opts.runs) res.notes.push(`${runs} run(s) only (a long workload)`);
@@ -413,7 +512,9 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
       checkAbort();
       // The parallel workloads read namespaces no other workload warms.
       if (!w.parallel && mounts.isWarm(v, need)) {
-        log(`[${w.name}] warm-up ${v}: skipped (an earlier workload left its ${need === 'meta' ? 'metadata' : 'data'} warm)`);
+        log(
+          `[${w.name}] warm-up ${v}: skipped (an earlier workload left its ${need === 'meta' ? 'metadata' : 'data'} warm)`,
+        );
         continue;
       }
       const t = await timeCommand(w.command(v, (await mounts.main(v, hs)).target), timeoutOf(w, opts));
@@ -430,7 +531,8 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
       for (const clients of cases) {
         checkAbort();
         const these = hs.slice(0, clients);
-        const served = w.prep === 'remount' ? await mounts.fresh(v, these, { mountArgs: w.mountArgs }) : await mounts.main(v, these);
+        const served =
+          w.prep === 'remount' ? await mounts.fresh(v, these, { mountArgs: w.mountArgs }) : await mounts.main(v, these);
         const target = served.target;
         try {
           if (w.prep === 'remount' || w.prep === 'drop') await mounts.dropCaches();
@@ -438,7 +540,11 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
           const own = opts.count && opts.countWith === 'nsview' ? served.nsview : undefined;
           const counts0 = own ? await nsviewRequestCounts(own) : undefined;
           const cpu0 = cpuOf(target.pids);
-          const t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined);
+          const t = await timeCommand(
+            w.command(v, target),
+            timeoutOf(w, opts),
+            opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined,
+          );
           const cpu1 = cpuOf(target.pids);
           const counts1 = own && counts0 ? await nsviewRequestCounts(own) : undefined;
           if (counts0 && counts1) t.requests = requestsBetween(counts0, counts1);
@@ -446,7 +552,14 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
           if (kindOf(v) === 'nsview' && !w.mem) mounts.noteHwm(target.pids[0]!);
           if (w.warms && !served.fresh && !w.parallel) mounts.warmed(v, w.warms);
           const good = ok(t);
-          const sample: Sample = { run: r + 1, position, seconds: t.seconds, value: value(t.seconds), rc: good ? 0 : t.timedOut ? null : t.rc, output: outputOf(w, t, clients) };
+          const sample: Sample = {
+            run: r + 1,
+            position,
+            seconds: t.seconds,
+            value: value(t.seconds),
+            rc: good ? 0 : t.timedOut ? null : t.rc,
+            output: outputOf(w, t, clients),
+          };
           if (good && t.rc !== 0) sample.toleratedRc = t.rc!;
           if (t.stderr) sample.stderr = t.stderr;
           if (cpu0 && cpu1) sample.cpu = { total: cpu1.total - cpu0.total, main: cpu1.main - cpu0.main };
@@ -458,17 +571,25 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
           }
           const bucket = w.parallel && clients === 1 ? (res.single![v] ??= []) : (res.samples[v] ??= []);
           bucket.push(sample);
-          const cpu = sample.cpu ? `, server CPU ${sample.cpu.total.toFixed(2)} s${kindOf(v) === 'nsview' ? ` (main thread ${sample.cpu.main.toFixed(2)} s)` : ''}` : '';
+          const cpu = sample.cpu
+            ? `, server CPU ${sample.cpu.total.toFixed(2)} s${kindOf(v) === 'nsview' ? ` (main thread ${sample.cpu.main.toFixed(2)} s)` : ''}`
+            : '';
           const client = sample.clientCpu !== undefined ? `, client CPU ${sample.clientCpu.toFixed(2)} s` : '';
           const reqs = sample.requests ? `, ${sample.requests.total} requests` : '';
-          const rss = sample.peakRssBytes !== undefined ? `, peak RSS ${(sample.peakRssBytes / 1e6).toFixed(0)} MB` : '';
+          const rss =
+            sample.peakRssBytes !== undefined ? `, peak RSS ${(sample.peakRssBytes / 1e6).toFixed(0)} MB` : '';
           const who = w.parallel ? ` ${clients} client${clients > 1 ? 's' : ''}` : '';
-          log(`[${w.name}] run ${r + 1}/${runs} ${v}${who}: ${fmt(t)}${cpu}${client}${reqs}${rss}${good ? (t.rc === 0 ? '' : ` (tolerated: ${describeFailure(t)})`) : ` FAILED (${describeFailure(t)})`}`);
+          log(
+            `[${w.name}] run ${r + 1}/${runs} ${v}${who}: ${fmt(t)}${cpu}${client}${reqs}${rss}${good ? (t.rc === 0 ? '' : ` (tolerated: ${describeFailure(t)})`) : ` FAILED (${describeFailure(t)})`}`,
+          );
           if (!good && !res.notes.some((n) => n.startsWith(`${v} failed`))) {
             const daemonLog = mounts.nsviewLog(served.nsview);
-            res.notes.push(`${v} failed in run ${r + 1}: ${describeFailure(t)}${daemonLog ? `; daemon log: ${daemonLog}` : ''}`);
+            res.notes.push(
+              `${v} failed in run ${r + 1}: ${describeFailure(t)}${daemonLog ? `; daemon log: ${daemonLog}` : ''}`,
+            );
             if (daemonLog) log(`[${w.name}] nsview daemon log: ${daemonLog}`);
-          } else if (t.stderr && !res.notes.some((n) => n.startsWith(`${v} stderr`))) res.notes.push(`${v} stderr in run ${r + 1}: ${t.stderr.split('\n').slice(0, 2).join(' | ')}`);
+          } else if (t.stderr && !res.notes.some((n) => n.startsWith(`${v} stderr`)))
+            res.notes.push(`${v} stderr in run ${r + 1}: ${t.stderr.split('\n').slice(0, 2).join(' | ')}`);
         } finally {
           await served.stop();
         }
@@ -489,10 +610,20 @@ async function runWorkload(w: Workload, opts: Options, mounts: Mounts): Promise<
  * One more run of `w` on a fresh `v` mount, with its FUSE requests traced (--trace) and nsview
  * profiled (--cpu-prof).
  */
-async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mounts, hs: Holder[]): Promise<WorkloadResult['traces'][number]> {
+async function tracedRun(
+  w: Workload,
+  v: VariantName,
+  opts: Options,
+  mounts: Mounts,
+  hs: Holder[],
+): Promise<WorkloadResult['traces'][number]> {
   checkAbort();
-  const profDir = opts.cpuProf && kindOf(v) === 'nsview' ? await mkdtemp(path.join(os.tmpdir(), 'nsview-bench-prof-')) : undefined;
-  const m = await mounts.fresh(v, hs, { nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined, mountArgs: w.mountArgs });
+  const profDir =
+    opts.cpuProf && kindOf(v) === 'nsview' ? await mkdtemp(path.join(os.tmpdir(), 'nsview-bench-prof-')) : undefined;
+  const m = await mounts.fresh(v, hs, {
+    nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : undefined,
+    mountArgs: w.mountArgs,
+  });
   const target = m.target;
   let out: WorkloadResult['traces'][number];
   let window: ProfileWindow | undefined;
@@ -507,7 +638,11 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
       cpu0 = cpuOf(target.pids);
       // V8's profile timestamps are CLOCK_MONOTONIC µs, as process.hrtime.
       window = { fromUs: Number(process.hrtime.bigint() / 1000n), toUs: 0 };
-      t = await timeCommand(w.command(v, target), timeoutOf(w, opts), opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined);
+      t = await timeCommand(
+        w.command(v, target),
+        timeoutOf(w, opts),
+        opts.count && opts.countWith === 'perf' ? { connections: target.connections } : undefined,
+      );
       window.toUs = Number(process.hrtime.bigint() / 1000n);
       cpu1 = cpuOf(target.pids);
     } catch (e) {
@@ -525,7 +660,9 @@ async function tracedRun(w: Workload, v: VariantName, opts: Options, mounts: Mou
           .map(([op, s]) => `${op} ${s.count}×${(s.totalUs / Math.max(1, s.count)).toFixed(0)}µs`)
           .join(' ')
       : '';
-    log(`[${w.name}] ${result ? 'traced' : 'profiled'} ${v}: ${t.seconds.toFixed(3)} s${result ? `, ${result.requests} FUSE requests: ${top}${result.lost ? ` (${result.lost} events lost)` : ''}` : ''}${t.requests ? `, ${t.requests.total} requests counted` : ''}`);
+    log(
+      `[${w.name}] ${result ? 'traced' : 'profiled'} ${v}: ${t.seconds.toFixed(3)} s${result ? `, ${result.requests} FUSE requests: ${top}${result.lost ? ` (${result.lost} events lost)` : ''}` : ''}${t.requests ? `, ${t.requests.total} requests counted` : ''}`,
+    );
   } finally {
     await m.stop();
   }
@@ -546,14 +683,18 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
   const fixture: Fixture = ensureFixture(spec, opts.fixtureBase, log);
   if (fixture.generated) await dropCaches();
   const holder = await startHolder(scope, fixture.dir);
-  log(`namespace ${holder.nsInode} (holder pid ${holder.pid}) has the fixture as /data: ${fixture.manifest.entries} entries`);
+  log(
+    `namespace ${holder.nsInode} (holder pid ${holder.pid}) has the fixture as /data: ${fixture.manifest.entries} entries`,
+  );
   const mounts = new Mounts(scope, holder, fixture, opts);
   if (opts.trace && !tracingAvailable()) {
     log('fuse tracepoints not available (tracefs / kernel): no traced runs');
     opts.trace = false;
   }
   if (opts.count && opts.countWith === 'perf' && !requestCountingAvailable()) {
-    log("perf cannot count the fuse:fuse_request_send tracepoint here (install linux-perf): nsview's own counters (SIGUSR1) instead, none for bindfs");
+    log(
+      "perf cannot count the fuse:fuse_request_send tracepoint here (install linux-perf): nsview's own counters (SIGUSR1) instead, none for bindfs",
+    );
     opts.countWith = 'nsview';
   }
 
@@ -570,7 +711,9 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
       if (topdir) {
         const f = await fdsAfterFarm(mounts);
         if (f) {
-          r.notes.push(`main nsview daemon's open fds when the ${opts.namespaces} namespaces died: ${f.atStop}; 5 s later: ${f.after5s}`);
+          r.notes.push(
+            `main nsview daemon's open fds when the ${opts.namespaces} namespaces died: ${f.atStop}; 5 s later: ${f.after5s}`,
+          );
           log(`[topdir] main daemon fds when the farm stopped: ${f.atStop}, 5 s later: ${f.after5s}`);
         }
       }
@@ -581,7 +724,16 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
       const msg = (e as Error).message ?? String(e);
       log(`[${w.name}] ERROR: ${msg}`);
       errors.push(`${w.name}: ${msg.split('\n')[0]}`);
-      results.push({ name: w.name, title: w.title, unit: w.unit, prep: w.prep, samples: {}, traces: [], notes: [], error: msg });
+      results.push({
+        name: w.name,
+        title: w.title,
+        unit: w.unit,
+        prep: w.prep,
+        samples: {},
+        traces: [],
+        notes: [],
+        error: msg,
+      });
     }
   }
 
@@ -628,7 +780,8 @@ async function bench(opts: Options, scope: CleanupScope): Promise<BenchResult> {
 function nsviewRevision(): string {
   if (process.env.NSVIEW_BENCH_REV) return process.env.NSVIEW_BENCH_REV;
   try {
-    const git = (...a: string[]) => execFileSync('git', ['-C', REPO_ROOT, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const git = (...a: string[]) =>
+      execFileSync('git', ['-C', REPO_ROOT, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const head = git('rev-parse', '--short', 'HEAD');
     return git('status', '--porcelain', '--', 'src') ? `${head} + uncommitted changes in src/` : head;
   } catch {
@@ -639,7 +792,8 @@ function nsviewRevision(): string {
 /** The top directory with N more namespaces: `ls -l MP` on nsview against `lsns -t mnt`. */
 async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: CleanupScope): Promise<WorkloadResult> {
   const nsviews: NsviewMount[] = [];
-  for (const v of opts.variants.filter((x) => kindOf(x) === 'nsview' && w.variants.includes(x))) nsviews.push(await mounts.mainNsviewOf(v));
+  for (const v of opts.variants.filter((x) => kindOf(x) === 'nsview' && w.variants.includes(x)))
+    nsviews.push(await mounts.mainNsviewOf(v));
   const nsview = nsviews[0];
   if (!nsview) throw new Error('no nsview variant selected');
   const before = await countEntries(nsview.mountpoint);
@@ -655,23 +809,37 @@ async function runTopdir(w: Workload, opts: Options, mounts: Mounts, scope: Clea
     };
     const notes: string[] = [];
     const staleAfterMs = 4_000; // discovery runs every second
-    let seen = await waitFor(`nsview listing the new namespaces`, listed, { timeoutMs: staleAfterMs, intervalMs: 250 }).catch(() => undefined);
+    let seen = await waitFor(`nsview listing the new namespaces`, listed, {
+      timeoutMs: staleAfterMs,
+      intervalMs: 250,
+    }).catch(() => undefined);
     if (seen === undefined) {
       // The kernel keeps a directory listing while the directory's mtime is unchanged
       // (FOPEN_CACHE_DIR); dropping caches shows whether nsview itself knows them.
       const stale = (await Promise.all(nsviews.map((m) => countListed(m.mountpoint, names)))).join('/');
       await mounts.dropCaches();
-      seen = await waitFor(`nsview listing ${want} of the ${names.length} new namespaces`, listed, { timeoutMs: 60_000, intervalMs: 250 });
+      seen = await waitFor(`nsview listing ${want} of the ${names.length} new namespaces`, listed, {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      });
       notes.push(
         `STALE top directory: ${staleAfterMs / 1000} s after ${names.length} namespaces appeared, \`ls\` of nsview's top directory listed ${stale} of them; after drop_caches, ${seen}. The kernel keeps the listing (opendir answers ENOSYS, so every directory gets FOPEN_CACHE_DIR) and the top directory's mtime never changes.`,
       );
       log(`[topdir] ${notes[0]}`);
     }
     const total = await countEntries(nsview.mountpoint);
-    log(`[topdir] ${names.length} namespaces started; nsview lists ${seen} of them, ${total} entries in all (${before} before)`);
-    const res = await runWorkload({ ...w, title: w.title.replace('N extra', `${opts.namespaces} extra`) }, opts, mounts);
+    log(
+      `[topdir] ${names.length} namespaces started; nsview lists ${seen} of them, ${total} entries in all (${before} before)`,
+    );
+    const res = await runWorkload(
+      { ...w, title: w.title.replace('N extra', `${opts.namespaces} extra`) },
+      opts,
+      mounts,
+    );
     res.notes.push(...notes);
-    res.notes.push(`${opts.namespaces} extra namespaces (sleepers in unshare -m); nsview's top directory had ${total} entries (${before} before them), lsns lines: ${res.samples.native?.[0]?.output ?? '?'}`);
+    res.notes.push(
+      `${opts.namespaces} extra namespaces (sleepers in unshare -m); nsview's top directory had ${total} entries (${before} before them), lsns lines: ${res.samples.native?.[0]?.output ?? '?'}`,
+    );
     return res;
   } finally {
     await farm.stop();

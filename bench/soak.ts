@@ -47,7 +47,16 @@ import {
   waitFor,
   type Nsview,
 } from '../test/helpers/index.js';
-import { daemonStats, errnoInMessage, fdCount, listEntry, rssKiB, sandboxThreads, tasksInNamespace, threadCount } from '../test/fixtures/lifecycle/lib.js';
+import {
+  daemonStats,
+  errnoInMessage,
+  fdCount,
+  listEntry,
+  rssKiB,
+  sandboxThreads,
+  tasksInNamespace,
+  threadCount,
+} from '../test/fixtures/lifecycle/lib.js';
 
 const SOAK_UID = 54321;
 /** Bounds asserted at the end. */
@@ -147,7 +156,10 @@ async function holders(ns: number, daemon: number, pin: string): Promise<string>
   const out: string[] = [];
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue;
-    const who = Number(pid) === daemon ? 'daemon' : `pid ${pid} (${(await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim()})`;
+    const who =
+      Number(pid) === daemon
+        ? 'daemon'
+        : `pid ${pid} (${(await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim()})`;
     for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
       const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       if (link === want || link === pin) out.push(`${who} fd ${fd}`);
@@ -223,10 +235,15 @@ async function main(): Promise<number> {
     // Pins go on a private mount (a shared one would propagate them into other namespaces).
     await run('sh', ['-c', `mount --bind "$0" "$0" && mount --make-private "$0"`, pins]);
 
-    const view: Nsview = await startNsview(scope, { extraArgs: ['--idle-release', '1', '--op-timeout', '5'], env: opt.daemonEnv });
+    const view: Nsview = await startNsview(scope, {
+      extraArgs: ['--idle-release', '1', '--op-timeout', '5'],
+      env: opt.daemonEnv,
+    });
     const mp = view.mountpoint;
     if (Object.keys(opt.daemonEnv).length > 0) log(`daemon environment: ${JSON.stringify(opt.daemonEnv)}`);
-    log(`daemon pid ${view.pid} on ${mp}; target: >= ${opt.namespaces} namespaces, >= ${opt.durationMs / 1000} s, ${opt.lanes} lanes`);
+    log(
+      `daemon pid ${view.pid} on ${mp}; target: >= ${opt.namespaces} namespaces, >= ${opt.durationMs / 1000} s, ${opt.lanes} lanes`,
+    );
 
     // ---- watchdog --------------------------------------------------------------------------
     // A deadlocked daemon leaves find and cat waiting in the kernel, where no signal reaches
@@ -255,15 +272,36 @@ async function main(): Promise<number> {
 
     // At depth 1 (-path with fnmatch: '*' matches '/' too), prune what is neither by-pid nor ours.
     const findArgs = [
-      mp, '(', '-path', `${mp}/*`, '!', '-path', `${mp}/*/*`, '!', '-name', 'by-pid', '!', '-uid', String(SOAK_UID), ')',
-      '-prune', '-o', '-printf', '%y %s %p\\n',
+      mp,
+      '(',
+      '-path',
+      `${mp}/*`,
+      '!',
+      '-path',
+      `${mp}/*/*`,
+      '!',
+      '-name',
+      'by-pid',
+      '!',
+      '-uid',
+      String(SOAK_UID),
+      ')',
+      '-prune',
+      '-o',
+      '-printf',
+      '%y %s %p\\n',
     ];
     // Warm-up: one walk, then the baseline once every sandbox it started is released.
     await run('find', findArgs, { check: false, timeoutMs: 120_000, env: { LC_ALL: 'C' } });
-    await waitFor('no sandbox after the warm-up', async () => (await sandboxThreads(view.pid)).length === 0, { timeoutMs: 20_000, intervalMs: 100 });
+    await waitFor('no sandbox after the warm-up', async () => (await sandboxThreads(view.pid)).length === 0, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     const start = await daemonNumbers(view.pid);
     const statsStart = await daemonStats(view);
-    log(`start: fds ${start.fds}, rss ${start.rssMiB} MiB, threads ${start.threads}; view ${JSON.stringify(statsStart.view)}, heap ${statsStart.heapMiB} MiB`);
+    log(
+      `start: fds ${start.fds}, rss ${start.rssMiB} MiB, threads ${start.threads}; view ${JSON.stringify(statsStart.view)}, heap ${statsStart.heapMiB} MiB`,
+    );
 
     // ---- churn -----------------------------------------------------------------------------
     const live = new Map<number, SoakNs>();
@@ -279,12 +317,15 @@ async function main(): Promise<number> {
     let kindSeq = 0;
     let pinBusy = 0;
     const enough = () =>
-      (created >= opt.namespaces && performance.now() - t0 >= opt.durationMs) || (!opt.keepGoing && failures.length > 0) || deadlocked;
+      (created >= opt.namespaces && performance.now() - t0 >= opt.durationMs) ||
+      (!opt.keepGoing && failures.length > 0) ||
+      deadlocked;
     const hardDeadline = t0 + opt.durationMs * 6 + 120_000;
 
     const createNs = async (kind: 'process' | 'bindmount'): Promise<SoakNs> => {
       const c = await startContainer(scope, { rootfs: rootfs.dir });
-      if (kind === 'process') return { ns: c.nsInode, kind, created: performance.now(), holder: `pid ${c.pid}`, destroy: () => c.stop() };
+      if (kind === 'process')
+        return { ns: c.nsInode, kind, created: performance.now(), holder: `pid ${c.pid}`, destroy: () => c.stop() };
       const file = path.join(pins, `ns${++pinSeq}`);
       await writeFile(file, '');
       try {
@@ -304,7 +345,8 @@ async function main(): Promise<number> {
             const r = await run('umount', [file], { timeoutMs: 15_000, check: false });
             if (r.code === 0) break;
             if (!/busy/.test(r.stderr) || attempt >= 50) throw new Error(`umount ${file}: ${r.stderr.trim()}`);
-            if (pinBusy++ < 5) fail(`umount of the pin of ${c.nsInode}: EBUSY; holders: ${await holders(c.nsInode, view.pid, file)}`);
+            if (pinBusy++ < 5)
+              fail(`umount of the pin of ${c.nsInode}: EBUSY; holders: ${await holders(c.nsInode, view.pid, file)}`);
             await sleep(100);
           }
           await run('rm', ['-f', file], { timeoutMs: 15_000 });
@@ -377,7 +419,7 @@ async function main(): Promise<number> {
             continue;
           }
           const m = /^find: '(.*)': (.+)$/.exec(line);
-          const errno = m ? errnoInMessage(m[2]!) ?? `unknown (${m[2]})` : undefined;
+          const errno = m ? (errnoInMessage(m[2]!) ?? `unknown (${m[2]})`) : undefined;
           if (!m || errno === undefined) {
             fail(`find said: ${line}`);
             continue;
@@ -413,7 +455,9 @@ async function main(): Promise<number> {
       const pid = /^pid (\d+)$/.exec(n.holder)?.[1];
       if (pid) return (await readlink(`/proc/${pid}/ns/mnt`).catch(() => '')) === `mnt:[${n.ns}]`;
       const pin = n.holder.replace(/^pin /, '');
-      return (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((l) => l.includes(` mnt:[${n.ns}] ${pin} `));
+      return (await readFile('/proc/self/mountinfo', 'utf8'))
+        .split('\n')
+        .some((l) => l.includes(` mnt:[${n.ns}] ${pin} `));
     };
     let outsideDeaths = 0;
 
@@ -421,16 +465,29 @@ async function main(): Promise<number> {
     const explain = async (n: SoakNs) => {
       const parts = [`${n.kind} ${n.holder}, ${Math.round(performance.now() - n.created)} ms old`];
       const pid = /^pid (\d+)$/.exec(n.holder)?.[1];
-      if (pid) parts.push(`its process ${pidAlive(Number(pid)) ? `alive in ${await readlink(`/proc/${pid}/ns/mnt`).catch(() => '?')}` : 'gone'}`);
+      if (pid)
+        parts.push(
+          `its process ${pidAlive(Number(pid)) ? `alive in ${await readlink(`/proc/${pid}/ns/mnt`).catch(() => '?')}` : 'gone'}`,
+        );
       parts.push(`holders of mnt:[${n.ns}]: ${await holders(n.ns, view.pid, n.holder.replace(/^pin /, ''))}`);
-      const list = await run(process.execPath, [path.join(REPO_ROOT, 'bin/nsview'), 'list', '--json'], { check: false, timeoutMs: 30_000 });
+      const list = await run(process.execPath, [path.join(REPO_ROOT, 'bin/nsview'), 'list', '--json'], {
+        check: false,
+        timeoutMs: 30_000,
+      });
       try {
         const entry = (JSON.parse(list.stdout) as Array<{ inode: number }>).find((e) => e.inode === n.ns);
         parts.push(`nsview list: ${JSON.stringify(entry)}`);
       } catch {
         parts.push(`nsview list failed: ${list.stderr.trim()}`);
       }
-      parts.push(`daemon log: ${view.stderr().split('\n').filter((l) => l.includes(String(n.ns))).slice(-6).join(' | ')}`);
+      parts.push(
+        `daemon log: ${view
+          .stderr()
+          .split('\n')
+          .filter((l) => l.includes(String(n.ns)))
+          .slice(-6)
+          .join(' | ')}`,
+      );
       return parts.join('; ');
     };
 
@@ -453,18 +510,24 @@ async function main(): Promise<number> {
             // Only a failure if the namespace is still the soak's: one that died behind the
             // soak's back (its process killed from outside) may have lent its number to another.
             if (await stillOurs(n)) {
-              fail(`${file}: read ${JSON.stringify(r.stdout.slice(0, 80))}, not the soak rootfs's content (${await explain(n)})`);
+              fail(
+                `${file}: read ${JSON.stringify(r.stdout.slice(0, 80))}, not the soak rootfs's content (${await explain(n)})`,
+              );
             } else {
               outsideDeaths++;
-              log(`soak namespace ${n.ns} (${n.kind} ${n.holder}) died outside the soak; its number now shows another namespace`);
+              log(
+                `soak namespace ${n.ns} (${n.kind} ${n.holder}) died outside the soak; its number now shows another namespace`,
+              );
               live.delete(n.ns);
             }
-          }
-          else readStats.ok++;
+          } else readStats.ok++;
         } else {
           const code = errnoInMessage(r.stderr) ?? r.stderr.trim();
           if (VANISHED_ERRNOS.has(code) && destroyedBefore(n.ns, performance.now())) readStats.vanished++;
-          else fail(`reading ${file} of a live namespace (${n.kind}, ${Math.round(performance.now() - n.created)} ms old): ${code}`);
+          else
+            fail(
+              `reading ${file} of a live namespace (${n.kind}, ${Math.round(performance.now() - n.created)} ms old): ${code}`,
+            );
         }
       }
     };
@@ -475,7 +538,8 @@ async function main(): Promise<number> {
     const churnMs = performance.now() - t0;
     churning = false;
     await Promise.all([finding, reading]);
-    if (performance.now() >= hardDeadline && created < opt.namespaces) fail(`only ${created} namespaces in ${Math.round(churnMs / 1000)} s`);
+    if (performance.now() >= hardDeadline && created < opt.namespaces)
+      fail(`only ${created} namespaces in ${Math.round(churnMs / 1000)} s`);
     log(
       `churn: ${created} created (${kinds.process} process-based, ${kinds.bindmount} bind-mounted), ${destroyed} destroyed in ` +
         `${(churnMs / 1000).toFixed(1)} s (${(created / (churnMs / 1000)).toFixed(1)}/s)`,
@@ -486,8 +550,11 @@ async function main(): Promise<number> {
         `(${findStats.vanishedErrors} for vanished paths)`,
     );
     log(`pins: umount answered EBUSY ${pinBusy} times`);
-    log(`reader: ${readStats.reads} reads, ${readStats.ok} right, ${readStats.vanished} of a namespace that vanished meanwhile`);
-    if (outsideDeaths > 0) log(`${outsideDeaths} soak namespaces died outside the soak's control (killed from outside?)`);
+    log(
+      `reader: ${readStats.reads} reads, ${readStats.ok} right, ${readStats.vanished} of a namespace that vanished meanwhile`,
+    );
+    if (outsideDeaths > 0)
+      log(`${outsideDeaths} soak namespaces died outside the soak's control (killed from outside?)`);
 
     watching = false;
     await watching_;
@@ -502,12 +569,16 @@ async function main(): Promise<number> {
     }
     if (!(await view.isMounted())) fail('the mount is gone');
     const top = await run('ls', [mp], { check: false, timeoutMs: 30_000 });
-    if (top.code !== 0 || !top.stdout.split('\n').includes('by-pid')) fail(`ls ${mp}: ${top.code} ${top.stderr.trim()}`);
+    if (top.code !== 0 || !top.stdout.split('\n').includes('by-pid'))
+      fail(`ls ${mp}: ${top.code} ${top.stderr.trim()}`);
     let left: string[] = [];
     await waitFor(
       'no soak namespace left in the view',
       async () => {
-        const r = await run('find', [mp, '-mindepth', '1', '-maxdepth', '1', '-uid', String(SOAK_UID)], { check: false, timeoutMs: 30_000 });
+        const r = await run('find', [mp, '-mindepth', '1', '-maxdepth', '1', '-uid', String(SOAK_UID)], {
+          check: false,
+          timeoutMs: 30_000,
+        });
         left = r.stdout.split('\n').filter(Boolean);
         return left.length === 0;
       },
@@ -520,10 +591,16 @@ async function main(): Promise<number> {
       const ns = Number(path.basename(p));
       const entry = await listEntry(ns);
       const outside = entry
-        ? [...entry.refs.filter((r) => !(r.length === 1 && r[0]!.startsWith(`${pins}/`))).map((r) => r.join(' -> ')), ...entry.pids.map((x) => `pid ${x}`)]
+        ? [
+            ...entry.refs.filter((r) => !(r.length === 1 && r[0]!.startsWith(`${pins}/`))).map((r) => r.join(' -> ')),
+            ...entry.pids.map((x) => `pid ${x}`),
+          ]
         : [];
       if (outside.length > 0) log(`soak namespace ${ns} outlives the soak, held outside it: ${outside.join(', ')}`);
-      else fail(`soak namespace ${ns} still in the view 10 s after the end${entry ? ` (nsview list: ${JSON.stringify(entry)})` : ', and not found by nsview list'}`);
+      else
+        fail(
+          `soak namespace ${ns} still in the view 10 s after the end${entry ? ` (nsview list: ${JSON.stringify(entry)})` : ', and not found by nsview list'}`,
+        );
     }
     let sandboxesLeft = -1;
     await waitFor('no sandbox left', async () => (sandboxesLeft = (await sandboxThreads(view.pid)).length) === 0, {
@@ -531,22 +608,33 @@ async function main(): Promise<number> {
       intervalMs: 100,
     }).catch(() => fail(`${sandboxesLeft} sandbox threads left in the daemon`));
     let end = await daemonNumbers(view.pid);
-    await waitFor('threads back to the baseline', async () => (end = await daemonNumbers(view.pid)).threads <= start.threads, {
-      timeoutMs: 15_000,
-      intervalMs: 250,
-    }).catch(() => fail(`threads: ${end.threads} at the end, ${start.threads} at the start`));
+    await waitFor(
+      'threads back to the baseline',
+      async () => (end = await daemonNumbers(view.pid)).threads <= start.threads,
+      {
+        timeoutMs: 15_000,
+        intervalMs: 250,
+      },
+    ).catch(() => fail(`threads: ${end.threads} at the end, ${start.threads} at the start`));
     const stats = await daemonStats(view);
     if (stats.sandboxes !== 0) fail(`stats: sandboxes ${stats.sandboxes}`);
     if (stats.stuckWorkers !== 0) fail(`stats: stuck-workers ${stats.stuckWorkers}`);
     // Open files and directories of the walk are closed 2-4 s after their last use.
-    await waitFor('fds back near the start', async () => (end = await daemonNumbers(view.pid)).fds <= start.fds + FD_SLACK, {
-      timeoutMs: 10_000,
-      intervalMs: 250,
-    }).catch(() => {});
-    log(`end: fds ${end.fds}, rss ${end.rssMiB} MiB, threads ${end.threads}; view ${JSON.stringify(stats.view)}, heap ${stats.heapMiB} MiB`);
+    await waitFor(
+      'fds back near the start',
+      async () => (end = await daemonNumbers(view.pid)).fds <= start.fds + FD_SLACK,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 250,
+      },
+    ).catch(() => {});
+    log(
+      `end: fds ${end.fds}, rss ${end.rssMiB} MiB, threads ${end.threads}; view ${JSON.stringify(stats.view)}, heap ${stats.heapMiB} MiB`,
+    );
     log(`daemon fds: start ${start.fds}, end ${end.fds} (bound: end <= start + ${FD_SLACK})`);
     log(`daemon VmRSS: start ${start.rssMiB} MiB, end ${end.rssMiB} MiB (bound: end <= ${RSS_LIMIT_MIB} MiB)`);
-    if (end.fds > start.fds + FD_SLACK) fail(`fds grew from ${start.fds} to ${end.fds}: ${JSON.stringify(await fdKinds(view.pid))}`);
+    if (end.fds > start.fds + FD_SLACK)
+      fail(`fds grew from ${start.fds} to ${end.fds}: ${JSON.stringify(await fdKinds(view.pid))}`);
     if (end.rssMiB > RSS_LIMIT_MIB) fail(`VmRSS ${end.rssMiB} MiB > ${RSS_LIMIT_MIB} MiB`);
 
     const result = {

@@ -77,7 +77,9 @@ print(json.dumps(out))
 
 test('every daemon fd is O_CLOEXEC; no child process; sandboxes are threads that go away', async (t) => {
   const c = await startContainer(scope, { mountProc: true });
-  const pinned = await makeBindMountedNamespace(scope, { setup: `mount -t tmpfs nsview-atk ${shq(makeTempDir(scope, 'atk-pinmark'))}` });
+  const pinned = await makeBindMountedNamespace(scope, {
+    setup: `mount -t tmpfs nsview-atk ${shq(makeTempDir(scope, 'atk-pinmark'))}`,
+  });
   const d = await startNsview(scope, { extraArgs: ['--idle-release', '1'] });
   const watch = watchChildren(d.pid);
   scope.teardown(() => watch.stop());
@@ -106,17 +108,26 @@ time.sleep(60)`,
     { op: 'read', path: `${d.mountpoint}/${pinned.nsInode}/etc/os-release` },
   ]);
 
-  const fds = JSON.parse((await run('python3', ['-c', FDINFO_PY, String(d.pid)])).stdout) as Array<[number, string, number]>;
+  const fds = JSON.parse((await run('python3', ['-c', FDINFO_PY, String(d.pid)])).stdout) as Array<
+    [number, string, number]
+  >;
   const O_CLOEXEC = 0o2000000;
   // fds this test process itself has without O_CLOEXEC were inherited through it (e.g. from
   // whatever started the test run), not opened by nsview.
-  const ours = JSON.parse((await run('python3', ['-c', FDINFO_PY, String(process.pid)])).stdout) as Array<[number, string, number]>;
+  const ours = JSON.parse((await run('python3', ['-c', FDINFO_PY, String(process.pid)])).stdout) as Array<
+    [number, string, number]
+  >;
   const inherited = new Set(ours.filter(([, , fl]) => (fl & O_CLOEXEC) === 0).map(([fd, tgt]) => `${fd} ${tgt}`));
   const leaky = fds.filter(([fd, tgt, flags]) => fd > 2 && (flags & O_CLOEXEC) === 0 && !inherited.has(`${fd} ${tgt}`));
   if (inherited.size > 0) t.log(`inherited by the test run itself (ignored): ${[...inherited].join(', ')}`);
-  t.log(`${fds.length} fds; kinds: ${[...new Set(fds.map(([, tgt]) => tgt.replace(/\d+/g, 'N').replace(/^\/proc\/N\/.*/, '/proc/N/...')))].join(' ')}`);
+  t.log(
+    `${fds.length} fds; kinds: ${[...new Set(fds.map(([, tgt]) => tgt.replace(/\d+/g, 'N').replace(/^\/proc\/N\/.*/, '/proc/N/...')))].join(' ')}`,
+  );
   t.deepEqual(leaky, [], 'fds without O_CLOEXEC');
-  t.true(fds.some(([, tgt]) => tgt === '/dev/fuse'), 'no /dev/fuse fd seen');
+  t.true(
+    fds.some(([, tgt]) => tgt === '/dev/fuse'),
+    'no /dev/fuse fd seen',
+  );
 
   // Threads: all in the host namespace except the sandbox(es), which are in the process-less
   // namespace only (the container is reached through its own process).
@@ -163,7 +174,9 @@ test('a recycled PID never redirects a namespace directory to another namespace'
   // Keep A alive after its only process is gone: an nsfs bind mount on a private mount.
   const pins = path.join(dir, 'pins');
   await mkdir(pins);
-  await sh(`mount --bind ${shq(pins)} ${shq(pins)} && mount --make-private ${shq(pins)} && touch ${shq(`${pins}/a`)} && mount --bind /proc/${a.pid}/ns/mnt ${shq(`${pins}/a`)}`);
+  await sh(
+    `mount --bind ${shq(pins)} ${shq(pins)} && mount --make-private ${shq(pins)} && touch ${shq(`${pins}/a`)} && mount --bind /proc/${a.pid}/ns/mnt ${shq(`${pins}/a`)}`,
+  );
   scope.teardown(() => removeTree(pins));
   const d = await startNsview(scope);
   const A = `${d.mountpoint}/${a.nsInode}`;
@@ -198,7 +211,9 @@ while True:
     if (c.pid === P || attempt === 24) b = c;
     else await c.stop();
   }
-  t.log(`old pid ${P}, new process ${b!.pid} in namespace ${b!.nsInode}${b!.pid === P ? ' (same pid)' : ' (pid not recycled)'}`);
+  t.log(
+    `old pid ${P}, new process ${b!.pid} in namespace ${b!.nsInode}${b!.pid === P ? ' (same pid)' : ' (pid not recycled)'}`,
+  );
   t.not(b!.nsInode, a.nsInode);
 
   // For a few seconds (spanning discovery passes and cache timeouts), A's directory shows A or
@@ -220,13 +235,27 @@ while True:
     t.true(!r[2]!.ok || !r[2]!.names!.some((n) => n.toString() === 'nothing-here'), 'listing');
     t.is(r[3]!.data?.toString(), 'MARKER-B\n');
   }
-  t.log(Object.entries(outcomes).map(([k, v]) => `${v}x ${k}`).join('\n'));
+  t.log(
+    Object.entries(outcomes)
+      .map(([k, v]) => `${v}x ${k}`)
+      .join('\n'),
+  );
   // The open file and directory kept answering with A's data.
-  const lines = held.stdout.all().split('\n').filter((l) => l.startsWith('MARKER'));
+  const lines = held.stdout
+    .all()
+    .split('\n')
+    .filter((l) => l.startsWith('MARKER'));
   t.true(lines.length > 0);
-  t.true(lines.every((l) => l === 'MARKER-A True'), lines.join(' | '));
+  t.true(
+    lines.every((l) => l === 'MARKER-A True'),
+    lines.join(' | '),
+  );
   // by-pid/P now leads to B's directory (after a discovery pass).
-  await waitFor('by-pid to follow the new process', async () => (await probe1('readlink', `${d.mountpoint}/by-pid/${b!.pid}`)).data?.toString() === `../${b!.nsInode}`, { timeoutMs: 10_000, intervalMs: 200 });
+  await waitFor(
+    'by-pid to follow the new process',
+    async () => (await probe1('readlink', `${d.mountpoint}/by-pid/${b!.pid}`)).data?.toString() === `../${b!.nsInode}`,
+    { timeoutMs: 10_000, intervalMs: 200 },
+  );
   t.is((await probe1('read', `${d.mountpoint}/by-pid/${b!.pid}/marker`)).data?.toString(), 'MARKER-B\n');
   await held.kill();
 });
@@ -275,14 +304,31 @@ async function rootSeenThrough(
   await writeFile(path.join(rootfs.dir, 'marker'), 'REAL-ROOT\n');
   await mkdir(path.join(rootfs.dir, 'fake', 'bin'), { recursive: true });
   await writeFile(path.join(rootfs.dir, 'fake', 'marker'), 'FAKE-ROOT\n');
-  const c = await startContainer(scope, { rootfs, setup: 'cp /bin/busybox /fake/bin/ && ln -s busybox /fake/bin/sleep' });
+  const c = await startContainer(scope, {
+    rootfs,
+    setup: 'cp /bin/busybox /fake/bin/ && ln -s busybox /fake/bin/sleep',
+  });
   const att =
     attack === 'busybox-chroot'
-      ? spawnLongLived(['nsenter', '-t', String(c.pid), '-m', '-r', '-w', '--', '/bin/busybox', 'sh', '-c', 'echo chrooted; exec /bin/busybox chroot /fake /bin/sleep 120'])
+      ? spawnLongLived([
+          'nsenter',
+          '-t',
+          String(c.pid),
+          '-m',
+          '-r',
+          '-w',
+          '--',
+          '/bin/busybox',
+          'sh',
+          '-c',
+          'echo chrooted; exec /bin/busybox chroot /fake /bin/sleep 120',
+        ])
       : spawnLongLived(['python3', '-c', attack === 'detached' ? DETACHED_PY : HOSTROOT_PY, String(c.pid), '/fake']);
   scope.teardown(() => att.kill());
   await waitForLine(att.child, att.stdout, /^chrooted$/, 20_000, () => att.stderr.all());
-  t.log(`${attack}: attacker ${att.child.pid} in ${await readlink(`/proc/${att.child.pid}/ns/mnt`)}, container ${c.nsInode}`);
+  t.log(
+    `${attack}: attacker ${att.child.pid} in ${await readlink(`/proc/${att.child.pid}/ns/mnt`)}, container ${c.nsInode}`,
+  );
   // The attacker is now the only process of the namespace.
   await c.stop();
   const d = await startNsview(scope);

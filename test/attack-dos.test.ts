@@ -9,7 +9,16 @@
 import test from 'ava';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CleanupScope, makeRootfs, makeTempDir, run, startContainer, startNsview, type Container, type Nsview } from './helpers/index.js';
+import {
+  CleanupScope,
+  makeRootfs,
+  makeTempDir,
+  run,
+  startContainer,
+  startNsview,
+  type Container,
+  type Nsview,
+} from './helpers/index.js';
 import { probe, probe1, show, tool, type Probe, type ProbeResult } from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
@@ -52,7 +61,9 @@ test('other namespaces keep answering while readers work through a directory of 
     { op: 'readlink', path: `${dos}/chain/c0` },
     { op: 'lstat', path: `${dos}/many/l0000` },
   ]);
-  t.log(`one chain: readlink ${show(one[0]!).slice(0, 60)} in ${one[0]!.ms.toFixed(0)} ms, lstat ${one[1]!.ms.toFixed(0)} ms`);
+  t.log(
+    `one chain: readlink ${show(one[0]!).slice(0, 60)} in ${one[0]!.ms.toFixed(0)} ms, lstat ${one[1]!.ms.toFixed(0)} ms`,
+  );
   // Eight readers at once (a parallel backup, several admins) over links l0000..l0239, stopped
   // after 12 s.
   let loaded = true;
@@ -68,7 +79,12 @@ test('other namespaces keep answering while readers work through a directory of 
   const failures: string[] = [];
   const heavyFailures: string[] = [];
   let roundsUnderLoad = 0;
-  const client = async (label: string, ops: (i: number) => Probe[], check: (r: ProbeResult[]) => string | undefined, into: number[]) => {
+  const client = async (
+    label: string,
+    ops: (i: number) => Probe[],
+    check: (r: ProbeResult[]) => string | undefined,
+    into: number[],
+  ) => {
     for (let i = 0; loaded && i < 60; i++) {
       const r = await probe(ops(i), { timeoutMs: 60_000 }).catch((e: Error) => e);
       if (r instanceof Error) {
@@ -107,8 +123,12 @@ test('other namespaces keep answering while readers work through a directory of 
     bg,
   ]);
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  t.log(`under load, ops of another namespace: median ${med(victimMs).toFixed(0)} ms, worst ${Math.max(...victimMs).toFixed(0)} ms (${victimMs.length} ops)`);
-  t.log(`under load, ops of the heavy namespace: median ${med(heavyMs).toFixed(0)} ms, worst ${Math.max(...heavyMs).toFixed(0)} ms (${heavyMs.length} ops)`);
+  t.log(
+    `under load, ops of another namespace: median ${med(victimMs).toFixed(0)} ms, worst ${Math.max(...victimMs).toFixed(0)} ms (${victimMs.length} ops)`,
+  );
+  t.log(
+    `under load, ops of the heavy namespace: median ${med(heavyMs).toFixed(0)} ms, worst ${Math.max(...heavyMs).toFixed(0)} ms (${heavyMs.length} ops)`,
+  );
   if (heavyFailures.length > 0) t.log(`the heavy namespace's own client: ${heavyFailures.join(', ')}`);
   t.deepEqual(failures, [], 'every lookup in another namespace answered correctly, none timed out');
   // Not starved until the load ends: the other namespace got answers while the readers worked.

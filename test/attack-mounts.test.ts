@@ -32,7 +32,21 @@ import {
 import { probe, probe1, show, tool } from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
-const PSEUDO = ['proc', 'sysfs', 'cgroup2', 'debugfs', 'tracefs', 'securityfs', 'bpf', 'configfs', 'pstore', 'efivarfs', 'fusectl', 'mqueue', 'binfmt_misc'];
+const PSEUDO = [
+  'proc',
+  'sysfs',
+  'cgroup2',
+  'debugfs',
+  'tracefs',
+  'securityfs',
+  'bpf',
+  'configfs',
+  'pstore',
+  'efivarfs',
+  'fusectl',
+  'mqueue',
+  'binfmt_misc',
+];
 let hostNs: number;
 
 test.before(async () => {
@@ -42,7 +56,15 @@ test.after.always(() => scope.cleanup());
 
 /** A process in a new mount namespace (a copy of ours), optionally after running `setup`. */
 async function unshared(label: string, setup = '', propagation = 'private'): Promise<{ pid: number; nsInode: number }> {
-  const s = spawnLongLived(['unshare', '-m', '--propagation', propagation, 'sh', '-c', `${setup}\necho ready; exec sleep 999999`]);
+  const s = spawnLongLived([
+    'unshare',
+    '-m',
+    '--propagation',
+    propagation,
+    'sh',
+    '-c',
+    `${setup}\necho ready; exec sleep 999999`,
+  ]);
   scope.teardown(() => s.kill());
   await waitForLine(s.child, s.stdout, /^ready$/, 15_000, () => `${label}: ${s.stderr.all()}`);
   return { pid: s.child.pid!, nsInode: await nsInodeOf(s.child.pid!) };
@@ -64,9 +86,16 @@ test("nsview's own mount inside other namespaces is an empty directory; walks ov
   const binder = await unshared('binder', `mount --bind ${shq(`${mp}/${hostNs}`)} ${shq(bindAt)}`);
 
   // The mount really is there in each of them.
-  for (const [what, pid] of [['before', before.pid], ['after', after.pid], ['binder', binder.pid]] as const) {
+  for (const [what, pid] of [
+    ['before', before.pid],
+    ['after', after.pid],
+    ['binder', binder.pid],
+  ] as const) {
     const mi = parseMountinfo(await readFile(`/proc/${pid}/mountinfo`, 'latin1'));
-    t.true(mi.some((m) => m.mountPoint === mp && m.fsType === 'fuse.nsview'), `${what} lacks the nsview mount`);
+    t.true(
+      mi.some((m) => m.mountPoint === mp && m.fsType === 'fuse.nsview'),
+      `${what} lacks the nsview mount`,
+    );
   }
 
   const cases: Array<[string, number, string]> = [
@@ -95,7 +124,9 @@ test("nsview's own mount inside other namespaces is an empty directory; walks ov
       // by our own io worker, which the view answers ENOENT. Listed by its parent, not enterable;
       // either that or an empty directory is fine, as long as nothing recurses.
       t.true(res[0]!.errno === 'ENOENT' || (res[0]!.ok && res[0]!.names!.length === 0), `${what}: ${show(res[0]!)}`);
-      t.log(`${what}: listdir ${show(res[0]!)}, lstat ${show(res[1]!)}; ms ${res.map((r) => r.ms.toFixed(0)).join(' ')}`);
+      t.log(
+        `${what}: listdir ${show(res[0]!)}, lstat ${show(res[1]!)}; ms ${res.map((r) => r.ms.toFixed(0)).join(' ')}`,
+      );
     } else {
       t.true(res[0]!.ok, `${what}: ${show(res[0]!)}`);
       t.deepEqual(res[0]!.names, [], `${what}: the own mount lists ${res[0]!.names?.map(String).join(' ')}`);
@@ -103,7 +134,10 @@ test("nsview's own mount inside other namespaces is an empty directory; walks ov
     }
     for (const r of res.slice(2)) t.is(r.errno, 'ENOENT', `${what}: ${show(r)}`);
     // find over it and its parent: finishes at once, nothing below the mount.
-    const f = await tool(`{ find ${shq(path.dirname(base))} -maxdepth 1; find ${shq(base)} -maxdepth 6; } 2>/dev/null | grep -c -F ${shq(`${base}/`)}`, 20_000);
+    const f = await tool(
+      `{ find ${shq(path.dirname(base))} -maxdepth 1; find ${shq(base)} -maxdepth 6; } 2>/dev/null | grep -c -F ${shq(`${base}/`)}`,
+      20_000,
+    );
     t.false(f.timedOut, `${what}: find timed out`);
     t.is(f.stdout.trim(), '0', `${what}: find descended into the own mount`);
     t.log(`${what}: ${Date.now() - started} ms`);
@@ -123,7 +157,10 @@ async function pseudoContainer(): Promise<Container> {
   const setup = PSEUDO.filter((f) => f !== 'proc')
     .map((f) => `mkdir -p /pfs/${f} && { mount -t ${f} ${f} /pfs/${f} 2>/dev/null || true; }`)
     .join('\n');
-  pseudoCtr = await startContainer(scope, { mountProc: true, setup: `mkdir -p /pfs/proc && mount -t proc proc /pfs/proc\nmount -t sysfs sysfs /sys\n${setup}` });
+  pseudoCtr = await startContainer(scope, {
+    mountProc: true,
+    setup: `mkdir -p /pfs/proc && mount -t proc proc /pfs/proc\nmount -t sysfs sysfs /sys\n${setup}`,
+  });
   const mi = parseMountinfo(await readFile(`/proc/${pseudoCtr.pid}/mountinfo`, 'latin1'));
   mounted = PSEUDO.filter((f) => mi.some((m) => m.mountPoint === `/pfs/${f}`));
   return pseudoCtr;
@@ -142,7 +179,17 @@ test('without --pseudo: pseudo filesystems are empty directories; grep -r over t
     t.deepEqual(res[i]!.names?.map(String), [], `${p} is not empty`);
   });
   // Names that exist there are not found through the view.
-  const names = ['proc/self', 'proc/1/environ', 'proc/kmsg', 'proc/sys/kernel/hostname', 'sys/kernel', 'pfs/sysfs/kernel/address_bits', 'pfs/cgroup2/cgroup.controllers', 'pfs/debugfs/tracing', 'pfs/proc/kmsg'];
+  const names = [
+    'proc/self',
+    'proc/1/environ',
+    'proc/kmsg',
+    'proc/sys/kernel/hostname',
+    'sys/kernel',
+    'pfs/sysfs/kernel/address_bits',
+    'pfs/cgroup2/cgroup.controllers',
+    'pfs/debugfs/tracing',
+    'pfs/proc/kmsg',
+  ];
   const look = await probe(names.map((p) => ({ op: 'lstat' as const, path: `${ns}/${p}` })));
   names.forEach((p, i) => t.is(look[i]!.errno, 'ENOENT', `${p}: ${show(look[i]!)}`));
   // grep -r over the whole namespace directory finishes, and find sees nothing below them.
@@ -154,8 +201,15 @@ test('without --pseudo: pseudo filesystems are empty directories; grep -r over t
   t.log(`grep -r: ${Date.now() - started} ms over ${g.stdout.trim()} files`);
   // Every namespace in the view (the host's included): /proc and /sys are empty.
   const top = (await probe1('listdir', d.mountpoint)).names!.map(String).filter((n) => /^\d+$/.test(n));
-  const all = await probe(top.flatMap((n) => ['proc', 'sys'].map((p) => ({ op: 'listdir' as const, path: `${d.mountpoint}/${n}/${p}` }))));
-  all.forEach((r, i) => t.true(!r.ok || r.names!.length === 0, `${top[Math.floor(i / 2)]}/${i % 2 ? 'sys' : 'proc'}: ${r.names?.length} entries`));
+  const all = await probe(
+    top.flatMap((n) => ['proc', 'sys'].map((p) => ({ op: 'listdir' as const, path: `${d.mountpoint}/${n}/${p}` }))),
+  );
+  all.forEach((r, i) =>
+    t.true(
+      !r.ok || r.names!.length === 0,
+      `${top[Math.floor(i / 2)]}/${i % 2 ? 'sys' : 'proc'}: ${r.names?.length} entries`,
+    ),
+  );
 });
 
 test('with --pseudo: pseudo filesystems list their entries and stay read-only', async (t) => {
@@ -166,7 +220,8 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
   const summary: string[] = [];
   mounted.forEach((f, i) => {
     summary.push(`${f}: ${res[i]!.ok ? `${res[i]!.names!.length} entries` : show(res[i]!)}`);
-    if (['proc', 'sysfs', 'cgroup2', 'debugfs', 'tracefs'].includes(f)) t.true((res[i]!.names?.length ?? 0) > 0, `${f} is empty with --pseudo`);
+    if (['proc', 'sysfs', 'cgroup2', 'debugfs', 'tracefs'].includes(f))
+      t.true((res[i]!.names?.length ?? 0) > 0, `${f} is empty with --pseudo`);
   });
   t.log(summary.join(', '));
   // Read-only, whatever the file's mode says.
@@ -177,7 +232,11 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
     { op: 'openwrite', path: `${ns}/pfs/proc/sys/kernel/hostname` },
   ]);
   for (const w of writes) t.is(w.errno, 'EROFS', show(w));
-  for (const cmd of [`mkdir ${shq(`${ns}/pfs/cgroup2/nsview-x`)}`, `touch ${shq(`${ns}/pfs/proc/nsview-x`)}`, `sh -c 'echo 1 > ${ns}/pfs/sysfs/kernel/profiling'`]) {
+  for (const cmd of [
+    `mkdir ${shq(`${ns}/pfs/cgroup2/nsview-x`)}`,
+    `touch ${shq(`${ns}/pfs/proc/nsview-x`)}`,
+    `sh -c 'echo 1 > ${ns}/pfs/sysfs/kernel/profiling'`,
+  ]) {
     const r = await tool(cmd);
     t.regex(r.stderr, /Read-only file system/, cmd);
   }
@@ -187,15 +246,27 @@ test('with --pseudo: pseudo filesystems list their entries and stay read-only', 
     { op: 'read', path: `${ns}/pfs/proc/sys/kernel/hostname` },
     { op: 'lstat', path: `${ns}/pfs/proc/sys/kernel/hostname` },
   ]);
-  t.log(`--pseudo: proc/self -> ${show(self[0]!)} (daemon pid ${d.pid}); proc/sys/kernel/hostname ${show(self[1]!)} size ${self[2]!.size}`);
+  t.log(
+    `--pseudo: proc/self -> ${show(self[0]!)} (daemon pid ${d.pid}); proc/sys/kernel/hostname ${show(self[1]!)} size ${self[2]!.size}`,
+  );
 });
 
 test('with --pseudo, proc and sys files read what they hold, not their size of 0 (direct I/O)', async (t) => {
   const c = await pseudoContainer();
   const d = await startNsview(scope, { pseudo: true });
   const ns = `${d.mountpoint}/${c.nsInode}`;
-  const files = ['pfs/proc/sys/kernel/hostname', 'pfs/proc/version', 'pfs/sysfs/kernel/address_bits', 'sys/kernel/address_bits'];
-  const viewed = await probe(files.flatMap((f) => [{ op: 'read' as const, path: `${ns}/${f}` }, { op: 'lstat' as const, path: `${ns}/${f}` }]));
+  const files = [
+    'pfs/proc/sys/kernel/hostname',
+    'pfs/proc/version',
+    'pfs/sysfs/kernel/address_bits',
+    'sys/kernel/address_bits',
+  ];
+  const viewed = await probe(
+    files.flatMap((f) => [
+      { op: 'read' as const, path: `${ns}/${f}` },
+      { op: 'lstat' as const, path: `${ns}/${f}` },
+    ]),
+  );
   const native = await probe(files.map((f) => ({ op: 'read' as const, path: `/proc/${c.pid}/root/${f}` })));
   files.forEach((f, i) => {
     const [read, st] = [viewed[2 * i]!, viewed[2 * i + 1]!];

@@ -11,7 +11,16 @@
 import test from 'ava';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CleanupScope, makeRootfs, makeTempDir, run, startContainer, startNsview, type Container, type Nsview } from './helpers/index.js';
+import {
+  CleanupScope,
+  makeRootfs,
+  makeTempDir,
+  run,
+  startContainer,
+  startNsview,
+  type Container,
+  type Nsview,
+} from './helpers/index.js';
 import { probe, probe1, show } from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
@@ -20,7 +29,8 @@ let rewrite: Nsview;
 let raw: Nsview;
 let N: string; // host path of the container's /names
 
-const b = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+const b = (...parts: Array<string | number[]>) =>
+  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
 
 const NAMES: Buffer[] = [
   b('...'),
@@ -49,7 +59,7 @@ const NAMES: Buffer[] = [
   b('`id`'),
   b('*'),
   b('?[a]'),
-  b("'\""),
+  b('\'"'),
   b('\x1b[31mred\x1b[0m'),
   b([0x01, 0x02, 0x7f]),
   b([0xff]),
@@ -96,8 +106,15 @@ test.before(async () => {
 test.after.always(() => scope.cleanup());
 
 const view = (d: Nsview, ...parts: Array<string | Buffer>) =>
-  Buffer.concat([Buffer.from(`${d.mountpoint}/${ctr.nsInode}/names`), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]);
-const modes = () => [['rewrite', rewrite], ['raw', raw]] as const;
+  Buffer.concat([
+    Buffer.from(`${d.mountpoint}/${ctr.nsInode}/names`),
+    ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)]),
+  ]);
+const modes = () =>
+  [
+    ['rewrite', rewrite],
+    ['raw', raw],
+  ] as const;
 
 test('odd names list byte for byte, as in the container', async (t) => {
   const want = [...NAMES].sort(Buffer.compare).map((n) => n.toString('hex'));
@@ -120,7 +137,12 @@ test('each odd name reads its own content; directories so named hold their own f
     ]);
     const res = await probe(ops);
     NAMES.forEach((n, i) => {
-      const [file, inner, list, link] = res.slice(4 * i, 4 * i + 4) as [typeof res[0], typeof res[0], typeof res[0], typeof res[0]];
+      const [file, inner, list, link] = res.slice(4 * i, 4 * i + 4) as [
+        (typeof res)[0],
+        (typeof res)[0],
+        (typeof res)[0],
+        (typeof res)[0],
+      ];
       const hex = n.toString('hex');
       t.is(file.data?.toString(), `content of ${hex}\n`, `${m} files/${hex}: ${show(file)}`);
       t.is(inner.data?.toString(), `inner of ${hex}\n`, `${m} dirs/${hex}/inner: ${show(inner)}`);
@@ -132,13 +154,18 @@ test('each odd name reads its own content; directories so named hold their own f
 
 test('link targets with odd bytes: exact in raw mode, contained in rewrite mode', async (t) => {
   const rl = await probe(NAMES.map((n) => ({ op: 'readlink' as const, path: view(raw, 'links', n) })));
-  NAMES.forEach((n, i) => t.deepEqual(rl[i]!.data, b('../files/', [...n]), `raw readlink ${n.toString('hex')}: ${show(rl[i]!)}`));
+  NAMES.forEach((n, i) =>
+    t.deepEqual(rl[i]!.data, b('../files/', [...n]), `raw readlink ${n.toString('hex')}: ${show(rl[i]!)}`),
+  );
   const rw = await probe(NAMES.map((n) => ({ op: 'readlink' as const, path: view(rewrite, 'links', n) })));
   NAMES.forEach((n, i) => {
     const target = rw[i]!.data!;
     t.false(target[0] === 0x2f, 'absolute');
     // Relative to names/links/: the view resolves it to names/files/<n>.
-    t.deepEqual(path.posix.normalize(Buffer.concat([b('names/links/'), target]).toString('latin1')), b('names/files/', [...n]).toString('latin1'));
+    t.deepEqual(
+      path.posix.normalize(Buffer.concat([b('names/links/'), target]).toString('latin1')),
+      b('names/files/', [...n]).toString('latin1'),
+    );
   });
 });
 

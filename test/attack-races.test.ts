@@ -32,7 +32,18 @@ import {
   type Container,
   type Nsview,
 } from './helpers/index.js';
-import { countsText, leakCount, makeCanary, probe, probe1, race, show, tool, type Canary, type RaceResult } from './fixtures/attack/lib.js';
+import {
+  countsText,
+  leakCount,
+  makeCanary,
+  probe,
+  probe1,
+  race,
+  show,
+  tool,
+  type Canary,
+  type RaceResult,
+} from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
 let canary: Canary;
@@ -97,11 +108,22 @@ const view = (d: Nsview, p = '') => `${d.mountpoint}/${ctr.nsInode}/race${p ? `/
 
 function mainRace(d: Nsview, extra: Partial<Parameters<typeof race>[0]> = {}): Promise<RaceResult> {
   const readers = [
-    ...['d1/sub/file', 'l1/sub/file', 'd2/sub/file', 'l2/sub/file', 'd3/etc/hostname', 'l3/etc/hostname', 'd4/sub/file', 'l4/sub/file', 'f5', 'l5'].map(
-      (p) => ({ path: view(d, p), op: 'read' as const }),
-    ),
+    ...[
+      'd1/sub/file',
+      'l1/sub/file',
+      'd2/sub/file',
+      'l2/sub/file',
+      'd3/etc/hostname',
+      'l3/etc/hostname',
+      'd4/sub/file',
+      'l4/sub/file',
+      'f5',
+      'l5',
+    ].map((p) => ({ path: view(d, p), op: 'read' as const })),
     ...['d1', 'd1/sub', 'l1', 'd2'].map((p) => ({ path: view(d, p), op: 'list' as const })),
-    ...(d === rewrite ? ['l1', 'd1', 'l2', 'd2', 'l3', 'l4', 'l5', 'f5'].map((p) => ({ path: view(d, p), op: 'readlink' as const })) : []),
+    ...(d === rewrite
+      ? ['l1', 'd1', 'l2', 'd2', 'l3', 'l4', 'l5', 'f5'].map((p) => ({ path: view(d, p), op: 'readlink' as const }))
+      : []),
   ];
   return race({
     pairs: [
@@ -144,7 +166,9 @@ function report(t: { log: (...a: unknown[]) => void }, what: string, r: RaceResu
   t.log(
     `${what}: ${r.swapper.swaps} swaps (${r.swapper.perPair.join('/')}), ${r.ops} reader ops in ${r.elapsedMs} ms, worst op ${r.worstMs.toFixed(0)} ms\n` +
       `  ${countsText(r.counts)}` +
-      (Object.keys(r.readers[0]?.samples ?? {}).length ? `\n  samples: ${JSON.stringify(r.readers.map((x) => x.samples))}` : ''),
+      (Object.keys(r.readers[0]?.samples ?? {}).length
+        ? `\n  samples: ${JSON.stringify(r.readers.map((x) => x.samples))}`
+        : ''),
   );
 }
 
@@ -154,7 +178,11 @@ function unexpected(counts: Record<string, number>): string[] {
     const [, what] = k.split(':') as [string, string];
     // `-truncated`: a container file cut at the size the kernel had cached for the file that
     // was at that path before the swap (see the report); container content all the same.
-    if (k.startsWith('read:')) return !['container', 'container-decoy', 'container-root'].includes(what.replace(/-truncated$/, '')) && !CLEAN.has(what);
+    if (k.startsWith('read:'))
+      return (
+        !['container', 'container-decoy', 'container-root'].includes(what.replace(/-truncated$/, '')) &&
+        !CLEAN.has(what)
+      );
     if (k.startsWith('list:')) return what !== 'list-ok' && !CLEAN.has(what);
     if (k.startsWith('readlink:')) return what !== 'ok' && !CLEAN.has(what) && what !== 'EINVAL';
     return false;
@@ -187,10 +215,18 @@ test('raw: path readers during swaps (host kernel follows raw links: measured); 
   const stop = path.join(work, `tools-stop-${Date.now()}`);
   const dest = path.join(work, 'rsync-dest');
   const tokens = `-e ${shq(canary.token)} -e ${shq(OTHER_TOKEN)} -e ${shq(canary.hostOnlyName)}`;
-  const loop = (body: string) => `n=0; while [ ! -e ${shq(stop)} ] && [ $n -lt 500 ]; do ${body}; n=$((n+1)); done; echo "runs=$n"`;
-  const tarRun = tool(loop(`tar -C ${shq(view(raw))} -cf - . 2>/dev/null | tar -tvf - 2>/dev/null | grep -a ${tokens}; tar -C ${shq(view(raw))} -cf - . 2>/dev/null | grep -a -c ${tokens} | grep -v '^0$'`), 120_000);
+  const loop = (body: string) =>
+    `n=0; while [ ! -e ${shq(stop)} ] && [ $n -lt 500 ]; do ${body}; n=$((n+1)); done; echo "runs=$n"`;
+  const tarRun = tool(
+    loop(
+      `tar -C ${shq(view(raw))} -cf - . 2>/dev/null | tar -tvf - 2>/dev/null | grep -a ${tokens}; tar -C ${shq(view(raw))} -cf - . 2>/dev/null | grep -a -c ${tokens} | grep -v '^0$'`,
+    ),
+    120_000,
+  );
   const rsyncRun = tool(
-    loop(`rm -rf ${shq(dest)}; rsync -a ${shq(view(raw))}/ ${shq(dest)}/ 2>/dev/null; grep -r -a -l ${tokens} ${shq(dest)}; ls -R ${shq(dest)} | grep -a ${tokens}`),
+    loop(
+      `rm -rf ${shq(dest)}; rsync -a ${shq(view(raw))}/ ${shq(dest)}/ 2>/dev/null; grep -r -a -l ${tokens} ${shq(dest)}; ls -R ${shq(dest)} | grep -a ${tokens}`,
+    ),
     120_000,
   );
   const swaps = await race({
@@ -252,7 +288,9 @@ test('rewrite and raw: regular file swapped with a FIFO and a char device: never
     t.true(r.swapper.swaps >= 10_000);
     t.is(leakCount(r.counts), 0);
     t.deepEqual(
-      Object.keys(r.counts).filter((k) => !/^read:(container|empty-fifo|ENOENT|ESTALE|EACCES|EAGAIN|ENXIO|EPERM)$/.test(k)),
+      Object.keys(r.counts).filter(
+        (k) => !/^read:(container|empty-fifo|ENOENT|ESTALE|EACCES|EAGAIN|ENXIO|EPERM)$/.test(k),
+      ),
       [],
       countsText(r.counts),
     );
@@ -294,8 +332,16 @@ sys.stdout.write(json.dumps({'rounds': n, 'bad': bad, 'errors': errs, 'size': le
 test('a file open through the view keeps reading its data while the container renames its parents', async (t) => {
   for (const d of [rewrite, raw]) {
     const r = await run('python3', ['-c', OPEN_PY, view(d, 'a/b/c/big'), R, '300', canary.dir], { timeoutMs: 60_000 });
-    const out = JSON.parse(r.stdout) as { rounds: number; bad: number; errors: Record<string, number>; size: number; names: string[] };
-    t.log(`${d === rewrite ? 'rewrite' : 'raw'}: ${out.rounds} rename rounds, ${out.bad} wrong reads, errors ${JSON.stringify(out.errors)}`);
+    const out = JSON.parse(r.stdout) as {
+      rounds: number;
+      bad: number;
+      errors: Record<string, number>;
+      size: number;
+      names: string[];
+    };
+    t.log(
+      `${d === rewrite ? 'rewrite' : 'raw'}: ${out.rounds} rename rounds, ${out.bad} wrong reads, errors ${JSON.stringify(out.errors)}`,
+    );
     t.is(out.size, 1 << 20);
     t.is(out.bad, 0);
     t.deepEqual(out.errors, {});
@@ -307,7 +353,9 @@ test('without --pseudo, a parent swapped for a symlink into /sys or /proc after 
   for (const d of [rewrite, raw]) {
     const first = await probe1('read', view(d, 'd8/uevent_seqnum'));
     t.is(first.data?.toString(), 'REAL d8\n');
-    await sh(`mv ${shq(path.join(R, 'd8'))} ${shq(path.join(R, 'd8.old'))} && ln -s /sys/kernel ${shq(path.join(R, 'd8'))}`);
+    await sh(
+      `mv ${shq(path.join(R, 'd8'))} ${shq(path.join(R, 'd8.old'))} && ln -s /sys/kernel ${shq(path.join(R, 'd8'))}`,
+    );
     try {
       const after = await probe([
         { op: 'read', path: view(d, 'd8/uevent_seqnum') },
@@ -351,12 +399,18 @@ test('without --pseudo, a pseudo filesystem mounted over a directory the view kn
         },
         { timeoutMs: 10_000, intervalMs: 300 },
       ).catch(() => false);
-      if (!ok) problems.push(`before ${what} (${d === rewrite ? 'rewrite' : 'raw'}): d9 lists ${last} instead of realfile`);
+      if (!ok)
+        problems.push(`before ${what} (${d === rewrite ? 'rewrite' : 'raw'}): d9 lists ${last} instead of realfile`);
     }
     await ctr.exec(mount);
     try {
       // Right after the mount, and again once --attr-timeout (1 s) has passed.
-      for (const [round, d] of [[0, rewrite], [0, raw], [1, rewrite], [1, raw]] as const) {
+      for (const [round, d] of [
+        [0, rewrite],
+        [0, raw],
+        [1, rewrite],
+        [1, raw],
+      ] as const) {
         if (round === 1 && d === rewrite) await sleep(1_100);
         const mode = d === rewrite ? 'rewrite' : 'raw';
         // Listing (readdirplus), then the names it gave.
@@ -365,16 +419,21 @@ test('without --pseudo, a pseudo filesystem mounted over a directory the view kn
           ...names.map((n) => ({ op: 'lstat' as const, path: view(d, `d9/${n}`) })),
           ...names.map((n) => ({ op: 'read' as const, path: view(d, `d9/${n}`) })),
         ]);
-        t.log(`${what} (${mode}, round ${round}): ${res.map((r) => `${show(r).slice(0, 24)}${r.names ? ` [${r.names.length}]` : ''}`).join(' | ')}`);
+        t.log(
+          `${what} (${mode}, round ${round}): ${res.map((r) => `${show(r).slice(0, 24)}${r.names ? ` [${r.names.length}]` : ''}`).join(' | ')}`,
+        );
         const list = res[0]!;
         if (list.ok && list.names!.length > 0 && list.names!.map(String).join() !== 'realfile') {
-          problems.push(`${what} (${mode}): lists ${list.names!.length} entries (${list.names!.slice(0, 3).map(String).join(' ')} ...)`);
+          problems.push(
+            `${what} (${mode}): lists ${list.names!.length} entries (${list.names!.slice(0, 3).map(String).join(' ')} ...)`,
+          );
         }
         res.slice(1, 1 + names.length).forEach((r, i) => {
           if (r.ok) problems.push(`${what} (${mode}): lstat ${names[i]} succeeds`);
         });
         res.slice(1 + names.length).forEach((r, i) => {
-          if (r.ok && r.data?.toString() !== 'REAL d9\n') problems.push(`${what} (${mode}): read ${names[i]} = ${JSON.stringify(r.data!.toString())}`);
+          if (r.ok && r.data?.toString() !== 'REAL d9\n')
+            problems.push(`${what} (${mode}): read ${names[i]} = ${JSON.stringify(r.data!.toString())}`);
         });
       }
     } finally {

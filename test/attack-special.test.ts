@@ -104,7 +104,8 @@ test.before(async () => {
   await f('acl-deny-nobody', 'not for nobody\n', 0o644);
   await sh(`setfattr -n system.posix_acl_access -v ${denyUserAcl(NOBODY)} ${shq(path.join(S, 'acl-deny-nobody'))}`);
   await f('xattrs', 'with attributes\n', 0o644);
-  for (const [name, value] of Object.entries(XATTRS_SET)) await sh(`setfattr -n ${name} -v ${value} ${shq(path.join(S, 'xattrs'))}`);
+  for (const [name, value] of Object.entries(XATTRS_SET))
+    await sh(`setfattr -n ${name} -v ${value} ${shq(path.join(S, 'xattrs'))}`);
   await mkdir(path.join(S, 'suid'));
   await copyFile(BUSYBOX, path.join(S, 'suid', 'busybox'));
   await chmod(path.join(S, 'suid', 'busybox'), 0o4755);
@@ -154,7 +155,11 @@ const spec = (d: Nsview, p = '') => `${d.mountpoint}/${ctr.nsInode}/spec${p ? `/
 
 test('device nodes are listed with their type and numbers but never opened', async (t) => {
   for (const d of [plain, other]) {
-    const st = await tool(`stat -c '%n|%F|%t|%T' ${Object.keys(DEVICES).map((n) => shq(spec(d, n))).join(' ')}`);
+    const st = await tool(
+      `stat -c '%n|%F|%t|%T' ${Object.keys(DEVICES)
+        .map((n) => shq(spec(d, n)))
+        .join(' ')}`,
+    );
     const lines = st.stdout.trim().split('\n');
     Object.entries(DEVICES).forEach(([n, [, ma, mi, kind]], i) => {
       t.is(lines[i], `${spec(d, n)}|${kind}|${ma.toString(16)}|${mi.toString(16)}`);
@@ -183,7 +188,18 @@ test('a FIFO never blocks the daemon; it is not connected to the container', asy
   t.true(nb.ms < 5_000, `${nb.ms} ms`);
   t.true(nb.ok ? nb.data!.length === 0 : ['ENXIO', 'EAGAIN', 'EACCES'].includes(nb.errno!), show(nb));
   // A writer inside the container, blocked until a reader opens the container's FIFO.
-  const writer = spawnLongLived(['nsenter', '-t', String(ctr.pid), '-m', '-r', '-w', '--', '/bin/sh', '-c', 'echo CONTAINER-FIFO-DATA > /spec/fifo; echo wrote']);
+  const writer = spawnLongLived([
+    'nsenter',
+    '-t',
+    String(ctr.pid),
+    '-m',
+    '-r',
+    '-w',
+    '--',
+    '/bin/sh',
+    '-c',
+    'echo CONTAINER-FIFO-DATA > /spec/fifo; echo wrote',
+  ]);
   scope.teardown(() => writer.kill());
   // Blocking readers on the host, through the view (one by the link): they block in the host
   // kernel's pipe code, never in nsview.
@@ -254,16 +270,31 @@ test('mount options: ro, nosuid, nodev, noexec always; allow_other and default_p
     t.true(a.perMount.includes(o), `plain: ${a.perMount.join(',')}`);
     t.true(b.perMount.includes(o), `allow-other: ${b.perMount.join(',')}`);
   }
-  const mi = (await tool(`grep -F ' ${plain.mountpoint} ' /proc/self/mountinfo; grep -F ' ${other.mountpoint} ' /proc/self/mountinfo`)).stdout.trim().split('\n');
+  const mi = (
+    await tool(
+      `grep -F ' ${plain.mountpoint} ' /proc/self/mountinfo; grep -F ' ${other.mountpoint} ' /proc/self/mountinfo`,
+    )
+  ).stdout
+    .trim()
+    .split('\n');
   t.notRegex(mi[0]!, /allow_other|default_permissions/);
   t.regex(mi[1]!, /allow_other/);
   t.regex(mi[1]!, /default_permissions/);
 });
 
 test('without --allow-other another user gets EACCES on the whole mount', async (t) => {
-  const targets = [plain.mountpoint, `${plain.mountpoint}/${ctr.nsInode}`, spec(plain, 'root-0644'), `${plain.mountpoint}/by-pid`];
+  const targets = [
+    plain.mountpoint,
+    `${plain.mountpoint}/${ctr.nsInode}`,
+    spec(plain, 'root-0644'),
+    `${plain.mountpoint}/by-pid`,
+  ];
   const res = await probe(
-    targets.flatMap((p) => [{ op: 'lstat' as const, path: p }, { op: 'listdir' as const, path: p }, { op: 'read' as const, path: p }]),
+    targets.flatMap((p) => [
+      { op: 'lstat' as const, path: p },
+      { op: 'listdir' as const, path: p },
+      { op: 'read' as const, path: p },
+    ]),
     { asUser: NOBODY },
   );
   res.forEach((r, i) => t.is(r.errno, 'EACCES', `${targets[Math.floor(i / 3)]} op ${i % 3}: ${show(r)}`));
@@ -283,7 +314,10 @@ test("with --allow-other the container's modes and owners decide, set-uid does n
     ['link-root-0600', null],
     ['plain', 'plain file\n'],
   ];
-  const res = await probe(cases.map(([p]) => ({ op: 'read' as const, path: spec(other, p) })), { asUser: NOBODY });
+  const res = await probe(
+    cases.map(([p]) => ({ op: 'read' as const, path: spec(other, p) })),
+    { asUser: NOBODY },
+  );
   cases.forEach(([p, want], i) => {
     const r = res[i]!;
     if (want === null) t.is(r.errno, 'EACCES', `${p}: ${show(r)}`);
@@ -295,11 +329,15 @@ test("with --allow-other the container's modes and owners decide, set-uid does n
   // A set-uid root binary of the container, run by nobody through the view: no privilege.
   const st = await probe1('stat', spec(other, 'suid/busybox'));
   t.is((st.mode ?? 0) & 0o4000, 0o4000, 'the set-uid bit is shown');
-  const r = await run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', spec(other, 'suid/busybox'), 'id', '-u'], {
-    check: false,
-    timeoutMs: 20_000,
-    cwd: '/',
-  });
+  const r = await run(
+    'setpriv',
+    [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', spec(other, 'suid/busybox'), 'id', '-u'],
+    {
+      check: false,
+      timeoutMs: 20_000,
+      cwd: '/',
+    },
+  );
   t.log(`set-uid busybox through the view as nobody: exit ${r.code}, euid ${r.stdout.trim()} ${r.stderr.trim()}`);
   t.true(r.code !== 0 || r.stdout.trim() === String(NOBODY), `ran with euid ${r.stdout.trim()}`);
   // Writes are refused whatever the modes say.
@@ -323,7 +361,9 @@ test('with --allow-other a POSIX ACL entry denies as it does natively', async (t
   t.is(res[2]!.data?.toString(), 'world readable\n', 'the mode bits still grant the rest');
   // Root, and the ACL itself, are as natively.
   t.is((await probe1('read', spec(other, 'acl-deny-nobody'))).data?.toString(), 'not for nobody\n');
-  const acl = await tool(`getfattr --absolute-names -e hex -n system.posix_acl_access ${shq(spec(other, 'acl-deny-nobody'))}`);
+  const acl = await tool(
+    `getfattr --absolute-names -e hex -n system.posix_acl_access ${shq(spec(other, 'acl-deny-nobody'))}`,
+  );
   t.true(acl.stdout.includes(denyUserAcl(NOBODY)), acl.stdout + acl.stderr);
 });
 
@@ -334,12 +374,24 @@ test('trusted.* attributes are listed and read for root only, as natively', asyn
   t.log(`nobody: ${names(asNobody).join(' ')}; root: ${names(asRoot).join(' ')}`);
   // (nobody cannot reach the file natively here: the test's directories are 0700.)
   t.true(names(asRoot).includes('trusted.nsview-secret'));
-  t.deepEqual(names(asNobody), names(asRoot).filter((n) => !n.startsWith('trusted.')), 'root\'s list less trusted.*');
+  t.deepEqual(
+    names(asNobody),
+    names(asRoot).filter((n) => !n.startsWith('trusted.')),
+    "root's list less trusted.*",
+  );
   t.true(names(asNobody).includes('security.nsview-test'));
   const get = (user: number | undefined) =>
     run(
       'setpriv',
-      [...(user === undefined ? [] : [`--reuid=${user}`, `--regid=${user}`, '--clear-groups']), '--', 'getfattr', '--absolute-names', '-n', 'trusted.nsview-secret', spec(other, 'xattrs')],
+      [
+        ...(user === undefined ? [] : [`--reuid=${user}`, `--regid=${user}`, '--clear-groups']),
+        '--',
+        'getfattr',
+        '--absolute-names',
+        '-n',
+        'trusted.nsview-secret',
+        spec(other, 'xattrs'),
+      ],
       { check: false, timeoutMs: 20_000, cwd: '/' },
     );
   const [nobodyGet, rootGet] = [await get(NOBODY), await get(undefined)];
@@ -350,7 +402,15 @@ test('trusted.* attributes are listed and read for root only, as natively', asyn
 test('a frozen FUSE server inside a namespace costs ETIMEDOUT there, nothing elsewhere', async (t) => {
   // A FUSE filesystem mounted only inside a new namespace, by a server we then SIGSTOP.
   const mp = makeTempDir(scope, 'atk-hung');
-  const server = spawnLongLived(['unshare', '-m', '--propagation', 'private', process.execPath, path.join(REPO_ROOT, 'dist/test/fixtures/fuse-tiny-server.js'), mp]);
+  const server = spawnLongLived([
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    process.execPath,
+    path.join(REPO_ROOT, 'dist/test/fixtures/fuse-tiny-server.js'),
+    mp,
+  ]);
   scope.teardown(async () => {
     killGroup(server.child.pid, 'SIGCONT');
     await server.kill();
@@ -385,11 +445,16 @@ test('a frozen FUSE server inside a namespace costs ETIMEDOUT there, nothing els
   for (const r of others) t.true(r.ok, show(r));
   // Ordering, not wall time: the healthy namespace answered while the frozen one's request was
   // still waiting for its op timeout.
-  t.false(pendingSettled, `others answered only after the frozen request settled (${others.map((r) => r.ms.toFixed(0)).join('/')} ms)`);
+  t.false(
+    pendingSettled,
+    `others answered only after the frozen request settled (${others.map((r) => r.ms.toFixed(0)).join('/')} ms)`,
+  );
   // The frozen namespace itself is on a short leash (one request at a time) but still answers,
   // at worst after one op timeout.
   const same = await probe1('listdir', `${d.mountpoint}/${ns}/etc`, { timeoutMs: 30_000 });
-  t.log(`same namespace, elsewhere: ${show(same).slice(0, 40)} ${same.ms.toFixed(0)} ms; others ${others.map((r) => r.ms.toFixed(0)).join('/')} ms`);
+  t.log(
+    `same namespace, elsewhere: ${show(same).slice(0, 40)} ${same.ms.toFixed(0)} ms; others ${others.map((r) => r.ms.toFixed(0)).join('/')} ms`,
+  );
   t.true(same.ms < 5_000);
   await pending;
   t.log(`${Date.now() - started} ms in all`);

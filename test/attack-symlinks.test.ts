@@ -37,7 +37,16 @@ import {
   type Container,
   type Nsview,
 } from './helpers/index.js';
-import { checkRewrittenLinks, makeCanary, mountOptions, probe, probe1, show, tool, type Canary } from './fixtures/attack/lib.js';
+import {
+  checkRewrittenLinks,
+  makeCanary,
+  mountOptions,
+  probe,
+  probe1,
+  show,
+  tool,
+  type Canary,
+} from './fixtures/attack/lib.js';
 
 const scope = new CleanupScope();
 let canary: Canary;
@@ -123,13 +132,20 @@ test.before(async () => {
   const late = new Map<string, string>();
   late.set('proc-holder-fd', `/proc/${holderPid}/fd/3`);
   late.set('proc-holder-cwd', `/proc/${holderPid}/cwd`);
-  for (const [label, d] of [['rw', rewrite], ['raw', raw], ['ps', pseudo]] as const) {
+  for (const [label, d] of [
+    ['rw', rewrite],
+    ['raw', raw],
+    ['ps', pseudo],
+  ] as const) {
     late.set(`proc-daemon-root-${label}`, `/proc/${d.pid}/root${C}/secret`);
     const cwd = await readlinkHost(`/proc/${d.pid}/cwd`);
     late.set(`proc-daemon-cwd-${label}`, `/proc/${d.pid}/cwd/${path.relative(cwd, canary.file)}`);
     late.set(`proc-daemon-fd-${label}`, `/proc/${d.pid}/fd/0`);
   }
-  late.set('proc-self-cwd-canary', `/proc/self/cwd/${path.relative(await readlinkHost(`/proc/${rewrite.pid}/cwd`), canary.file)}`);
+  late.set(
+    'proc-self-cwd-canary',
+    `/proc/self/cwd/${path.relative(await readlinkHost(`/proc/${rewrite.pid}/cwd`), canary.file)}`,
+  );
   for (const [name, target] of late) {
     links.set(name, target);
     await symlink(target, path.join(rootfs.dir, 'atk', name));
@@ -144,19 +160,26 @@ const atk = (d: Nsview, name = '') => `${nsDir(d)}/atk${name ? `/${name}` : ''}`
 /** Fails the test if any text contains the host canary token. */
 function noCanary(t: { false: (v: boolean, m?: string) => void }, what: string, text: string | Buffer): void {
   const s = Buffer.isBuffer(text) ? text.toString('latin1') : text;
-  t.false(s.includes(canary.token), `${what} returned host canary content: ${s.slice(Math.max(0, s.indexOf(canary.token) - 200), s.indexOf(canary.token) + 100)}`);
+  t.false(
+    s.includes(canary.token),
+    `${what} returned host canary content: ${s.slice(Math.max(0, s.indexOf(canary.token) - 200), s.indexOf(canary.token) + 100)}`,
+  );
 }
 
 test('mounts are read-only, nosuid, nodev', async (t) => {
   for (const d of [rewrite, raw, pseudo]) {
     const m = await mountOptions(d.mountpoint);
     t.is(m.fsType, 'fuse.nsview');
-    for (const o of ['ro', 'nosuid', 'nodev']) t.true(m.perMount.includes(o), `${d.mountpoint}: ${m.perMount.join(',')} lacks ${o}`);
+    for (const o of ['ro', 'nosuid', 'nodev'])
+      t.true(m.perMount.includes(o), `${d.mountpoint}: ${m.perMount.join(',')} lacks ${o}`);
   }
 });
 
 /** Expected outcome of `cat /atk/<name>` through a rewrite-mode view: content or errno set. */
-function expectedRewrite(name: string, pseudoOn: boolean): { content?: string; contents?: string[]; errnos?: string[] } {
+function expectedRewrite(
+  name: string,
+  pseudoOn: boolean,
+): { content?: string; contents?: string[]; errnos?: string[] } {
   const dir = ['abs-dir', 'abs-dir-slash', 'abs-root', 'rel-deep-dir', 'chain-dir'];
   if (name.startsWith('proc-')) {
     if (!pseudoOn) return { errnos: ['ENOENT'] };
@@ -214,7 +237,11 @@ for (const mode of ['rewrite', 'rewrite+pseudo'] as const) {
       if (r.data) noCanary(t, `read ${n}`, r.data);
       const want = expectedRewrite(n, mode !== 'rewrite');
       if (want.content !== undefined) t.is(r.data?.toString(), want.content, `${n}: ${show(r)}`);
-      else if (r.ok) t.true(want.contents?.includes(r.data!.toString()) ?? false, `${n} -> ${links.get(n)}: got ${show(r)}, want one of ${want.errnos!.join(',')}`);
+      else if (r.ok)
+        t.true(
+          want.contents?.includes(r.data!.toString()) ?? false,
+          `${n} -> ${links.get(n)}: got ${show(r)}, want one of ${want.errnos!.join(',')}`,
+        );
       else t.true(want.errnos!.includes(r.errno!), `${n}: got ${show(r)}, want one of ${want.errnos!.join(',')}`);
       t.true(r.ms < 5_000, `${n} took ${r.ms} ms`);
     });
@@ -293,7 +320,10 @@ for (const mode of ['rewrite', 'rewrite+pseudo'] as const) {
     ];
     for (const c of cmds) {
       const started = Date.now();
-      const r = await tool(`{ ${c}; } 2>&1 | grep -a -o -F -e ${shq(canary.token)} -e CONTAINER-DECOY -e 'Too many levels' | sort | uniq -c`, 90_000);
+      const r = await tool(
+        `{ ${c}; } 2>&1 | grep -a -o -F -e ${shq(canary.token)} -e CONTAINER-DECOY -e 'Too many levels' | sort | uniq -c`,
+        90_000,
+      );
       t.false(r.timedOut, `${c} timed out`);
       noCanary(t, c, r.stdout + r.stderr);
       t.log(`${c}: ${Date.now() - started} ms; ${r.stdout.replace(/\s+/g, ' ').trim()}`);
@@ -306,7 +336,9 @@ for (const mode of ['rewrite', 'rewrite+pseudo'] as const) {
   test(`${mode}: what the view reaches equals what the container reaches`, async (t) => {
     const d = mode === 'rewrite' ? rewrite : pseudo;
     const names = [...links.keys()].filter((n) => !n.startsWith('proc-') && n !== 'trail-slash');
-    const script = names.map((n) => `if c=$(cat /atk/${n} 2>/dev/null); then echo "${n} ok $c"; else echo "${n} fail"; fi`).join('\n');
+    const script = names
+      .map((n) => `if c=$(cat /atk/${n} 2>/dev/null); then echo "${n} ok $c"; else echo "${n} fail"; fi`)
+      .join('\n');
     const inside = (await ctr.exec(script)).stdout.trim().split('\n');
     const res = await probe(names.map((n) => ({ op: 'read' as const, path: atk(d, n) })));
     const viewLines = names.map((n, i) => {
@@ -322,7 +354,11 @@ test('rewrite: a link to "file/" fails with ENOTDIR as in the container', async 
   t.not(inside.code, 0);
   for (const d of [rewrite, pseudo]) {
     const r = await probe1('read', atk(d, 'trail-slash'));
-    t.is(r.errno, 'ENOTDIR', `${d.mountpoint}: ${show(r)}; readlink ${show(await probe1('readlink', atk(d, 'trail-slash')))}`);
+    t.is(
+      r.errno,
+      'ENOTDIR',
+      `${d.mountpoint}: ${show(r)}; readlink ${show(await probe1('readlink', atk(d, 'trail-slash')))}`,
+    );
   }
 });
 
@@ -333,7 +369,12 @@ test('rewrite+pseudo: readlink of every link answers', async (t) => {
 
 test('raw: readlink gives the stored bytes, lstat the true size', async (t) => {
   const names = [...links.keys()];
-  const res = await probe(names.flatMap((n) => [{ op: 'readlink' as const, path: atk(raw, n) }, { op: 'lstat' as const, path: atk(raw, n) }]));
+  const res = await probe(
+    names.flatMap((n) => [
+      { op: 'readlink' as const, path: atk(raw, n) },
+      { op: 'lstat' as const, path: atk(raw, n) },
+    ]),
+  );
   names.forEach((n, i) => {
     const rl = res[2 * i]!;
     const st = res[2 * i + 1]!;
@@ -349,8 +390,12 @@ test('raw: everything nsview serves itself comes from the container (tar without
   const tarList = await tool(`tar -C ${shq(dir)} -cf - . | tar -tvf -`, 60_000);
   t.is(tarList.code, 0, tarList.stderr);
   noCanary(t, 'tar -c | tar -tv', tarList.stdout + tarList.stderr);
-  for (const [name, target] of links) t.true(tarList.stdout.includes(`./${name} -> ${target}`), `tar lost ${name} -> ${target}`);
-  const tarData = await tool(`tar -C ${shq(nsDir(raw))} -cf - atk | sha256sum; tar -C ${shq(nsDir(raw))} -cf - atk | grep -a -c ${shq(canary.token)}`, 60_000);
+  for (const [name, target] of links)
+    t.true(tarList.stdout.includes(`./${name} -> ${target}`), `tar lost ${name} -> ${target}`);
+  const tarData = await tool(
+    `tar -C ${shq(nsDir(raw))} -cf - atk | sha256sum; tar -C ${shq(nsDir(raw))} -cf - atk | grep -a -c ${shq(canary.token)}`,
+    60_000,
+  );
   t.regex(tarData.stdout, /\n0\n$/);
   const find = await tool(`find -P ${shq(dir)} -type f -exec cat {} +`);
   noCanary(t, 'find -P', find.stdout);
@@ -366,11 +411,17 @@ test('raw: the documented edge, a host program following a raw absolute link', a
   // Documented in the README: the host kernel resolves a raw absolute target against the host
   // root. This records what it does here; it is the reason raw mode is for link-storing tools.
   const r = await probe(
-    ['abs-decoy', 'rel-deep', 'abs-etc-hostname', 'proc-self-root'].map((n) => ({ op: 'read' as const, path: atk(raw, n) })),
+    ['abs-decoy', 'rel-deep', 'abs-etc-hostname', 'proc-self-root'].map((n) => ({
+      op: 'read' as const,
+      path: atk(raw, n),
+    })),
   );
   t.log(
     ['abs-decoy', 'rel-deep', 'abs-etc-hostname', 'proc-self-root']
-      .map((n, i) => `${n} -> ${show(r[i]!)} (${r[i]!.data?.toString().includes(canary.token) ? 'host, by the host kernel' : 'not host'})`)
+      .map(
+        (n, i) =>
+          `${n} -> ${show(r[i]!)} (${r[i]!.data?.toString().includes(canary.token) ? 'host, by the host kernel' : 'not host'})`,
+      )
       .join('\n'),
   );
   t.pass();
@@ -379,7 +430,10 @@ test('raw: the documented edge, a host program following a raw absolute link', a
 test('loops and long chains never hang the daemon', async (t) => {
   for (const d of [rewrite, raw, pseudo]) {
     const started = Date.now();
-    const r = await tool(`for i in 1 2; do cat ${shq(atk(d, 'loop-a'))} ${shq(atk(d, 'self-loop'))} ${shq(atk(d, 'loop-dir'))}; done; ls -lR ${shq(atk(d))} >/dev/null`, 30_000);
+    const r = await tool(
+      `for i in 1 2; do cat ${shq(atk(d, 'loop-a'))} ${shq(atk(d, 'self-loop'))} ${shq(atk(d, 'loop-dir'))}; done; ls -lR ${shq(atk(d))} >/dev/null`,
+      30_000,
+    );
     t.false(r.timedOut);
     t.regex(r.stderr, /Too many levels of symbolic links/);
     t.true(Date.now() - started < 20_000);

@@ -65,7 +65,11 @@ test.after.always(() => scope.cleanup());
 
 /** Everything about a tree that a write could change: names, types, modes, owners, times, bytes, xattrs. */
 async function snapshot(dir: string): Promise<string> {
-  const r = await run('sh', ['-c', `cd "$0" && find . -printf '%p %y %m %U %G %s %T@ %C@ %l\\n' | sort && find . -type f -exec sha256sum {} + | sort && getfattr -R -d -m - . 2>/dev/null`, dir]);
+  const r = await run('sh', [
+    '-c',
+    `cd "$0" && find . -printf '%p %y %m %U %G %s %T@ %C@ %l\\n' | sort && find . -type f -exec sha256sum {} + | sort && getfattr -R -d -m - . 2>/dev/null`,
+    dir,
+  ]);
   return r.stdout;
 }
 
@@ -128,7 +132,23 @@ while not os.path.exists(cfg['stop']):
 print(n)
 `;
 
-const KINDS = ['create', 'unlink', 'mkdir', 'rmdir', 'symlink', 'mkfifo', 'link', 'rename', 'chmod', 'chown', 'utime', 'truncate', 'append', 'setxattr', 'removexattr'];
+const KINDS = [
+  'create',
+  'unlink',
+  'mkdir',
+  'rmdir',
+  'symlink',
+  'mkfifo',
+  'link',
+  'rename',
+  'chmod',
+  'chown',
+  'utime',
+  'truncate',
+  'append',
+  'setxattr',
+  'removexattr',
+];
 
 test.serial(`swap races: ${OPS_PER_KIND} operations of each kind change nothing outside the container`, async (t) => {
   t.timeout(30 * 60_000);
@@ -136,12 +156,28 @@ test.serial(`swap races: ${OPS_PER_KIND} operations of each kind change nothing 
   const rootBefore = (await readdir('/')).sort();
   const stop = path.join(work, 'stop-swapper');
   const tag = `atk${process.pid}`;
-  const swapper = run('python3', ['-c', SWAPPER_PY, JSON.stringify({
-    stop, pairs: [[path.join(W, 'd1'), path.join(W, 'l1')], [path.join(W, 'd2'), path.join(W, 'l2')]],
-  })], { timeoutMs: 40 * 60_000 });
+  const swapper = run(
+    'python3',
+    [
+      '-c',
+      SWAPPER_PY,
+      JSON.stringify({
+        stop,
+        pairs: [
+          [path.join(W, 'd1'), path.join(W, 'l1')],
+          [path.join(W, 'd2'), path.join(W, 'l2')],
+        ],
+      }),
+    ],
+    { timeoutMs: 40 * 60_000 },
+  );
   let writer;
   try {
-    writer = await run('python3', ['-c', WRITER_PY, JSON.stringify({ n: OPS_PER_KIND, tag, dirs: [view(ctr, 'w/d1'), view(ctr, 'w/d2')] })], { timeoutMs: 30 * 60_000 });
+    writer = await run(
+      'python3',
+      ['-c', WRITER_PY, JSON.stringify({ n: OPS_PER_KIND, tag, dirs: [view(ctr, 'w/d1'), view(ctr, 'w/d2')] })],
+      { timeoutMs: 30 * 60_000 },
+    );
   } finally {
     await writeFile(stop, '');
   }
@@ -150,11 +186,13 @@ test.serial(`swap races: ${OPS_PER_KIND} operations of each kind change nothing 
   t.log(`swaps ${swaps}; outcomes ${JSON.stringify(counts)}`);
   // Containment first: ava reports only a test's first failed assertion.
   t.is(await snapshot(canary.dir), before, 'the host canary did not change');
-  t.deepEqual((await readdir('/')).sort(), rootBefore, 'nothing appeared in the host\'s /');
+  t.deepEqual((await readdir('/')).sort(), rootBefore, "nothing appeared in the host's /");
   t.false(existsSync(path.join('/', `${tag}-0`)));
   t.true(swaps > 1000, 'the swapper really raced');
   for (const kind of KINDS) {
-    const total = Object.entries(counts).filter(([k]) => k.startsWith(`${kind}:`)).reduce((a, [, v]) => a + v, 0);
+    const total = Object.entries(counts)
+      .filter(([k]) => k.startsWith(`${kind}:`))
+      .reduce((a, [, v]) => a + v, 0);
     t.true(total >= OPS_PER_KIND, `${kind}: ${total} attempts`);
   }
   // The writes really went through, racing or not. Some kinds (link, truncate, append) need the
@@ -176,7 +214,7 @@ test.serial('link and rename between two namespaces answer EXDEV', async (t) => 
   t.is(await readFile(path.join(ctr.rootfs, 'x', 'f'), 'utf8'), 'mine\n');
 });
 
-test.serial('the view\'s own directories answer EPERM, pseudo filesystems EROFS even with --pseudo', async (t) => {
+test.serial("the view's own directories answer EPERM, pseudo filesystems EROFS even with --pseudo", async (t) => {
   const py = `import os,sys\ntry: os.mkdir(sys.argv[1]); print('ok')\nexcept OSError as e: print(e.errno)`;
   t.is((await run('python3', ['-c', py, path.join(nsv.mountpoint, 'new')])).stdout.trim(), '1'); // EPERM
   t.is((await run('python3', ['-c', py, path.join(nsv.mountpoint, 'by-pid', 'new')])).stdout.trim(), '1');
@@ -239,7 +277,7 @@ print(json.dumps(out))
   t.true(Object.keys(answers).length >= 20, r.stdout);
   t.deepEqual(answers, Object.fromEntries(Object.keys(answers).map((op) => [op, 'EROFS'])));
   t.is(await snapshot(canary.dir), beforeCanary, 'the host canary did not change');
-  t.is(await snapshot(R), beforeR, 'the container\'s files did not change either');
+  t.is(await snapshot(R), beforeR, "the container's files did not change either");
   // The same operation through the namespace directory (links rewritten) is served.
   await writeFile(view(ctr, 'ro/d1/through-view'), 'x\n');
   t.is(await readFile(path.join(R, 'd1', 'through-view'), 'utf8'), 'x\n');
@@ -271,7 +309,7 @@ os.close(fd)
   t.false(existsSync(path.join(ctr.rootfs, 'x', 'open-unlinked')));
 });
 
-test.serial('writes while the namespace\'s process exits end in a clean answer', async (t) => {
+test.serial("writes while the namespace's process exits end in a clean answer", async (t) => {
   const c = await startContainer(t, { rootfs: await makeRootfs(path.join(makeTempDir(t, 'dying'), 'root')) });
   const py = String.raw`
 import os, sys, time

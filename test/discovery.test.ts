@@ -8,7 +8,18 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -51,7 +62,12 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 /** A long-lived child, SIGKILLed at teardown (and by the kernel if we die first). */
-function start(t: ExecutionContext, cmd: string, args: string[], stdio: unknown[] = ['ignore', 'pipe', 'inherit']): ChildProcess {
+function start(
+  t: ExecutionContext,
+  cmd: string,
+  args: string[],
+  stdio: unknown[] = ['ignore', 'pipe', 'inherit'],
+): ChildProcess {
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', cmd, ...args], { stdio: stdio as never });
   spawned.push(child);
   t.teardown(() => kill(child));
@@ -114,7 +130,11 @@ function get(t: ExecutionContext, snap: DiscoverySnapshot, inode: number): Mount
 
 function checkSnapshotShape(t: ExecutionContext, snap: DiscoverySnapshot): void {
   for (const ns of snap.namespaces.values()) {
-    t.deepEqual(ns.pids, [...ns.pids].sort((a, b) => a - b), `pids ascending in mnt:[${ns.inode}]`);
+    t.deepEqual(
+      ns.pids,
+      [...ns.pids].sort((a, b) => a - b),
+      `pids ascending in mnt:[${ns.inode}]`,
+    );
     t.true(ns.refs.length > 0, `mnt:[${ns.inode}] has a ref`);
     for (const pid of ns.pids) t.is(snap.pidToNamespace.get(pid), ns.inode);
     // Keyed by id; the number maps back to it.
@@ -197,7 +217,10 @@ for (const sync of [false, true]) {
     link('20/fd/3', 'mnt:[1003]');
     link('20/fd/4', 'socket:[77]');
     link('20/fd/5', 'mnt:[1001]');
-    writeFileSync(`${root}/20/mountinfo`, mi('2 1 0:4 mnt:[1006] /pin rw - nsfs nsfs rw', '3 1 0:4 net:[5] /netns rw - nsfs nsfs rw'));
+    writeFileSync(
+      `${root}/20/mountinfo`,
+      mi('2 1 0:4 mnt:[1006] /pin rw - nsfs nsfs rw', '3 1 0:4 net:[5] /netns rw - nsfs nsfs rw'),
+    );
     writeFileSync(`${root}/20/task/21/mountinfo`, mi());
     // 30: vanished mid-scan (no ns link, no task dir); 31: a non-namespace link.
     mkdirSync(`${root}/30`);
@@ -207,7 +230,11 @@ for (const sync of [false, true]) {
     const fakeMountinfo: Record<number, string> = {
       // 1004 pins 1005 at /x; 1005 pins 1004 back (cycle) and 1007 behind an overmount.
       1004: mi('2 1 0:4 mnt:[1005] /x rw - nsfs nsfs rw'),
-      1005: mi('2 1 0:4 mnt:[1004] /back rw - nsfs nsfs rw', '3 1 0:4 mnt:[1007] /hid rw - nsfs nsfs rw', '4 3 0:9 / /hid rw - tmpfs t rw'),
+      1005: mi(
+        '2 1 0:4 mnt:[1004] /back rw - nsfs nsfs rw',
+        '3 1 0:4 mnt:[1007] /hid rw - nsfs nsfs rw',
+        '4 3 0:9 / /hid rw - tmpfs t rw',
+      ),
     };
     const asked: number[] = [];
     const snap = await discover({
@@ -221,13 +248,22 @@ for (const sync of [false, true]) {
       },
     });
     const p = (s: string): string => `${root}/${s}`;
-    t.deepEqual([...snap.namespaces.values()].map((n) => n.inode), [1000, 1001, 1002, 1003, 1004, 1005, 1006]);
+    t.deepEqual(
+      [...snap.namespaces.values()].map((n) => n.inode),
+      [1000, 1001, 1002, 1003, 1004, 1005, 1006],
+    );
     // Fake ns links have no kernel id behind them: each is keyed by its number.
-    t.deepEqual([...snap.namespaces.values()].map((n) => n.idSource), Array(7).fill('number'));
-    t.deepEqual([...snap.pidToNamespace], [
-      [10, 1000],
-      [20, 1001],
-    ]);
+    t.deepEqual(
+      [...snap.namespaces.values()].map((n) => n.idSource),
+      Array(7).fill('number'),
+    );
+    t.deepEqual(
+      [...snap.pidToNamespace],
+      [
+        [10, 1000],
+        [20, 1001],
+      ],
+    );
     t.is(snap.ownNamespace, 1000);
     const ns = (n: number): MountNamespace => namespaceByInode(snap, n)!;
     t.like(ns(1000), { source: 'process', pids: [10], threads: [], refs: [[p('10/ns/mnt')]] });
@@ -269,7 +305,10 @@ test('process-held namespace: source process, its pid, pidToNamespace', async (t
   t.is(ns.id, id);
   t.is(ns.idSource, 'kernel');
   t.is(toListJson(ns).id, String(id));
-  t.regex(describeNamespace(ns), new RegExp(`^mnt:\\[${inode}\\] id=${id} process +pids=${pid} ref=/proc/${pid}/ns/mnt`));
+  t.regex(
+    describeNamespace(ns),
+    new RegExp(`^mnt:\\[${inode}\\] id=${id} process +pids=${pid} ref=/proc/${pid}/ns/mnt`),
+  );
   checkSnapshotShape(t, snap);
   t.log(`pass: ${snap.stats!.durationMs.toFixed(1)} ms, ${snap.namespaces.size} namespaces`);
 });
@@ -321,8 +360,14 @@ test('fd-held namespace: source fd; the daemon’s own fds are not sources', asy
   t.deepEqual(ns.pids, []);
   t.deepEqual(ns.refs, [[`/proc/${keeper.pid}/fd/3`]]);
   snap = await discover({ includeOwnFds: true });
-  const byPid = [[keeper.pid!, 3], [process.pid, fd]].sort((x, y) => x[0]! - y[0]!);
-  t.deepEqual(get(t, snap, inode).refs, byPid.map(([p, n]) => [`/proc/${p}/fd/${n}`]));
+  const byPid = [
+    [keeper.pid!, 3],
+    [process.pid, fd],
+  ].sort((x, y) => x[0]! - y[0]!);
+  t.deepEqual(
+    get(t, snap, inode).refs,
+    byPid.map(([p, n]) => [`/proc/${p}/fd/${n}`]),
+  );
 
   closeSync(fd);
   fdOpen = false;
@@ -404,13 +449,18 @@ test('chain of process-less namespaces is followed through readMountinfo', async
   t.true(snap.stats!.unexplored.includes(aNs));
 
   snap = await discover({ readMountinfo });
-  const bIno = [...snap.namespaces.values()].find((ns) => ns.refs.some((r) => r.length === 2 && r[0] === a && r[1] === b));
+  const bIno = [...snap.namespaces.values()].find((ns) =>
+    ns.refs.some((r) => r.length === 2 && r[0] === a && r[1] === b),
+  );
   if (!bIno) return t.fail('B not found through A');
   t.is(bIno.source, 'bindmount');
   t.deepEqual(bIno.refs[0], [a, b]);
   t.false(snap.stats!.unexplored.includes(aNs));
   t.true(asked.some((ns) => ns.inode === aNs));
-  t.true(asked.every((ns) => ns.pids.length === 0 && ns.threads.length === 0), 'reader only asked for process-less namespaces');
+  t.true(
+    asked.every((ns) => ns.pids.length === 0 && ns.threads.length === 0),
+    'reader only asked for process-less namespaces',
+  );
 });
 
 /** Source of a child whose worker thread moves alone into a new mount namespace. */
@@ -506,7 +556,9 @@ test('superset of lsns -t mnt', async (t) => {
   checkSnapshotShape(t, snap);
   for (const ns of snap.namespaces.values()) t.log(describeNamespace(ns));
   const s = snap.stats!;
-  t.log(`pass ${s.durationMs.toFixed(1)} ms: ${s.processes} processes, ${s.threads} threads, ${s.fds} fds, ${s.reads} reads`);
+  t.log(
+    `pass ${s.durationMs.toFixed(1)} ms: ${s.processes} processes, ${s.threads} threads, ${s.fds} fds, ${s.reads} reads`,
+  );
 });
 
 test('a pass finishes within the default --scan-interval', async (t) => {
@@ -528,5 +580,9 @@ test('no leftovers', async (t) => {
     t.is(nsOf(child.pid!), undefined);
   }
   const pins = mountNamespacePins(parseMountinfo(readFileSync('/proc/self/mountinfo', 'latin1')));
-  for (const dir of tmpDirs) t.false(pins.some((p) => p.mountPoint.startsWith(dir)), `no pin under ${dir}`);
+  for (const dir of tmpDirs)
+    t.false(
+      pins.some((p) => p.mountPoint.startsWith(dir)),
+      `no pin under ${dir}`,
+    );
 });

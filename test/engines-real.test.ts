@@ -54,7 +54,10 @@ async function lookup(engine: EngineKind, name: string): Promise<number | undefi
 /** Waits until `engine/name` maps to `mntns` (or to nothing, for undefined); returns the ms it took. */
 async function expectName(engine: EngineKind, name: string, mntns: number | undefined): Promise<number> {
   const started = Date.now();
-  await waitFor(`${engine}/${name} -> ${mntns}`, async () => (await lookup(engine, name)) === mntns, { timeoutMs: FRESH_MS + SLACK_MS, intervalMs: 20 });
+  await waitFor(`${engine}/${name} -> ${mntns}`, async () => (await lookup(engine, name)) === mntns, {
+    timeoutMs: FRESH_MS + SLACK_MS,
+    intervalMs: 20,
+  });
   return Date.now() - started;
 }
 
@@ -72,7 +75,10 @@ test.before(async () => {
   timings['dockerd ready'] = docker.startMs;
   timings['containerd ready'] = ctrd.startMs;
   t0 = Date.now();
-  await Promise.all([docker.docker(['import', image.tar, 'nsview-bb']), podman.podman(['import', image.tar, 'localhost/nsview-bb'])]);
+  await Promise.all([
+    docker.docker(['import', image.tar, 'nsview-bb']),
+    podman.podman(['import', image.tar, 'localhost/nsview-bb']),
+  ]);
   timings['image imported (docker+podman)'] = Date.now() - t0;
   registry = new EngineRegistry([
     new DockerSource({ socket: docker.socket, execRoot: docker.execRoot }),
@@ -85,7 +91,13 @@ test.before(async () => {
 
 test.after.always(async (t) => {
   t.log(`timings (ms): ${JSON.stringify(timings)}`);
-  if (registry) t.log(`last list (ms): ${registry.snapshot().engines.map((e) => `${e.key.split(':')[0]}=${e.lastListMs}`).join(' ')}`);
+  if (registry)
+    t.log(
+      `last list (ms): ${registry
+        .snapshot()
+        .engines.map((e) => `${e.key.split(':')[0]}=${e.lastListMs}`)
+        .join(' ')}`,
+    );
   await scope.cleanup();
   // Nothing of ours is left running or mounted.
   const ps = await sh(`ps -eo pid,args | grep -E 'nsview-test-engines|${NS}' | grep -v grep || true`, { check: false });
@@ -97,7 +109,18 @@ test.after.always(async (t) => {
 const dockerRun = (name: string, extra: string[] = []) =>
   docker.docker(['run', '-d', '--name', name, '--network', 'none', ...extra, 'nsview-bb', '/bin/sleep', '999999']);
 const podmanRun = (name: string, extra: string[] = []) =>
-  podman.podman(['run', '-d', '--name', name, '--network', 'none', ...extra, 'localhost/nsview-bb', '/bin/sleep', '999999']);
+  podman.podman([
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'none',
+    ...extra,
+    'localhost/nsview-bb',
+    '/bin/sleep',
+    '999999',
+  ]);
 
 test('docker: name, id, image and labels; rename shows within 2 s', async (t) => {
   let t0 = Date.now();
@@ -113,7 +136,9 @@ test('docker: name, id, image and labels; rename shows within 2 s', async (t) =>
   t.regex(c.id, /^[0-9a-f]{64}$/);
   t.false(c.sandbox);
   // The start time comes from runc's own record in the exec-root, not from a second inspect.
-  const state = JSON.parse(await readFile(path.join(docker.execRoot, 'runtime-runc', 'moby', c.id, 'state.json'), 'utf8')) as { init_process_start: number };
+  const state = JSON.parse(
+    await readFile(path.join(docker.execRoot, 'runtime-runc', 'moby', c.id, 'state.json'), 'utf8'),
+  ) as { init_process_start: number };
   t.is(c.pidStart, state.init_process_start);
   const idx = await index();
   t.is(idx.byEngine.get('docker')?.get(c.id), ns);
@@ -226,9 +251,15 @@ test('podman API (when it serves): pod names and labels, merged with the storage
   const c = listed.find((x) => x.name === 'apictr');
   t.like(c, { engine: 'podman', pid, pod: 'apipod', sandbox: false });
   t.is(c?.labels?.['team'], 'blue');
-  t.true(listed.some((x) => x.pod === 'apipod' && x.sandbox), 'infra container reported as sandbox');
+  t.true(
+    listed.some((x) => x.pod === 'apipod' && x.sandbox),
+    'infra container reported as sandbox',
+  );
   // Both views of the same process in one registry: one entry, with fields of both.
-  const both = new EngineRegistry([new ContainersStorageSource({ graphroot: podman.root, runroot: podman.runroot }), api]);
+  const both = new EngineRegistry([
+    new ContainersStorageSource({ graphroot: podman.root, runroot: podman.runroot }),
+    api,
+  ]);
   await both.start();
   try {
     const merged = both.snapshot().containers.filter((x) => x.pid === pid);
@@ -247,15 +278,23 @@ test('podman API (when it serves): pod names and labels, merged with the storage
 test('docker hung (SIGSTOP): calls time out, snapshots stay instant, names return after SIGCONT', async (t) => {
   await dockerRun('frozen');
   const ns = await mntnsOf(await docker.pidOf('frozen'));
-  const quick = new EngineRegistry([new DockerSource({ socket: docker.socket, execRoot: docker.execRoot, requestTimeoutMs: 400 })], { intervalMs: 200, timeoutMs: 500, staleMs: 1000 });
+  const quick = new EngineRegistry(
+    [new DockerSource({ socket: docker.socket, execRoot: docker.execRoot, requestTimeoutMs: 400 })],
+    { intervalMs: 200, timeoutMs: 500, staleMs: 1000 },
+  );
   await quick.start();
-  const inQuick = async () => buildNameIndex(await mapContainersToMntns(quick.snapshot().containers)).byEngine.get('docker')?.get('frozen');
+  const inQuick = async () =>
+    buildNameIndex(await mapContainersToMntns(quick.snapshot().containers))
+      .byEngine.get('docker')
+      ?.get('frozen');
   try {
     t.is(await inQuick(), ns);
     process.kill(docker.pid, 'SIGSTOP');
     try {
       const t0 = Date.now();
-      await waitFor('docker marked timed out', () => quick.snapshot().engines[0]!.health === 'timeout', { timeoutMs: 3000 });
+      await waitFor('docker marked timed out', () => quick.snapshot().engines[0]!.health === 'timeout', {
+        timeoutMs: 3000,
+      });
       await waitFor('stale names dropped', async () => (await inQuick()) === undefined, { timeoutMs: 4000 });
       timings['hung docker: names dropped'] = Date.now() - t0;
       const s0 = Date.now();
@@ -319,7 +358,9 @@ test('the same name in two engines: both under their engine, no short form', asy
   await docker.docker(['rm', '-f', 'twin']);
   await expectName('docker', 'twin', undefined);
   // Unambiguous again: the short form returns.
-  await waitFor('short name twin', async () => (await index()).byContainer.get('twin') === pns, { timeoutMs: FRESH_MS + SLACK_MS });
+  await waitFor('short name twin', async () => (await index()).byContainer.get('twin') === pns, {
+    timeoutMs: FRESH_MS + SLACK_MS,
+  });
   await podman.podman(['rm', '-f', '-t', '0', 'twin']);
   t.pass();
 });
@@ -327,17 +368,33 @@ test('the same name in two engines: both under their engine, no short form', asy
 test('hostile names (containerd annotations) stay single components inside by-container', async (t) => {
   const hostile = ['../../etc', '..', '.', 'a/b', 'x\ny', '%2F', 'docker'];
   const pids: number[] = [];
-  for (const [i, name] of hostile.entries()) pids.push(await ctrd.run(NS, `hostile-${i}`, { annotations: { 'nerdctl/name': name } }));
+  for (const [i, name] of hostile.entries())
+    pids.push(await ctrd.run(NS, `hostile-${i}`, { annotations: { 'nerdctl/name': name } }));
   const nss = await Promise.all(pids.map(mntnsOf));
-  await waitFor('hostile containers listed', () => registry.snapshot().containers.filter((c) => c.id.startsWith('hostile-')).length === hostile.length, { timeoutMs: FRESH_MS + SLACK_MS });
+  await waitFor(
+    'hostile containers listed',
+    () => registry.snapshot().containers.filter((c) => c.id.startsWith('hostile-')).length === hostile.length,
+    { timeoutMs: FRESH_MS + SLACK_MS },
+  );
   const idx = await index();
   const engineNames = idx.byEngine.get('containerd')!;
-  const expected: Record<string, string> = { '../../etc': '..%2F..%2Fetc', '..': '%2E%2E', '.': '%2E', 'a/b': 'a%2Fb', 'x\ny': 'x%0Ay', '%2F': '%252F', docker: 'docker' };
+  const expected: Record<string, string> = {
+    '../../etc': '..%2F..%2Fetc',
+    '..': '%2E%2E',
+    '.': '%2E',
+    'a/b': 'a%2Fb',
+    'x\ny': 'x%0Ay',
+    '%2F': '%252F',
+    docker: 'docker',
+  };
   for (const [i, name] of hostile.entries()) t.is(engineNames.get(expected[name]!), nss[i], name);
   // 'docker' is an engine directory: only under containerd/.
   t.is(idx.byContainer.get('docker'), undefined);
   for (const key of [...idx.byContainer.keys(), ...engineNames.keys()]) {
-    t.false(key.includes('/') || key.includes('\0') || key === '.' || key === '..' || key === '', `unsafe component ${JSON.stringify(key)}`);
+    t.false(
+      key.includes('/') || key.includes('\0') || key === '.' || key === '..' || key === '',
+      `unsafe component ${JSON.stringify(key)}`,
+    );
     t.is(path.join('/by-container', key).startsWith('/by-container/'), true);
   }
   for (const i of hostile.keys()) await ctrd.remove(NS, `hostile-${i}`);
@@ -371,7 +428,9 @@ test('Kubernetes-shaped containers in containerd k8s.io: pod, namespace, uid, co
     },
   });
   const appNs = await mntnsOf(appPid);
-  await waitFor('pod listed', async () => (await index()).byPod.get('prod')?.get('shop')?.get('cart') === appNs, { timeoutMs: FRESH_MS + SLACK_MS });
+  await waitFor('pod listed', async () => (await index()).byPod.get('prod')?.get('shop')?.get('cart') === appNs, {
+    timeoutMs: FRESH_MS + SLACK_MS,
+  });
   const all = registry.snapshot().containers;
   const sb = all.find((c) => c.id === sandboxId)!;
   const app = all.find((c) => c.id === appId)!;
@@ -379,7 +438,14 @@ test('Kubernetes-shaped containers in containerd k8s.io: pod, namespace, uid, co
   t.true(sb.sandbox);
   t.like(sb, { pod: 'shop', podNamespace: 'prod', podUid: uid, engineNamespace: 'k8s.io' });
   t.false(app.sandbox);
-  t.like(app, { pod: 'shop', podNamespace: 'prod', podUid: uid, containerName: 'cart', image: 'registry.example/cart:1', name: 'cart' });
+  t.like(app, {
+    pod: 'shop',
+    podNamespace: 'prod',
+    podUid: uid,
+    containerName: 'cart',
+    image: 'registry.example/cart:1',
+    name: 'cart',
+  });
   // The sandbox has no by-pod entry of its own.
   t.deepEqual([...(await index()).byPod.get('prod')!.get('shop')!.keys()], ['cart']);
   await ctrd.remove('k8s.io', appId);
@@ -388,12 +454,21 @@ test('Kubernetes-shaped containers in containerd k8s.io: pod, namespace, uid, co
 
 test('engine locations from the running daemons: private sockets and roots', async (t) => {
   const locs = await discoverEngineLocations();
-  t.true(locs.docker.some((l) => l.socket === docker.socket && l.execRoot === docker.execRoot), JSON.stringify(locs.docker));
-  t.true(locs.containerd.some((l) => l.socket === ctrd.socket && l.state === ctrd.state), JSON.stringify(locs.containerd));
+  t.true(
+    locs.docker.some((l) => l.socket === docker.socket && l.execRoot === docker.execRoot),
+    JSON.stringify(locs.docker),
+  );
+  t.true(
+    locs.containerd.some((l) => l.socket === ctrd.socket && l.state === ctrd.state),
+    JSON.stringify(locs.containerd),
+  );
   // Podman has no daemon: its roots are found through a running container's conmon.
   await podmanRun('located');
   const again = await discoverEngineLocations();
-  t.true(again.storage.some((l) => l.graphroot === podman.root && l.runroot === podman.runroot), JSON.stringify(again.storage));
+  t.true(
+    again.storage.some((l) => l.graphroot === podman.root && l.runroot === podman.runroot),
+    JSON.stringify(again.storage),
+  );
   await podman.podman(['rm', '-f', '-t', '0', 'located']);
 });
 

@@ -62,7 +62,8 @@ test('path component rule: hostile names become one safe component, reversibly',
 });
 
 test('stat start time: comm with spaces and parentheses', async (t) => {
-  const line = '4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615';
+  const line =
+    '4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615';
   t.is(parseStatStart(line), 987654);
   t.is(parseStatStart('garbage'), undefined);
   t.is(typeof (await readPidStart(process.pid)), 'number');
@@ -79,15 +80,35 @@ test('containerMntns: the live init process maps; a dead or reused PID never doe
   child.kill('SIGKILL');
   await waitFor('sleep to exit', () => child.exitCode !== null || child.signalCode !== null);
   t.is(await containerMntns({ pid, pidStart: start }), undefined);
-  const info = (p: number, s: number): ContainerInfo => ({ engine: 'docker', id: `${p}`, name: `n${p}`, image: '', pid: p, pidStart: s, sandbox: false });
+  const info = (p: number, s: number): ContainerInfo => ({
+    engine: 'docker',
+    id: `${p}`,
+    name: `n${p}`,
+    image: '',
+    pid: p,
+    pidStart: s,
+    sandbox: false,
+  });
   const mine = (await readPidStart(process.pid))!;
   const mapped = await mapContainersToMntns([info(pid, start), info(process.pid, mine)]);
-  t.deepEqual(mapped.map((m) => m.container.pid), [process.pid]);
+  t.deepEqual(
+    mapped.map((m) => m.container.pid),
+    [process.pid],
+  );
 });
 
 test('config and command-line parsing', (t) => {
   const toml = tomlStrings(
-    ['version = 2', 'root = "/srv/ctd"', "state = '/run/ctd'", '# state = "/nope"', '[grpc]', '  address = "/run/ctd/ctd.sock" # comment', '[plugins."io.containerd.grpc.v1.cri"]', '  sandbox_image = "x"'].join('\n'),
+    [
+      'version = 2',
+      'root = "/srv/ctd"',
+      "state = '/run/ctd'",
+      '# state = "/nope"',
+      '[grpc]',
+      '  address = "/run/ctd/ctd.sock" # comment',
+      '[plugins."io.containerd.grpc.v1.cri"]',
+      '  sandbox_image = "x"',
+    ].join('\n'),
   );
   t.is(toml.get('root'), '/srv/ctd');
   t.is(toml.get('state'), '/run/ctd');
@@ -104,29 +125,76 @@ test('config and command-line parsing', (t) => {
 test('Kubernetes identity from containerd CRI and CRI-O annotations', (t) => {
   const cri = podIdentity(
     { 'io.kubernetes.pod.name': 'p' },
-    { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.container-name': 'c', 'io.kubernetes.cri.sandbox-namespace': 'ns', 'io.kubernetes.cri.sandbox-uid': 'u', 'io.kubernetes.cri.image-name': 'img' },
+    {
+      'io.kubernetes.cri.container-type': 'container',
+      'io.kubernetes.cri.container-name': 'c',
+      'io.kubernetes.cri.sandbox-namespace': 'ns',
+      'io.kubernetes.cri.sandbox-uid': 'u',
+      'io.kubernetes.cri.image-name': 'img',
+    },
   );
   t.deepEqual(cri, { pod: 'p', podNamespace: 'ns', podUid: 'u', containerName: 'c', sandbox: false, image: 'img' });
-  const crio = podIdentity({}, {
-    'io.kubernetes.cri-o.ContainerType': 'sandbox',
-    'io.kubernetes.cri-o.Labels': JSON.stringify({ 'io.kubernetes.pod.name': 'web-0', 'io.kubernetes.pod.namespace': 'shop', 'io.kubernetes.pod.uid': 'u2' }),
-  });
+  const crio = podIdentity(
+    {},
+    {
+      'io.kubernetes.cri-o.ContainerType': 'sandbox',
+      'io.kubernetes.cri-o.Labels': JSON.stringify({
+        'io.kubernetes.pod.name': 'web-0',
+        'io.kubernetes.pod.namespace': 'shop',
+        'io.kubernetes.pod.uid': 'u2',
+      }),
+    },
+  );
   t.like(crio, { pod: 'web-0', podNamespace: 'shop', podUid: 'u2', sandbox: true, containerName: undefined });
   // A CRI-O sandbox's annotations as CRI-O writes them (kubelet labels the sandbox container "POD").
-  const crioSandbox = podIdentity({}, {
-    'io.kubernetes.cri-o.ContainerType': 'sandbox',
-    'io.kubernetes.cri-o.KubeName': 'segfaulter',
-    'io.kubernetes.cri-o.Namespace': 'default',
-    'io.kubernetes.cri-o.Labels': JSON.stringify({ 'io.kubernetes.container.name': 'POD', 'io.kubernetes.pod.namespace': 'default', 'io.kubernetes.pod.name': 'segfaulter', 'io.kubernetes.pod.uid': 'aaaa' }),
-    'io.kubernetes.cri-o.Name': 'k8s_segfaulter_default_aaaa_0',
+  const crioSandbox = podIdentity(
+    {},
+    {
+      'io.kubernetes.cri-o.ContainerType': 'sandbox',
+      'io.kubernetes.cri-o.KubeName': 'segfaulter',
+      'io.kubernetes.cri-o.Namespace': 'default',
+      'io.kubernetes.cri-o.Labels': JSON.stringify({
+        'io.kubernetes.container.name': 'POD',
+        'io.kubernetes.pod.namespace': 'default',
+        'io.kubernetes.pod.name': 'segfaulter',
+        'io.kubernetes.pod.uid': 'aaaa',
+      }),
+      'io.kubernetes.cri-o.Name': 'k8s_segfaulter_default_aaaa_0',
+    },
+  );
+  t.deepEqual(crioSandbox, {
+    pod: 'segfaulter',
+    podNamespace: 'default',
+    podUid: 'aaaa',
+    containerName: undefined,
+    sandbox: true,
+    image: undefined,
   });
-  t.deepEqual(crioSandbox, { pod: 'segfaulter', podNamespace: 'default', podUid: 'aaaa', containerName: undefined, sandbox: true, image: undefined });
   // A CRI-O container without kubelet's labels: KubeName is not taken for the pod.
-  t.like(podIdentity({}, { 'io.kubernetes.cri-o.ContainerType': 'container', 'io.kubernetes.cri-o.KubeName': 'app', 'io.kubernetes.cri-o.ContainerName': 'app' }), { pod: undefined, containerName: 'app', sandbox: false });
+  t.like(
+    podIdentity(
+      {},
+      {
+        'io.kubernetes.cri-o.ContainerType': 'container',
+        'io.kubernetes.cri-o.KubeName': 'app',
+        'io.kubernetes.cri-o.ContainerName': 'app',
+      },
+    ),
+    { pod: undefined, containerName: 'app', sandbox: false },
+  );
   t.like(podIdentity({}, { 'io.kubernetes.cri-o.Labels': '{not json' }), { pod: undefined, sandbox: false });
 });
 
-const ci = (over: Partial<ContainerInfo>): ContainerInfo => ({ engine: 'docker', id: 'id', name: 'n', image: '', pid: 1, pidStart: 1, sandbox: false, ...over });
+const ci = (over: Partial<ContainerInfo>): ContainerInfo => ({
+  engine: 'docker',
+  id: 'id',
+  name: 'n',
+  image: '',
+  pid: 1,
+  pidStart: 1,
+  sandbox: false,
+  ...over,
+});
 
 test('name index: ambiguity, reserved engine names, pods', (t) => {
   const idx = buildNameIndex([
@@ -134,9 +202,32 @@ test('name index: ambiguity, reserved engine names, pods', (t) => {
     { container: ci({ engine: 'podman', id: 'bbb', name: 'web' }), mntns: 2 },
     { container: ci({ engine: 'podman', id: 'ccc', name: 'podman' }), mntns: 3 },
     { container: ci({ engine: 'containerd', id: 'x', name: '../x' }), mntns: 4 },
-    { container: ci({ engine: 'containerd', id: 'sb', name: 'pod', pod: 'pod', podNamespace: 'ns', sandbox: true }), mntns: 5 },
-    { container: ci({ engine: 'containerd', id: 'c1', name: 'app', pod: 'pod', podNamespace: 'ns', containerName: 'app' }), mntns: 6 },
-    { container: ci({ engine: 'containerd', id: 'c2', name: 'app', pod: 'other', podNamespace: 'ns', containerName: 'app' }), mntns: 7 },
+    {
+      container: ci({ engine: 'containerd', id: 'sb', name: 'pod', pod: 'pod', podNamespace: 'ns', sandbox: true }),
+      mntns: 5,
+    },
+    {
+      container: ci({
+        engine: 'containerd',
+        id: 'c1',
+        name: 'app',
+        pod: 'pod',
+        podNamespace: 'ns',
+        containerName: 'app',
+      }),
+      mntns: 6,
+    },
+    {
+      container: ci({
+        engine: 'containerd',
+        id: 'c2',
+        name: 'app',
+        pod: 'other',
+        podNamespace: 'ns',
+        containerName: 'app',
+      }),
+      mntns: 7,
+    },
   ]);
   t.is(idx.byContainer.get('web'), undefined); // two namespaces claim it
   t.is(idx.byEngine.get('docker')?.get('web'), 1);
@@ -175,16 +266,31 @@ test('registry: a hung engine times out without delaying others; a dead one drop
   const reg = new EngineRegistry([hung, dead, fine], { intervalMs: 100, timeoutMs: 300, staleMs: 800 });
   await reg.start();
   t.teardown(() => reg.stop());
-  t.deepEqual(reg.snapshot().containers.map((c) => c.id).sort(), ['d', 'f', 'h']);
+  t.deepEqual(
+    reg
+      .snapshot()
+      .containers.map((c) => c.id)
+      .sort(),
+    ['d', 'f', 'h'],
+  );
 
   hung.answer = () => new Promise(() => {}); // never settles
   dead.answer = () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
   const t0 = Date.now();
   await waitFor('dead engine dropped', () => !reg.snapshot().containers.some((c) => c.id === 'd'), { timeoutMs: 2000 });
   t.true(Date.now() - t0 < 1000);
-  await waitFor('hung engine marked', () => reg.snapshot().engines.find((e) => e.key === 'hung')?.health === 'timeout', { timeoutMs: 2000 });
-  t.true(reg.snapshot().containers.some((c) => c.id === 'h'), 'kept while stale');
-  await waitFor('hung engine dropped after staleMs', () => !reg.snapshot().containers.some((c) => c.id === 'h'), { timeoutMs: 3000 });
+  await waitFor(
+    'hung engine marked',
+    () => reg.snapshot().engines.find((e) => e.key === 'hung')?.health === 'timeout',
+    { timeoutMs: 2000 },
+  );
+  t.true(
+    reg.snapshot().containers.some((c) => c.id === 'h'),
+    'kept while stale',
+  );
+  await waitFor('hung engine dropped after staleMs', () => !reg.snapshot().containers.some((c) => c.id === 'h'), {
+    timeoutMs: 3000,
+  });
   t.true(reg.snapshot().containers.some((c) => c.id === 'f'));
   t.true(fine.calls >= 5, `fine engine kept being polled (${fine.calls})`);
   const s0 = Date.now();
@@ -196,13 +302,18 @@ test('registry: one process reported by containerd and Docker is kept once, as D
   const d = new ScriptedSource('d', 'docker');
   const c = new ScriptedSource('c', 'containerd');
   d.answer = async () => [ci({ engine: 'docker', id: 'abc', name: 'web', pid: 5, pidStart: 7 })];
-  c.answer = async () => [ci({ engine: 'containerd', id: 'abc', name: 'abc', pid: 5, pidStart: 7, engineNamespace: 'moby' })];
+  c.answer = async () => [
+    ci({ engine: 'containerd', id: 'abc', name: 'abc', pid: 5, pidStart: 7, engineNamespace: 'moby' }),
+  ];
   const reg = new EngineRegistry([c, d], { intervalMs: 100 });
   let changes = 0;
   reg.onChange(() => changes++);
   await reg.start();
   t.teardown(() => reg.stop());
-  t.deepEqual(reg.snapshot().containers.map((x) => x.engine), ['docker']);
+  t.deepEqual(
+    reg.snapshot().containers.map((x) => x.engine),
+    ['docker'],
+  );
   await sleep(300);
   t.true(changes <= 2, 'no change events while nothing changes');
   // refresh() answers with what the engines say now, without waiting for the next poll.

@@ -39,7 +39,7 @@ const RAW_LINKS: ReadonlyArray<[string, Buffer]> = [
   ['long', Buffer.from(`/${'d123456789/'.repeat(370)}end`)], // 4075 bytes, close to PATH_MAX
 ];
 
-const TAR_CREATE = ['--format=posix', '--xattrs', "--xattrs-include=user.*", '--numeric-owner', '--sort=name'];
+const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=user.*', '--numeric-owner', '--sort=name'];
 
 interface World {
   view: Nsview;
@@ -70,7 +70,12 @@ test.before(async () => {
   const links = `${procData}/rawlinks`;
   await sh(`mkdir ${shq(links)}`);
   for (const [name, target] of RAW_LINKS) {
-    await run('python3', ['-c', 'import os,sys; os.symlink(bytes.fromhex(sys.argv[1]), sys.argv[2])', target.toString('hex'), `${links}/${name}`]);
+    await run('python3', [
+      '-c',
+      'import os,sys; os.symlink(bytes.fromhex(sys.argv[1]), sys.argv[2])',
+      target.toString('hex'),
+      `${links}/${name}`,
+    ]);
   }
   const [view, rewriteView] = await Promise.all([startNsview(scope, { symlinks: 'raw' }), startNsview(scope, {})]);
   w = {
@@ -104,12 +109,20 @@ test('raw: readlink returns every stored target byte for byte (non-UTF-8, newlin
     t.is(r.stdoutBuffer.toString('hex'), Buffer.concat([target, Buffer.from('\n')]).toString('hex'), name);
   }
   // And the size the kernel reports (lstat st_size) is the target's length.
-  const sizes = (await run('stat', ['-c', '%s', ...RAW_LINKS.map(([n]) => `${w.data}/rawlinks/${n}`)])).stdout.trim().split('\n');
-  t.deepEqual(sizes.map(Number), RAW_LINKS.map(([, target]) => target.length));
+  const sizes = (await run('stat', ['-c', '%s', ...RAW_LINKS.map(([n]) => `${w.data}/rawlinks/${n}`)])).stdout
+    .trim()
+    .split('\n');
+  t.deepEqual(
+    sizes.map(Number),
+    RAW_LINKS.map(([, target]) => target.length),
+  );
 });
 
 test('the view of the tree equals the tree itself (snapshot of every entry)', async (t) => {
-  const [viewSnap, procSnap] = await Promise.all([snapshotTree(`${w.data}/fidelity`), snapshotTree(`${w.procData}/fidelity`)]);
+  const [viewSnap, procSnap] = await Promise.all([
+    snapshotTree(`${w.data}/fidelity`),
+    snapshotTree(`${w.procData}/fidelity`),
+  ]);
   t.deepEqual(viewSnap, procSnap);
   // Spot checks that the comparison is not vacuous.
   const line = (p: string) => viewSnap.find((l) => l.startsWith(`${p} type=`)) ?? '';
@@ -119,7 +132,10 @@ test('the view of the tree equals the tree itself (snapshot of every entry)', as
   t.regex(line('special/null'), /type=c .*rdev=1:3/);
   t.regex(line('special/fifo'), /type=p/);
   t.regex(line(HARDLINK_NAMES[2]), new RegExp(`hardlink=${HARDLINK_NAMES[0]}`));
-  t.regex(line('files/xattr.txt'), new RegExp(`user\\.test:${Buffer.from(XATTRS['files/xattr.txt']!['user.test']!).toString('hex')}`));
+  t.regex(
+    line('files/xattr.txt'),
+    new RegExp(`user\\.test:${Buffer.from(XATTRS['files/xattr.txt']!['user.test']!).toString('hex')}`),
+  );
   t.regex(line(`files/${NON_UTF8_NAME.toString('latin1').replace('\xe9', '\\xe9')}`), /type=f/);
 });
 
@@ -135,20 +151,39 @@ test('raw/<ns> and <ns> on one mount: each link its own target and size, asked i
   const top = path.join(w.rewriteView.mountpoint, String(w.c.nsInode), 'data');
   const names = ['links/abs', 'links/rel', 'links/escape'];
   const ask = async (dir: string) => {
-    const targets = (await run('readlink', names.map((n) => `${dir}/fidelity/${n}`))).stdout.trim().split('\n');
-    const sizes = (await run('stat', ['-c', '%s', ...names.map((n) => `${dir}/fidelity/${n}`)])).stdout.trim().split('\n').map(Number);
+    const targets = (
+      await run(
+        'readlink',
+        names.map((n) => `${dir}/fidelity/${n}`),
+      )
+    ).stdout
+      .trim()
+      .split('\n');
+    const sizes = (await run('stat', ['-c', '%s', ...names.map((n) => `${dir}/fidelity/${n}`)])).stdout
+      .trim()
+      .split('\n')
+      .map(Number);
     return { targets, sizes };
   };
   // Alternate, so a target or size cached for one tree's node would show in the other's answer.
   for (let round = 0; round < 2; round++) {
     const raw = await ask(w.rawData);
     const rewritten = await ask(top);
-    t.deepEqual(raw.targets, names.map((n) => SYMLINKS[n]!));
-    t.deepEqual(raw.sizes, raw.targets.map((x) => Buffer.byteLength(x)));
+    t.deepEqual(
+      raw.targets,
+      names.map((n) => SYMLINKS[n]!),
+    );
+    t.deepEqual(
+      raw.sizes,
+      raw.targets.map((x) => Buffer.byteLength(x)),
+    );
     // The default tree still rewrites (an absolute target becomes relative to the namespace root).
     t.is(rewritten.targets[0], '../../../etc/hostname');
     t.is(rewritten.targets[1], SYMLINKS['links/rel']);
-    t.deepEqual(rewritten.sizes, rewritten.targets.map((x) => Buffer.byteLength(x)));
+    t.deepEqual(
+      rewritten.sizes,
+      rewritten.targets.map((x) => Buffer.byteLength(x)),
+    );
   }
   // raw/ lists the same namespaces as the top directory.
   const list = async (dir: string) => (await run('ls', [dir])).stdout.split('\n').filter((l) => /^\d+$/.test(l));
@@ -159,7 +194,10 @@ async function tarThroughViewEqualsInside(t: ExecutionContext, data: string, lab
   const viewTar = path.join(w.work, `${label}-view.tar`);
   const insideTar = path.join(w.work, `${label}-inside.tar`);
   // Through the view, from the host.
-  const v = await run('tar', [...TAR_CREATE, '-C', data, '-cf', viewTar, 'fidelity'], { timeoutMs: 60_000, check: false });
+  const v = await run('tar', [...TAR_CREATE, '-C', data, '-cf', viewTar, 'fidelity'], {
+    timeoutMs: 60_000,
+    check: false,
+  });
   t.is(v.code, 0, v.stderr);
   t.is(v.stderr, '');
   // Inside the container's mount namespace, rooted at its root, by the same GNU tar.
@@ -180,20 +218,35 @@ async function tarThroughViewEqualsInside(t: ExecutionContext, data: string, lab
       .filter((l) => l !== '');
   const [lv, li] = await Promise.all([listing(viewTar), listing(insideTar)]);
   t.deepEqual(lv, li);
-  t.is(lv.filter((l) => !l.startsWith('  x: ')).length, 1 + w.entries + 1, 'every entry (and the non-UTF-8 name) archived');
+  t.is(
+    lv.filter((l) => !l.startsWith('  x: ')).length,
+    1 + w.entries + 1,
+    'every entry (and the non-UTF-8 name) archived',
+  );
   const at = (name: string) => {
-    const i = lv.findIndex((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `) || l.includes(` ${name} link to `));
+    const i = lv.findIndex(
+      (l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `) || l.includes(` ${name} link to `),
+    );
     return i < 0 ? '' : lv[i]!.replace(/ +/g, ' ');
   };
   t.is(at('fidelity/files/setuid'), '-rwsr-xr-x 0/0 7 2020-09-13 12:26:40 fidelity/files/setuid');
   t.is(at('fidelity/files/setgid'), '-rwxr-sr-x 0/1000 7 2020-09-13 12:26:40 fidelity/files/setgid');
   t.is(at('fidelity/dirs/sticky/'), 'drwxrwxrwt 0/0 0 2020-09-13 12:26:40 fidelity/dirs/sticky/');
-  t.is(at('fidelity/files/ns-mtime.txt'), '-rw-r--r-- 0/0 12 2001-09-09 01:46:40.123456789 fidelity/files/ns-mtime.txt');
+  t.is(
+    at('fidelity/files/ns-mtime.txt'),
+    '-rw-r--r-- 0/0 12 2001-09-09 01:46:40.123456789 fidelity/files/ns-mtime.txt',
+  );
   t.is(at('fidelity/special/fifo'), 'prw-r--r-- 0/0 0 2020-09-13 12:26:40 fidelity/special/fifo');
   t.is(at('fidelity/special/null'), 'crw-rw-rw- 0/0 1,3 2020-09-13 12:26:40 fidelity/special/null');
   t.is(at('fidelity/links/abs'), 'lrwxrwxrwx 0/0 0 2017-07-14 02:40:00.000000001 fidelity/links/abs -> /etc/hostname');
-  t.is(at('fidelity/links/owned'), 'lrwxrwxrwx 1000/1000 0 2020-09-13 12:26:40 fidelity/links/owned -> ../files/hello.txt');
-  t.is(at('fidelity/hardlinks/two'), 'hrw-r--r-- 1000/1000 0 2020-09-13 12:26:40 fidelity/hardlinks/two link to fidelity/hardlinks/one');
+  t.is(
+    at('fidelity/links/owned'),
+    'lrwxrwxrwx 1000/1000 0 2020-09-13 12:26:40 fidelity/links/owned -> ../files/hello.txt',
+  );
+  t.is(
+    at('fidelity/hardlinks/two'),
+    'hrw-r--r-- 1000/1000 0 2020-09-13 12:26:40 fidelity/hardlinks/two link to fidelity/hardlinks/one',
+  );
   t.is(at('fidelity/files/latin1-\\351.txt'), '-rw-r--r-- 0/0 10 2020-09-13 12:26:40 fidelity/files/latin1-\\351.txt');
   const xattrsOf = (name: string) => {
     const i = lv.findIndex((l) => l.endsWith(` ${name}`));
@@ -208,20 +261,35 @@ async function tarThroughViewEqualsInside(t: ExecutionContext, data: string, lab
   const extract = async (file: string, which: string) => {
     const dest = path.join(w.work, `${label}-${which}`);
     await run('mkdir', [dest]);
-    const r = await run('tar', ['--xattrs', '--xattrs-include=user.*', '--numeric-owner', '--same-owner', '-xpf', file, '-C', dest], { check: false });
+    const r = await run(
+      'tar',
+      ['--xattrs', '--xattrs-include=user.*', '--numeric-owner', '--same-owner', '-xpf', file, '-C', dest],
+      { check: false },
+    );
     t.is(r.code, 0, `${which}: ${r.stderr}`);
     return snapshotTree(path.join(dest, 'fidelity'));
   };
-  const [sv, si, orig] = await Promise.all([extract(viewTar, 'from-view'), extract(insideTar, 'from-inside'), snapshotTree(`${w.procData}/fidelity`)]);
+  const [sv, si, orig] = await Promise.all([
+    extract(viewTar, 'from-view'),
+    extract(insideTar, 'from-inside'),
+    snapshotTree(`${w.procData}/fidelity`),
+  ]);
   t.deepEqual(sv, si);
   // Both restore the original tree exactly.
   t.deepEqual(sv, orig);
 }
 
 test('FIFOs and devices are special files in the view, never opened: nodev, nosuid, read-only mount', async (t) => {
-  const st = await run('stat', ['-c', '%F %t:%T', `${w.data}/fidelity/special/fifo`, `${w.data}/fidelity/special/null`]);
+  const st = await run('stat', [
+    '-c',
+    '%F %t:%T',
+    `${w.data}/fidelity/special/fifo`,
+    `${w.data}/fidelity/special/null`,
+  ]);
   t.is(st.stdout, 'fifo 0:0\ncharacter special file 1:3\n');
-  const opts = (await run('findmnt', ['-n', '-o', 'OPTIONS', '--mountpoint', w.view.mountpoint])).stdout.trim().split(',');
+  const opts = (await run('findmnt', ['-n', '-o', 'OPTIONS', '--mountpoint', w.view.mountpoint])).stdout
+    .trim()
+    .split(',');
   for (const o of ['ro', 'nosuid', 'nodev']) t.true(opts.includes(o), `${o} in ${opts.join(',')}`);
   // A device node in the view cannot be opened (nodev), so it can never reach the host's device.
   const dev = await run('head', ['-c', '1', `${w.data}/fidelity/special/null`], { check: false });

@@ -17,8 +17,18 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { NsviewError, errnoOf } from '../src/sys/errors.js';
 import {
-  DT, REPLIED, cleanStaleMount, findMount, mountFuse, unmountMountpoint,
-  type Attr, type DirEntry, type Entry, type FuseOperations, type MountOptions, type MountedSession,
+  DT,
+  REPLIED,
+  cleanStaleMount,
+  findMount,
+  mountFuse,
+  unmountMountpoint,
+  type Attr,
+  type DirEntry,
+  type Entry,
+  type FuseOperations,
+  type MountOptions,
+  type MountedSession,
   type RequestContext,
 } from '../src/fuse/index.js';
 import { decodeBatchForgetIn, decodeReadIn, lookupsNotDelivered, packDirents } from '../src/fuse/codec.js';
@@ -42,10 +52,15 @@ const childEnv = { ...process.env, LC_ALL: 'C', TZ: 'UTC' };
 /** Run a command to completion (never throws on a non-zero exit). */
 function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { encoding: 'buffer', env: childEnv, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout, stderr: stderr.toString() });
-    });
+    execFile(
+      cmd,
+      args,
+      { encoding: 'buffer', env: childEnv, timeout: timeoutMs, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, stdout, stderr: stderr.toString() });
+      },
+    );
   });
 }
 
@@ -56,7 +71,11 @@ async function text(cmd: string, args: string[]): Promise<string> {
 }
 
 /** Start a long-running child; teardown kills it. */
-function start(t: ExecutionContext, cmd: string, args: string[]): { child: ChildProcess; exited: Promise<number | null> } {
+function start(
+  t: ExecutionContext,
+  cmd: string,
+  args: string[],
+): { child: ChildProcess; exited: Promise<number | null> } {
   const child = spawn(cmd, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.teardown(() => {
@@ -113,11 +132,21 @@ interface MemNode {
 
 function mkAttr(ino: bigint, mode: number, size: number, nlink = 1): Attr {
   return {
-    ino, size: BigInt(size), blocks: BigInt(Math.ceil(size / 512)), mode, nlink, uid: 0, gid: 0,
-    rdev: 0, blksize: 4096,
-    atimeSec: 1_700_000_000n, atimeNsec: 0,
-    mtimeSec: 1_700_000_000n, mtimeNsec: MTIME_NSEC,
-    ctimeSec: 1_700_000_000n, ctimeNsec: 0,
+    ino,
+    size: BigInt(size),
+    blocks: BigInt(Math.ceil(size / 512)),
+    mode,
+    nlink,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 4096,
+    atimeSec: 1_700_000_000n,
+    atimeNsec: 0,
+    mtimeSec: 1_700_000_000n,
+    mtimeNsec: MTIME_NSEC,
+    ctimeSec: 1_700_000_000n,
+    ctimeNsec: 0,
   };
 }
 
@@ -140,15 +169,24 @@ class MemFs implements FuseOperations {
     const root: MemNode = { nodeid: 1n, attr: mkAttr(1n, 0o040755, 0, 3), children: [] };
     this.add(root);
     const file: MemNode = {
-      nodeid: BIG_INO, attr: mkAttr(BIG_INO, 0o100644, FILE_DATA.length), data: FILE_DATA,
-      xattrs: new Map([['user.test', XATTR_VALUE], ['user.small', Buffer.from('v')]]),
+      nodeid: BIG_INO,
+      attr: mkAttr(BIG_INO, 0o100644, FILE_DATA.length),
+      data: FILE_DATA,
+      xattrs: new Map([
+        ['user.test', XATTR_VALUE],
+        ['user.small', Buffer.from('v')],
+      ]),
     };
     const link: MemNode = { nodeid: 3n, attr: mkAttr(3n, 0o120777, LINK_TARGET.length), target: LINK_TARGET };
     const latin: MemNode = { nodeid: 4n, attr: mkAttr(4n, 0o100444, LATIN1_DATA.length), data: LATIN1_DATA };
     const big: MemNode = { nodeid: 5n, attr: mkAttr(5n, 0o040755, 0, 2), children: [] };
     for (const n of [file, link, latin, big]) this.add(n);
-    root.children!.push([Buffer.from('file'), file.nodeid], [Buffer.from('link'), link.nodeid],
-      [LATIN1_NAME, latin.nodeid], [Buffer.from('big'), big.nodeid]);
+    root.children!.push(
+      [Buffer.from('file'), file.nodeid],
+      [Buffer.from('link'), link.nodeid],
+      [LATIN1_NAME, latin.nodeid],
+      [Buffer.from('big'), big.nodeid],
+    );
     for (let i = 0; i < BIG_DIR_SIZE; i++) {
       const id = 1000n + BigInt(i);
       this.add({ nodeid: id, attr: mkAttr(id, 0o100644, 0), data: Buffer.alloc(0) });
@@ -278,7 +316,16 @@ class MemFs implements FuseOperations {
 
   statfs() {
     if (this.hangStatfs) return new Promise<never>(() => undefined);
-    return Promise.resolve({ blocks: 100n, bfree: 0n, bavail: 0n, files: 3010n, ffree: 0n, bsize: 4096, namelen: 255, frsize: 4096 });
+    return Promise.resolve({
+      blocks: 100n,
+      bfree: 0n,
+      bavail: 0n,
+      files: 3010n,
+      ffree: 0n,
+      bsize: 4096,
+      namelen: 255,
+      frsize: 4096,
+    });
   }
 
   async access() {}
@@ -324,8 +371,12 @@ async function mountMem(t: ExecutionContext, opts: Partial<MountOptions> = {}): 
   const memfs = new MemFs();
   const errors: Array<{ op: string; err: unknown }> = [];
   const session = await mountFuse(memfs, {
-    mountpoint: mp, fsname: 'nsview-test', subtype: 'nsviewtest', readOnly: true,
-    allowOther: false, defaultPermissions: false,
+    mountpoint: mp,
+    fsname: 'nsview-test',
+    subtype: 'nsviewtest',
+    readOnly: true,
+    allowOther: false,
+    defaultPermissions: false,
     onError: (err, op) => errors.push({ op, err }),
     ...opts,
   });
@@ -353,7 +404,13 @@ test('packDirents: 8-byte aligned records, exact name bytes, stops at the first 
 });
 
 test('readdirplus accounting: dots go out with nodeid 0, unsent entries are forgotten', (t) => {
-  const entry = (nodeid: bigint): Entry => ({ nodeid, generation: 0n, attr: mkAttr(nodeid, 0o100644, 0), entryTimeoutMs: 1, attrTimeoutMs: 1 });
+  const entry = (nodeid: bigint): Entry => ({
+    nodeid,
+    generation: 0n,
+    attr: mkAttr(nodeid, 0o100644, 0),
+    entryTimeoutMs: 1,
+    attrTimeoutMs: 1,
+  });
   const list: DirEntry[] = [
     { name: Buffer.from('.'), ino: 5n, type: DT.DIR, off: 1n, entry: entry(5n) },
     { name: Buffer.from('..'), ino: 1n, type: DT.DIR, off: 2n, entry: entry(1n) },
@@ -382,16 +439,23 @@ test('codec: a short body is EPROTO, not stale buffer bytes; BATCH_FORGET stops 
     buf.writeBigUInt64LE(BigInt(10 + i), 48 + i * 16);
     buf.writeBigUInt64LE(BigInt(i + 1), 56 + i * 16);
   }
-  t.deepEqual(decodeBatchForgetIn(buf, 40, 48 + 2 * 16), [{ nodeid: 10n, nlookup: 1n }, { nodeid: 11n, nlookup: 2n }]);
+  t.deepEqual(decodeBatchForgetIn(buf, 40, 48 + 2 * 16), [
+    { nodeid: 10n, nlookup: 1n },
+    { nodeid: 11n, nlookup: 2n },
+  ]);
 });
 
 /** An Engine that records what the opcode table's engine rows ask of it. */
 function recordingEngine(readOnly: boolean): Engine & { replies: Array<[bigint, number]> } {
   const replies: Array<[bigint, number]> = [];
   return {
-    readOnly, replies,
+    readOnly,
+    replies,
     reply: (unique, errno) => void replies.push([unique, errno]),
-    init: () => undefined, forget: () => undefined, interrupt: () => undefined, destroy: () => undefined,
+    init: () => undefined,
+    forget: () => undefined,
+    interrupt: () => undefined,
+    destroy: () => undefined,
   };
 }
 
@@ -403,14 +467,69 @@ test('opcode table: one row per opcode of fuse.h, each answered explicitly', (t)
   t.deepEqual(opcodes, expected);
   t.is(new Set(rows.map((r) => r.name)).size, rows.length, 'names are unique');
   const handled = rows.filter((r) => r.kind === 'handler').map((r) => r.name);
-  t.deepEqual(handled, ['LOOKUP', 'GETATTR', 'SETATTR', 'READLINK', 'SYMLINK', 'MKNOD', 'MKDIR', 'UNLINK',
-    'RMDIR', 'RENAME', 'LINK', 'OPEN', 'READ', 'WRITE', 'STATFS', 'RELEASE', 'FSYNC', 'SETXATTR', 'GETXATTR',
-    'LISTXATTR', 'REMOVEXATTR', 'OPENDIR', 'READDIR', 'RELEASEDIR', 'ACCESS', 'CREATE', 'IOCTL', 'FALLOCATE',
-    'READDIRPLUS', 'RENAME2', 'LSEEK']);
-  t.deepEqual(rows.filter((r) => r.modifies).map((r) => r.name), ['SETATTR', 'SYMLINK', 'MKNOD', 'MKDIR',
-    'UNLINK', 'RMDIR', 'RENAME', 'LINK', 'WRITE', 'SETXATTR', 'REMOVEXATTR', 'SETLK', 'SETLKW', 'CREATE',
-    'FALLOCATE', 'RENAME2', 'COPY_FILE_RANGE', 'SETUPMAPPING', 'REMOVEMAPPING', 'TMPFILE', 'COPY_FILE_RANGE_64']);
-  t.deepEqual(rows.filter((r) => r.noReply).map((r) => r.name), ['FORGET', 'INTERRUPT', 'BATCH_FORGET']);
+  t.deepEqual(handled, [
+    'LOOKUP',
+    'GETATTR',
+    'SETATTR',
+    'READLINK',
+    'SYMLINK',
+    'MKNOD',
+    'MKDIR',
+    'UNLINK',
+    'RMDIR',
+    'RENAME',
+    'LINK',
+    'OPEN',
+    'READ',
+    'WRITE',
+    'STATFS',
+    'RELEASE',
+    'FSYNC',
+    'SETXATTR',
+    'GETXATTR',
+    'LISTXATTR',
+    'REMOVEXATTR',
+    'OPENDIR',
+    'READDIR',
+    'RELEASEDIR',
+    'ACCESS',
+    'CREATE',
+    'IOCTL',
+    'FALLOCATE',
+    'READDIRPLUS',
+    'RENAME2',
+    'LSEEK',
+  ]);
+  t.deepEqual(
+    rows.filter((r) => r.modifies).map((r) => r.name),
+    [
+      'SETATTR',
+      'SYMLINK',
+      'MKNOD',
+      'MKDIR',
+      'UNLINK',
+      'RMDIR',
+      'RENAME',
+      'LINK',
+      'WRITE',
+      'SETXATTR',
+      'REMOVEXATTR',
+      'SETLK',
+      'SETLKW',
+      'CREATE',
+      'FALLOCATE',
+      'RENAME2',
+      'COPY_FILE_RANGE',
+      'SETUPMAPPING',
+      'REMOVEMAPPING',
+      'TMPFILE',
+      'COPY_FILE_RANGE_64',
+    ],
+  );
+  t.deepEqual(
+    rows.filter((r) => r.noReply).map((r) => r.name),
+    ['FORGET', 'INTERRUPT', 'BATCH_FORGET'],
+  );
   t.is(opcodeRow(99).name, 'OPCODE_99', 'an opcode newer than the table still gets a row (ENOSYS)');
 
   // The answers given without a handler, read-only and read-write.
@@ -434,7 +553,12 @@ test('opcode table: one row per opcode of fuse.h, each answered explicitly', (t)
   const open = opcodeRow(14);
   if (open.kind !== 'handler') return t.fail('OPEN has a handler');
   const body = Buffer.alloc(48);
-  for (const [flags, modifies] of [[0, false], [1, true], [2, true], [0o100000, false]] as const) {
+  for (const [flags, modifies] of [
+    [0, false],
+    [1, true],
+    [2, true],
+    [0o100000, false],
+  ] as const) {
     body.writeUInt32LE(flags, 40);
     t.is(open.decode(body, 40, 48).modifies, modifies, `open flags ${flags.toString(8)}`);
   }
@@ -455,14 +579,18 @@ class FakeRequest implements Admissible {
 function admission(maxInFlight: number) {
   const refused: Array<[bigint, number]> = [];
   const answered: Array<[bigint, number]> = [];
-  const a = new Admission<FakeRequest>(maxInFlight, {
-    run: (req) => {
-      req.ran = true;
-      return req.finished;
+  const a = new Admission<FakeRequest>(
+    maxInFlight,
+    {
+      run: (req) => {
+        req.ran = true;
+        return req.finished;
+      },
+      refuse: (req, errno) => void refused.push([req.unique, errno]),
+      answer: (unique, errno) => void answered.push([unique, errno]),
     },
-    refuse: (req, errno) => void refused.push([req.unique, errno]),
-    answer: (unique, errno) => void answered.push([unique, errno]),
-  }, 20);
+    20,
+  );
   return { a, refused, answered };
 }
 
@@ -534,15 +662,25 @@ test('ls, stat, cat, readlink, non-UTF-8 names and xattrs come through byte-exac
   t.regex(ls, /^lrwxrwxrwx .* link -> \/tmp\//m);
   t.regex(ls, /^drwxr-xr-x .* big$/m);
 
-  t.is(await text('stat', ['-c', '%i %Y %y %s', file]), `${BIG_INO} 1700000000 2023-11-14 22:13:20.123456789 +0000 13\n`);
+  t.is(
+    await text('stat', ['-c', '%i %Y %y %s', file]),
+    `${BIG_INO} 1700000000 2023-11-14 22:13:20.123456789 +0000 13\n`,
+  );
   t.is(await text('cat', [file]), FILE_DATA.toString());
 
   const rl = await run('readlink', [path.join(m.mp, 'link')]);
   t.deepEqual(rl.stdout, Buffer.concat([LINK_TARGET, Buffer.from('\n')]));
 
   const names = (await run('find', [m.mp, '-mindepth', '1', '-maxdepth', '1', '-print0'])).stdout;
-  const entries = names.toString('latin1').split('\0').filter(Boolean).map((s) => Buffer.from(s, 'latin1'));
-  t.true(entries.some((b) => b.equals(Buffer.concat([Buffer.from(`${m.mp}/`), LATIN1_NAME]))), 'f\\xe9 listed as raw bytes');
+  const entries = names
+    .toString('latin1')
+    .split('\0')
+    .filter(Boolean)
+    .map((s) => Buffer.from(s, 'latin1'));
+  t.true(
+    entries.some((b) => b.equals(Buffer.concat([Buffer.from(`${m.mp}/`), LATIN1_NAME]))),
+    'f\\xe9 listed as raw bytes',
+  );
   t.is(entries.length, 4);
   // Open the non-UTF-8 name through a glob so no UTF-8 conversion touches it.
   t.is(await text('sh', ['-c', 'cat "$1"/f?', 'sh', m.mp]), LATIN1_DATA.toString());
@@ -626,7 +764,11 @@ test('handler failures become errno replies and never crash the daemon', async (
   }
   t.regex((await run('stat', [path.join(m.mp, 'eacces')])).stderr, /Permission denied/);
   t.regex((await run('stat', [path.join(m.mp, 'nothing')])).stderr, /No such file or directory/);
-  t.deepEqual(m.errors.map((e) => e.op), ['LOOKUP', 'LOOKUP'], 'only the two bugs are reported');
+  t.deepEqual(
+    m.errors.map((e) => e.op),
+    ['LOOKUP', 'LOOKUP'],
+    'only the two bugs are reported',
+  );
   t.is(await text('cat', [path.join(m.mp, 'file')]), FILE_DATA.toString(), 'still serving');
 });
 
@@ -753,7 +895,11 @@ test('passthrough: the kernel reads an opened file from its backing file, no REA
   t.teardown(() => closeSync(dirFd));
   t.is(errnoOf(t.throws(() => backing.open(dirFd))), E.EISDIR, 'only regular files back a FUSE file');
   m.fs.backingId = undefined;
-  t.is(await text('cat', [path.join(m.mp, 'file')]), FILE_DATA.toString(), 'served by us again once nothing names the id');
+  t.is(
+    await text('cat', [path.join(m.mp, 'file')]),
+    FILE_DATA.toString(),
+    'served by us again once nothing names the id',
+  );
 });
 
 test('invalidateInode drops cached data, invalidateEntry a cached name; unknown ones are no error', async (t) => {
@@ -793,7 +939,11 @@ test('a notification stuck in the kernel does not stop serving', async (t) => {
   // The kernel may wait for the root directory's lock, held by the pending lookup, which only our
   // main thread can release: the write must not happen on that thread.
   m.session.invalidateEntry(1n, Buffer.from('link'));
-  const ino = await within(text('stat', ['-c', '%i', path.join(m.mp, 'big', 'entry-0042')]), 10_000, 'a lookup elsewhere');
+  const ino = await within(
+    text('stat', ['-c', '%i', path.join(m.mp, 'big', 'entry-0042')]),
+    10_000,
+    'a lookup elsewhere',
+  );
   t.is(ino.trim(), '1042');
   hung.child.kill('SIGKILL');
   await within(hung.exited, 10_000, 'the interrupted stat exits');
@@ -814,7 +964,11 @@ for (const pollDevice of [true, false]) {
     // refill through the same pool, would never deliver another request: a dead mount. (Read
     // through epoll, requests do not need the pool, but other pool users would still starve.)
     for (let i = 0; i < 64; i++) m.session.invalidateEntry(1n, Buffer.from(`gone-${i}`));
-    const ino = await within(text('stat', ['-c', '%i', path.join(m.mp, 'big', 'entry-0007')]), 10_000, 'a lookup elsewhere');
+    const ino = await within(
+      text('stat', ['-c', '%i', path.join(m.mp, 'big', 'entry-0007')]),
+      10_000,
+      'a lookup elsewhere',
+    );
     t.is(ino.trim(), '1007');
     const ls = await within(text('ls', [path.join(m.mp, 'big')]), 10_000, 'a listing elsewhere');
     t.is(ls.split('\n').filter(Boolean).length, BIG_DIR_SIZE);
@@ -855,7 +1009,15 @@ test('busy polling keeps the loop awake for its window after a request, then let
 test('busyPollUs must be a non-negative number', async (t) => {
   const mp = await tempDir(t);
   const err = await t.throwsAsync(
-    mountFuse(new MemFs(), { mountpoint: mp, fsname: 'x', subtype: 'x', readOnly: true, allowOther: false, defaultPermissions: false, busyPollUs: -1 }),
+    mountFuse(new MemFs(), {
+      mountpoint: mp,
+      fsname: 'x',
+      subtype: 'x',
+      readOnly: true,
+      allowOther: false,
+      defaultPermissions: false,
+      busyPollUs: -1,
+    }),
   );
   t.is(errnoOf(err), E.EINVAL);
   t.false(mountedAt(mp));
@@ -881,7 +1043,10 @@ test('maxInFlight queues requests; an interrupted queued request is answered wit
   await within(queued.exited, 10_000, 'the queued stat exits');
   hung.child.kill('SIGKILL');
   await within(hung.exited, 10_000, 'the running stat exits');
-  t.is(await within(text('cat', [path.join(m.mp, 'file')]), 10_000, 'cat after the queue drained'), FILE_DATA.toString());
+  t.is(
+    await within(text('cat', [path.join(m.mp, 'file')]), 10_000, 'cat after the queue drained'),
+    FILE_DATA.toString(),
+  );
   t.false(m.fs.trapsEntered.has('eacces'), 'the interrupted queued request never reached its handler');
   t.deepEqual(m.errors, []);
 });

@@ -28,12 +28,16 @@ import {
 
 /** nsfs mounts of this namespace pinning `nsInode`. */
 async function nsfsPins(nsInode: number): Promise<string[]> {
-  return (await readMountinfo()).filter((m) => m.fsType === 'nsfs' && m.root === `mnt:[${nsInode}]`).map((m) => m.mountPoint);
+  return (await readMountinfo())
+    .filter((m) => m.fsType === 'nsfs' && m.root === `mnt:[${nsInode}]`)
+    .map((m) => m.mountPoint);
 }
 
 /** Every mount namespace inode reachable from a process or thread on the host right now. */
 async function liveNamespaces(): Promise<Set<number>> {
-  const r = await sh(`for l in /proc/[0-9]*/task/[0-9]*/ns/mnt; do readlink "$l"; done 2>/dev/null | sort -u`, { check: false });
+  const r = await sh(`for l in /proc/[0-9]*/task/[0-9]*/ns/mnt; do readlink "$l"; done 2>/dev/null | sort -u`, {
+    check: false,
+  });
   return new Set([...r.stdout.matchAll(/mnt:\[(\d+)\]/g)].map((m) => Number(m[1])));
 }
 
@@ -76,7 +80,10 @@ test('container: setup commands and a given rootfs', async (t) => {
   const scope = new CleanupScope();
   t.teardown(() => scope.cleanup()); // when an assertion fails before the explicit cleanup
   const first = await startContainer(scope);
-  const c = await startContainer(scope, { rootfs: first.rootfs, setup: 'mkdir -p /tmp/x && mount -t tmpfs none /tmp/x && echo hi > /tmp/x/f' });
+  const c = await startContainer(scope, {
+    rootfs: first.rootfs,
+    setup: 'mkdir -p /tmp/x && mount -t tmpfs none /tmp/x && echo hi > /tmp/x/f',
+  });
   t.is(c.hostname, undefined);
   t.is((await c.exec('cat /tmp/x/f')).stdout, 'hi\n');
   t.is((await first.exec('cat /tmp/x/f 2>&1', { check: false })).code, 1); // mount is private to c
@@ -92,7 +99,13 @@ test('bind-mounted namespace: no process, pinned by a file, enterable; gone afte
   const ns = await makeBindMountedNamespace(scope, { setup: 'mount -t tmpfs nsview-pin /mnt' });
   t.deepEqual(await nsfsPins(ns.nsInode), [ns.file]);
   t.false((await liveNamespaces()).has(ns.nsInode));
-  const r = await run('nsenter', [`--mount=${ns.file}`, '--', 'sh', '-c', 'readlink /proc/self/ns/mnt; findmnt -n -o SOURCE /mnt']);
+  const r = await run('nsenter', [
+    `--mount=${ns.file}`,
+    '--',
+    'sh',
+    '-c',
+    'readlink /proc/self/ns/mnt; findmnt -n -o SOURCE /mnt',
+  ]);
   t.is(r.stdout, `mnt:[${ns.nsInode}]\nnsview-pin\n`);
   await scope.cleanup();
   t.deepEqual(await nsfsPins(ns.nsInode), []);
@@ -116,14 +129,22 @@ test('fd-held namespace: only an fd of a host process refers to it', async (t) =
 for (const outer of ['process', 'bindmount'] as const) {
   test(`nested bind-mounted namespace (outer: ${outer}): pinned only inside the outer namespace`, async (t) => {
     const scope = new CleanupScope();
-  t.teardown(() => scope.cleanup()); // when an assertion fails before the explicit cleanup
+    t.teardown(() => scope.cleanup()); // when an assertion fails before the explicit cleanup
     const ns = await makeNestedBindMountedNamespace(scope, { outer });
     t.not(ns.nsInode, ns.outer.nsInode);
     t.false((await liveNamespaces()).has(ns.nsInode));
     t.deepEqual(await nsfsPins(ns.nsInode), []); // invisible on the host...
     t.is((await stat(ns.innerPath)).size, 0); // ...where the pin is a plain empty file
     const enterOuter = outer === 'process' ? `--mount=/proc/${ns.outer.pid}/ns/mnt` : `--mount=${ns.outer.file}`;
-    const r = await run('nsenter', [enterOuter, '--', 'nsenter', `--mount=${ns.innerPath}`, '--', 'readlink', '/proc/self/ns/mnt']);
+    const r = await run('nsenter', [
+      enterOuter,
+      '--',
+      'nsenter',
+      `--mount=${ns.innerPath}`,
+      '--',
+      'readlink',
+      '/proc/self/ns/mnt',
+    ]);
     t.is(r.stdout.trim(), `mnt:[${ns.nsInode}]`);
     if (outer === 'bindmount') t.deepEqual(await nsfsPins(ns.outer.nsInode), [ns.outer.file!]);
     await scope.cleanup();
@@ -156,7 +177,10 @@ test('fidelity tree: deterministic, with every kind of entry', async (t) => {
   const b = await makeFidelityTree(path.join(makeTempDir(t, 'fid'), 'tree'), { nonUtf8Name: true });
   const snapA = await snapshotTree(a.dir);
   const snapB = await snapshotTree(b.dir);
-  t.deepEqual(snapB.filter((l) => !l.startsWith('files/latin1-') && !l.startsWith('files ')), snapA.filter((l) => !l.startsWith('files ')));
+  t.deepEqual(
+    snapB.filter((l) => !l.startsWith('files/latin1-') && !l.startsWith('files ')),
+    snapA.filter((l) => !l.startsWith('files ')),
+  );
   t.true(snapB.some((l) => l.startsWith('files/latin1-\\xe9.txt type=f')));
   const byPath = new Map(snapA.map((l) => [l.slice(0, l.indexOf(' type=')), l]));
   const get = (p: string) => byPath.get(p) ?? t.fail(`missing ${p}`);
@@ -188,6 +212,11 @@ test('fidelity tree: deterministic, with every kind of entry', async (t) => {
 
 test('cleanup leaves no namespace pins under the test temp dirs', async (t) => {
   const base = process.env.NSVIEW_TEST_TMPDIR;
-  const mine = (await readMountinfo()).filter((m) => m.mountPoint.includes('/nsview-test-') && (!base || m.mountPoint.startsWith(base)));
-  t.deepEqual(mine.map((m) => m.mountPoint), []);
+  const mine = (await readMountinfo()).filter(
+    (m) => m.mountPoint.includes('/nsview-test-') && (!base || m.mountPoint.startsWith(base)),
+  );
+  t.deepEqual(
+    mine.map((m) => m.mountPoint),
+    [],
+  );
 });

@@ -47,7 +47,11 @@ function cont(pid: number): void {
 
 async function stopServer(): Promise<void> {
   process.kill(server.pid, 'SIGSTOP');
-  await waitFor('the server to be stopped', async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')), { timeoutMs: 5_000 });
+  await waitFor(
+    'the server to be stopped',
+    async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')),
+    { timeoutMs: 5_000 },
+  );
 }
 
 /** openat2 on x86_64 and aarch64. */
@@ -69,16 +73,24 @@ function hungIn(v: Nsview, rel: string): string {
 
 async function daemon(t: ExecutionContext, extra: string[] = []): Promise<Nsview> {
   const v = await startNsview(t, { extraArgs: ['--op-timeout', String(OP_TIMEOUT_S), ...extra], env: SERVICE_ENV });
-  await waitFor('the hung namespace served', async () => (await timed('cat', [hungIn(v, 'hello')])).stdout === 'tiny\n', { timeoutMs: 15_000, intervalMs: 100 });
+  await waitFor(
+    'the hung namespace served',
+    async () => (await timed('cat', [hungIn(v, 'hello')])).stdout === 'tiny\n',
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
   return v;
 }
 
 async function recover(v: Nsview): Promise<void> {
   cont(server.pid);
-  await waitFor('the hung mount to answer again', async () => (await timed('cat', [hungIn(v, 'hello')], 30_000)).stdout === 'tiny\n', {
-    timeoutMs: 40_000,
-    intervalMs: 200,
-  });
+  await waitFor(
+    'the hung mount to answer again',
+    async () => (await timed('cat', [hungIn(v, 'hello')], 30_000)).stdout === 'tiny\n',
+    {
+      timeoutMs: 40_000,
+      intervalMs: 200,
+    },
+  );
 }
 
 test.before(async () => {
@@ -108,7 +120,9 @@ test('an interrupted client returns at once, and threads and fds come back to ba
   } finally {
     await recover(v);
   }
-  t.log(`interrupted clients: ${clients.map((c) => `${Math.round(c.ms)} ms (exit ${c.code})`).join(', ')}; --op-timeout ${OP_TIMEOUT_S} s`);
+  t.log(
+    `interrupted clients: ${clients.map((c) => `${Math.round(c.ms)} ms (exit ${c.code})`).join(', ')}; --op-timeout ${OP_TIMEOUT_S} s`,
+  );
   for (const c of clients) {
     t.is(c.code, 124, `timeout killed cat: ${c.stderr}`);
     t.true(c.ms < (OP_TIMEOUT_S * 1000) / 2, `returned after ${Math.round(c.ms)} ms, not at the op timeout`);
@@ -139,11 +153,15 @@ test('a burst of 100 lookups into a hung directory: the top directory and the ho
   let lsOk: boolean | undefined;
   let lsMs: number | undefined;
   try {
-    const burst = timed('sh', ['-c', `for i in $(seq 100); do stat ${hungIn(v, 'burst-')}$i >/dev/null 2>&1 & done; wait`], 120_000).finally(
-      () => (pending = false),
-    );
+    const burst = timed(
+      'sh',
+      ['-c', `for i in $(seq 100); do stat ${hungIn(v, 'burst-')}$i >/dev/null 2>&1 & done; wait`],
+      120_000,
+    ).finally(() => (pending = false));
     // The burst has reached the daemon: a worker is blocked on the hung mount.
-    await waitFor('a worker of the daemon blocked on the hung mount', async () => (await blockedInOpenat2(v.pid)) > 0, { timeoutMs: 10_000 });
+    await waitFor('a worker of the daemon blocked on the hung mount', async () => (await blockedInOpenat2(v.pid)) > 0, {
+      timeoutMs: 10_000,
+    });
     for (let i = 10; pending && i < 20; i++) {
       const r = await timed('stat', [host(i)], 60_000);
       t.is(r.errno, 'ENOENT', r.stderr);
@@ -159,13 +177,24 @@ test('a burst of 100 lookups into a hung directory: the top directory and the ho
     await recover(v);
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  t.log(`host lookups: baseline median ${Math.round(med(baseline))} ms, during the burst ${during.map(Math.round).join('/')} ms`);
-  t.true(lsOk === true, 'ls of the top directory completed (and listed the hung namespace) while the burst was pending');
-  t.true(lsMs !== undefined && lsMs < (OP_TIMEOUT_S * 1000) / 4, `ls of the top directory took ${Math.round(lsMs ?? NaN)} ms (it waited for the op timeout when the burst filled the in-flight limit)`);
+  t.log(
+    `host lookups: baseline median ${Math.round(med(baseline))} ms, during the burst ${during.map(Math.round).join('/')} ms`,
+  );
+  t.true(
+    lsOk === true,
+    'ls of the top directory completed (and listed the hung namespace) while the burst was pending',
+  );
+  t.true(
+    lsMs !== undefined && lsMs < (OP_TIMEOUT_S * 1000) / 4,
+    `ls of the top directory took ${Math.round(lsMs ?? NaN)} ms (it waited for the op timeout when the burst filled the in-flight limit)`,
+  );
   t.true(during.length >= 3, `${during.length} host lookups answered while the burst was pending`);
   // Relative to the baseline of this run, with room for a loaded machine; what this rules out is
   // the wait for the op timeout (20 s) that a filled in-flight limit meant.
-  t.true(med(during) < 10 * med(baseline) + 1000, `median host lookup ${Math.round(med(during))} ms vs baseline ${Math.round(med(baseline))} ms`);
+  t.true(
+    med(during) < 10 * med(baseline) + 1000,
+    `median host lookup ${Math.round(med(during))} ms vs baseline ${Math.round(med(baseline))} ms`,
+  );
   t.true(Math.max(...during) < (OP_TIMEOUT_S * 1000) / 4, `slowest host lookup ${Math.round(Math.max(...during))} ms`);
 });
 
@@ -174,11 +203,15 @@ test('SIGTERM while a worker is stuck in a hung mount: unmounted, and the daemon
   await stopServer();
   t.teardown(() => cont(server.pid));
   const stuck = timed('stat', [hungIn(v, 'stuck')], 60_000);
-  await waitFor('a worker of the daemon blocked on the hung mount', async () => (await blockedInOpenat2(v.pid)) > 0, { timeoutMs: 10_000 });
+  await waitFor('a worker of the daemon blocked on the hung mount', async () => (await blockedInOpenat2(v.pid)) > 0, {
+    timeoutMs: 10_000,
+  });
   const t0 = performance.now();
   const r = await v.stop();
   const ms = performance.now() - t0;
-  t.log(`SIGTERM -> exit ${r.code ?? r.signal} in ${Math.round(ms)} ms (killed ${r.killed}, left mounted ${r.leftMounted})`);
+  t.log(
+    `SIGTERM -> exit ${r.code ?? r.signal} in ${Math.round(ms)} ms (killed ${r.killed}, left mounted ${r.leftMounted})`,
+  );
   t.false(r.killed, 'exited by itself, no SIGKILL needed');
   t.false(r.leftMounted, 'no mount left behind');
   t.is(r.code, 0);
@@ -187,8 +220,15 @@ test('SIGTERM while a worker is stuck in a hung mount: unmounted, and the daemon
 });
 
 /** A pids cgroup (v1 or v2) holding `pid`, with pids.max set by the returned function. */
-async function pidsCgroup(t: ExecutionContext, pid: number): Promise<((max: number | 'max') => Promise<void>) | undefined> {
-  const base = existsSync('/sys/fs/cgroup/pids/cgroup.procs') ? '/sys/fs/cgroup/pids' : existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : undefined;
+async function pidsCgroup(
+  t: ExecutionContext,
+  pid: number,
+): Promise<((max: number | 'max') => Promise<void>) | undefined> {
+  const base = existsSync('/sys/fs/cgroup/pids/cgroup.procs')
+    ? '/sys/fs/cgroup/pids'
+    : existsSync('/sys/fs/cgroup/cgroup.controllers')
+      ? '/sys/fs/cgroup'
+      : undefined;
   if (!base) return undefined;
   const dir = path.join(base, `nsview-test-${process.pid}-${pid}`);
   await mkdir(dir);
@@ -231,10 +271,14 @@ test('under a pids limit with no room for threads: no crash, EAGAIN where a thre
   t.is(host.stdout.trim(), 'directory', `the host namespace is still served: ${host.stderr}`);
   // Room again: the sandbox starts.
   await setMax('max');
-  await waitFor('the process-less namespace served again', async () => (await timed('cat', [path.join(v.mountpoint, String(pin.nsInode), 'etc/hostname')])).code === 0, {
-    timeoutMs: 20_000,
-    intervalMs: 250,
-  });
+  await waitFor(
+    'the process-less namespace served again',
+    async () => (await timed('cat', [path.join(v.mountpoint, String(pin.nsInode), 'etc/hostname')])).code === 0,
+    {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+    },
+  );
   await setMax(await threadCount(v.pid));
   const stop = await v.stop();
   t.false(stop.killed, 'exited on SIGTERM by itself');

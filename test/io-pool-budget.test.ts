@@ -42,7 +42,11 @@ function cont(pid: number): void {
 
 async function stopServer(): Promise<void> {
   process.kill(server.pid, 'SIGSTOP');
-  await waitFor('the server to be stopped', async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')), { timeoutMs: 5_000 });
+  await waitFor(
+    'the server to be stopped',
+    async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')),
+    { timeoutMs: 5_000 },
+  );
 }
 
 /** Threads of `pool` blocked in openat2 (a lookup on the hung mount). */
@@ -72,7 +76,10 @@ test.before(async () => {
   server = { pid: s.child.pid!, ns: await nsInodeOf(s.child.pid!) };
   const pool = new IoPool({ size: 1, opTimeoutMs: 60_000 });
   await pool.ready();
-  const opened = await pool.run({ op: 'openTaskRoot', pid: server.pid, tid: server.pid, nsInode: server.ns, self: false }, server.ns);
+  const opened = await pool.run(
+    { op: 'openTaskRoot', pid: server.pid, tid: server.pid, nsInode: server.ns, self: false },
+    server.ns,
+  );
   await pool.close();
   root = { rootFd: opened.rootFd, guardFd: opened.guardFd, nsLink: opened.nsLink, rootId: opened.rootId };
   scope.teardown(() => {
@@ -92,8 +99,12 @@ test('a namespace with requests piling up never gets the last free worker', asyn
   t.teardown(() => cont(server.pid));
   const heavy = 1_000_001;
   const acs = [0, 1, 2].map(() => new AbortController());
-  const piled = acs.map((ac, i) => pool.run({ op: 'stat', root, path: `${hello}-${i}` }, heavy, { signal: ac.signal }).catch(errnoOf));
-  await waitFor('one worker blocked on the hung mount', async () => (await blockedIn(pool)) === 1, { timeoutMs: 10_000 });
+  const piled = acs.map((ac, i) =>
+    pool.run({ op: 'stat', root, path: `${hello}-${i}` }, heavy, { signal: ac.signal }).catch(errnoOf),
+  );
+  await waitFor('one worker blocked on the hung mount', async () => (await blockedIn(pool)) === 1, {
+    timeoutMs: 10_000,
+  });
   // Another namespace's request (the root itself, not on the hung mount) runs now, on the
   // worker kept free for it, while the heavy namespace's other requests still wait.
   const other = await pool.run({ op: 'stat', root, path: '' }, 1_000_002);
@@ -116,18 +127,36 @@ test(`stuck workers of all namespaces together stay within ${MAX_STUCK_TOTAL}; o
   const answers: Array<Promise<number>> = [];
   for (let k = 1; k <= namespaces; k++) {
     const ac = new AbortController();
-    answers.push(pool.run({ op: 'stat', root, path: `${hello}-${k}` }, 2_000_000 + k, { signal: ac.signal }).then(() => 0, errnoOf));
+    answers.push(
+      pool
+        .run({ op: 'stat', root, path: `${hello}-${k}` }, 2_000_000 + k, { signal: ac.signal })
+        .then(() => 0, errnoOf),
+    );
     // Running (blocked in the kernel) or refused: then interrupt it, which strands its worker.
-    await waitFor(`request ${k} to block or be refused`, async () => (await blockedIn(pool)) > 0 || pool.workers === 0 || undefined, { timeoutMs: 10_000 }).catch(() => undefined);
+    await waitFor(
+      `request ${k} to block or be refused`,
+      async () => (await blockedIn(pool)) > 0 || pool.workers === 0 || undefined,
+      { timeoutMs: 10_000 },
+    ).catch(() => undefined);
     ac.abort();
-    await waitFor(`request ${k} to be written off`, async () => (await blockedIn(pool)) === 0, { timeoutMs: 10_000 }).catch(() => undefined);
+    await waitFor(`request ${k} to be written off`, async () => (await blockedIn(pool)) === 0, {
+      timeoutMs: 10_000,
+    }).catch(() => undefined);
   }
   const errnos = await Promise.all(answers);
   const threadsDuring = await threads();
-  t.log(`after ${namespaces} namespaces hung: stuck ${pool.stuckWorkers}, live workers ${pool.workers}, threads ${threadsBefore} -> ${threadsDuring}`);
-  t.true(errnos.every((e) => e === E.EINTR || e === E.EAGAIN), `answers: ${errnos.join(',')}`);
+  t.log(
+    `after ${namespaces} namespaces hung: stuck ${pool.stuckWorkers}, live workers ${pool.workers}, threads ${threadsBefore} -> ${threadsDuring}`,
+  );
+  t.true(
+    errnos.every((e) => e === E.EINTR || e === E.EAGAIN),
+    `answers: ${errnos.join(',')}`,
+  );
   // Past the budget no worker is replaced: the live ones (2 here) may still strand, no more.
-  t.true(pool.stuckWorkers >= MAX_STUCK_TOTAL && pool.stuckWorkers <= MAX_STUCK_TOTAL + 2, `stuck workers ${pool.stuckWorkers}`);
+  t.true(
+    pool.stuckWorkers >= MAX_STUCK_TOTAL && pool.stuckWorkers <= MAX_STUCK_TOTAL + 2,
+    `stuck workers ${pool.stuckWorkers}`,
+  );
   t.true(threadsDuring - threadsBefore <= MAX_STUCK_TOTAL, `threads grew by ${threadsDuring - threadsBefore}`);
   // A namespace that stranded a worker is refused at once now (not after the 60 s op timeout).
   const t0 = performance.now();

@@ -48,7 +48,11 @@ function cont(pid: number): void {
 
 async function stopServer(): Promise<void> {
   process.kill(server.pid, 'SIGSTOP');
-  await waitFor('the server to be stopped', async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')), { timeoutMs: 5_000 });
+  await waitFor(
+    'the server to be stopped',
+    async () => / T /.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')),
+    { timeoutMs: 5_000 },
+  );
 }
 
 /** The pool's one live worker, once it is blocked in openat2 (a lookup on the hung mount). */
@@ -100,7 +104,10 @@ test.before(async () => {
   pool = new IoPool({ size: 1, opTimeoutMs: 60_000, onEvent: (m) => events.push(m) });
   scope.teardown(() => pool.close());
   await pool.ready();
-  const opened = await pool.run({ op: 'openTaskRoot', pid: server.pid, tid: server.pid, nsInode: server.ns, self: false }, server.ns);
+  const opened = await pool.run(
+    { op: 'openTaskRoot', pid: server.pid, tid: server.pid, nsInode: server.ns, self: false },
+    server.ns,
+  );
   root = { rootFd: opened.rootFd, guardFd: opened.guardFd, nsLink: opened.nsLink, rootId: opened.rootId };
   scope.teardown(() => {
     fs.closeSync(root.rootFd);
@@ -144,7 +151,9 @@ test('aborted while queued: EINTR, and the work never runs; aborted while runnin
   await waitFor('its worker to be written off', () => pool.stuckWorkers === 1, { timeoutMs: 5_000 });
   t.is(pool.stuckWorkers, 1, 'its worker is written off');
   t.true(
-    events.some((e) => e.startsWith(`EINTR: stat /${hello} in namespace ${server.ns} (interrupted, still running after`)),
+    events.some((e) =>
+      e.startsWith(`EINTR: stat /${hello} in namespace ${server.ns} (interrupted, still running after`),
+    ),
     `one log line names the interrupted op: ${events.join('; ')}`,
   );
 
@@ -158,7 +167,11 @@ test('a late answer of an aborted request is discarded and the fds it brings are
   // The server is still stopped (previous test); continue it at the end.
   t.teardown(() => cont(server.pid));
   const ac = new AbortController();
-  const c = pool.run({ op: 'openFile', root, path: hello, dev: helloId.dev, ino: helloId.ino, nonblock: false }, server.ns, { signal: ac.signal });
+  const c = pool.run(
+    { op: 'openFile', root, path: hello, dev: helloId.dev, ino: helloId.ino, nonblock: false },
+    server.ns,
+    { signal: ac.signal },
+  );
   await workerBlockedInLookup();
   ac.abort();
   t.is(errnoOf(await t.throwsAsync(c)), E.EINTR);
@@ -168,8 +181,13 @@ test('a late answer of an aborted request is discarded and the fds it brings are
   cont(server.pid);
   // The stuck workers answer (the openFile with an fd on the tiny server's file); the pool lets
   // them go and closes that fd, which nobody would ever close otherwise.
-  await waitFor('the written-off workers to answer and be let go', () => pool.stuckWorkers === 0, { timeoutMs: 20_000 });
+  await waitFor('the written-off workers to answer and be let go', () => pool.stuckWorkers === 0, {
+    timeoutMs: 20_000,
+  });
   await waitFor('the late fd to be closed', () => fdsOnMount(mountDir).length === 0, { timeoutMs: 10_000 });
   t.deepEqual(fdsOnMount(mountDir), []);
-  t.false(events.some((e) => e.includes('abandoned request')), `no failure closing the late fds: ${events.join('; ')}`);
+  t.false(
+    events.some((e) => e.includes('abandoned request')),
+    `no failure closing the late fds: ${events.join('; ')}`,
+  );
 });

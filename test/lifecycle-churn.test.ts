@@ -78,7 +78,10 @@ test.before(async () => {
   // --scan-interval 0.5: a dead namespace is noticed by the next discovery pass, so the time to
   // ENOENT is up to one interval plus one pass (the kernel's cached entry for it lasts up to
   // --attr-timeout, 1 s). With the default interval of 1 s that worst case is just over 1 s.
-  view = await startNsview(scope, { extraArgs: ['--idle-release', '1', '--op-timeout', '2', '--scan-interval', '0.5'], env: SERVICE_ENV });
+  view = await startNsview(scope, {
+    extraArgs: ['--idle-release', '1', '--op-timeout', '2', '--scan-interval', '0.5'],
+    env: SERVICE_ENV,
+  });
   mp = view.mountpoint;
 });
 
@@ -113,7 +116,8 @@ async function aliveWhere(ns: number): Promise<string[]> {
   // A pin inside a namespace with no process (someone else's pinned copy of the host's mount
   // table) is not in any /proc/PID/mountinfo: nsview's own discovery finds it.
   const entry = await listEntry(ns);
-  if (entry && where.length === 0) where.push(`nsview list: ${entry.source}, refs ${entry.refs.map((r) => r.join(' -> ')).join(', ')}`);
+  if (entry && where.length === 0)
+    where.push(`nsview list: ${entry.source}, refs ${entry.refs.map((r) => r.join(' -> ')).join(', ')}`);
   return where;
 }
 
@@ -177,7 +181,10 @@ async function boundedTimes(
   attempt: () => Promise<Record<string, number>>,
 ): Promise<Record<string, number>> {
   let r = await attempt();
-  const show = (x: Record<string, number>) => Object.entries(x).map(([k, v]) => `${k} ${Number.isFinite(v) ? Math.round(v) : 'never'} ms`).join(', ');
+  const show = (x: Record<string, number>) =>
+    Object.entries(x)
+      .map(([k, v]) => `${k} ${Number.isFinite(v) ? Math.round(v) : 'never'} ms`)
+      .join(', ');
   if (Object.values(r).some((v) => v > BOUND_MS) && loadAverage() > 4) {
     t.log(`${label}: ${show(r)} at load ${loadAverage().toFixed(1)}; measuring again`);
     r = await attempt();
@@ -216,11 +223,18 @@ test('ls <mp> and by-pid/ follow churn: a new namespace listed within 1 s, a dea
       // Never looked up: only the listing knows it.
       await a.destroy();
       const elsewhere = heldElsewhere(a.ns); // sampled at once, while the wait goes on
-      r[`${a.kind} unlisted after`] = await msOrNever(`${a.ns} unlisted`, performance.now(), async () => !(await listed(a.ns)));
+      r[`${a.kind} unlisted after`] = await msOrNever(
+        `${a.ns} unlisted`,
+        performance.now(),
+        async () => !(await listed(a.ns)),
+      );
       if (r[`${a.kind} unlisted after`]! > BOUND_MS) {
         // Held elsewhere at its end, or its number already taken by a new namespace.
         const where = [...(await elsewhere), ...(await heldElsewhere(a.ns))];
-        if (where.length > 0) throw new Reused(`${a.kind} namespace ${a.ns} outlived its end, or its number was taken: ${where.join('; ')}`);
+        if (where.length > 0)
+          throw new Reused(
+            `${a.kind} namespace ${a.ns} outlived its end, or its number was taken: ${where.join('; ')}`,
+          );
       }
       return r;
     };
@@ -247,7 +261,9 @@ test('ls <mp> and by-pid/ follow churn: a new namespace listed within 1 s, a dea
  */
 async function death(t: import('ava').ExecutionContext, a: Made): Promise<Record<string, number>> {
   const logStart = view.stderr().length;
-  const reach = await msUntil(`namespace ${a.ns} reachable`, performance.now(), () => reachable(a.ns), { timeoutMs: 10_000 });
+  const reach = await msUntil(`namespace ${a.ns} reachable`, performance.now(), () => reachable(a.ns), {
+    timeoutMs: 10_000,
+  });
   const dir = path.join(mp, String(a.ns));
 
   // A user's shell inside, with the kernel's caches warm (names, attributes, page cache).
@@ -260,11 +276,14 @@ async function death(t: import('ava').ExecutionContext, a: Made): Promise<Record
   await a.destroy();
   const t1 = performance.now();
   const elsewhere = heldElsewhere(a.ns); // sampled at once, while the wait goes on
-  const gone = await msUntil(`stat ${dir} to answer ENOENT`, t1, () => enoent(a.ns), { timeoutMs: 5_000 }).catch(() => Infinity);
+  const gone = await msUntil(`stat ${dir} to answer ENOENT`, t1, () => enoent(a.ns), { timeoutMs: 5_000 }).catch(
+    () => Infinity,
+  );
   if (gone > BOUND_MS) {
     // Held elsewhere at its end, or its number already taken by a new namespace.
     const where = [...(await elsewhere), ...(await heldElsewhere(a.ns))];
-    if (where.length > 0) throw new Reused(`namespace ${a.ns} outlived its end, or its number was taken: ${where.join('; ')}`);
+    if (where.length > 0)
+      throw new Reused(`namespace ${a.ns} outlived its end, or its number was taken: ${where.join('; ')}`);
   } else void elsewhere.catch(() => {});
   if (!Number.isFinite(gone)) throw new Error(`stat ${dir} did not answer ENOENT within 5 s of the namespace's end`);
   const unlisted = await msUntil(`${a.ns} unlisted`, t1, async () => !(await listed(a.ns)), { timeoutMs: 10_000 });
@@ -284,19 +303,27 @@ async function death(t: import('ava').ExecutionContext, a: Made): Promise<Record
     'ls ../bin (cached)': await shell.run('ls ../bin'),
   };
   const bad = [
-    ...Object.entries(checks).filter(([, r]) => r.errno !== 'ENOENT').map(([k, r]) => `${k}: code ${r.code} ${r.stdout.slice(0, 200)}${r.stderr}`),
-    ...Object.entries(inside).filter(([, r]) => r.errno !== 'ENOENT').map(([k, r]) => `shell: ${k}: rc ${r.rc} ${r.stdout.slice(0, 200)}${r.stderr}`),
+    ...Object.entries(checks)
+      .filter(([, r]) => r.errno !== 'ENOENT')
+      .map(([k, r]) => `${k}: code ${r.code} ${r.stdout.slice(0, 200)}${r.stderr}`),
+    ...Object.entries(inside)
+      .filter(([, r]) => r.errno !== 'ENOENT')
+      .map(([k, r]) => `shell: ${k}: rc ${r.rc} ${r.stdout.slice(0, 200)}${r.stderr}`),
   ];
   if (bad.length > 0 && (await namespaceAlive(a.ns))) {
     throw new Reused(`inode ${a.ns} was reused before the checks ran (${bad.join('; ')})`);
   }
   t.deepEqual(bad, [], `every way into the dead ${a.kind} namespace answers ENOENT`);
-  for (const r of [...Object.values(checks), ...Object.values(inside)]) t.false(r.stdout.includes(a.hostname), 'no stale content');
+  for (const r of [...Object.values(checks), ...Object.values(inside)])
+    t.false(r.stdout.includes(a.hostname), 'no stale content');
   t.is(linesMatching(log, new RegExp(`namespace ${a.ns} vanished(, id \\d+)?$`)).length, 1, 'one "vanished" line');
   return { reachable: reach, 'ENOENT after': gone, 'unlisted after': unlisted };
 }
 
-async function measureDeath(t: import('ava').ExecutionContext, make: (t: import('ava').ExecutionContext) => Promise<Made>): Promise<number> {
+async function measureDeath(
+  t: import('ava').ExecutionContext,
+  make: (t: import('ava').ExecutionContext) => Promise<Made>,
+): Promise<number> {
   let last = 0;
   let reused = 0;
   const times = await boundedTimes(t, make === makeProcessNs ? 'process' : 'bindmount', async () => {
@@ -343,7 +370,9 @@ test('a shell whose cwd is inside a dead namespace: ls . answers ENOENT, not the
   await a.destroy();
   await waitFor('ENOENT', () => enoent(`by-id/${id}`), { timeoutMs: 10_000, intervalMs: 50 });
   const r = await shell.run('ls .');
-  t.log(`ls . after death: rc ${r.rc}, ${r.stdout.split('\n').filter(Boolean).length} names listed, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`);
+  t.log(
+    `ls . after death: rc ${r.rc}, ${r.stdout.split('\n').filter(Boolean).length} names listed, stderr ${JSON.stringify(r.stderr.slice(0, 200))}`,
+  );
   t.is(r.errno, 'ENOENT', `ls . answers ENOENT (rc ${r.rc})`);
   t.false(r.stdout.includes('hostname'), 'no stale listing');
 });
@@ -360,12 +389,19 @@ test('process churn: the process nsview uses is killed, twice; open files keep r
     return { pid: s.child.pid!, kill: () => (killed ??= s.kill()) };
   });
   for (const o of others) t.teardown(() => o.kill());
-  const killers = new Map<number, () => Promise<void>>([[c.pid, () => c.stop()], ...others.map((o) => [o.pid, o.kill] as [number, () => Promise<void>])]);
+  const killers = new Map<number, () => Promise<void>>([
+    [c.pid, () => c.stop()],
+    ...others.map((o) => [o.pid, o.kill] as [number, () => Promise<void>]),
+  ]);
   const pids = [...killers.keys()];
-  await waitFor('the extra processes to be in the namespace', async () => {
-    const inNs = await tasksInNamespace(ns);
-    return pids.every((p) => inNs.includes(`${p}/${p}`));
-  }, { timeoutMs: 10_000 });
+  await waitFor(
+    'the extra processes to be in the namespace',
+    async () => {
+      const inNs = await tasksInNamespace(ns);
+      return pids.every((p) => inNs.includes(`${p}/${p}`));
+    },
+    { timeoutMs: 10_000 },
+  );
   const dir = path.join(mp, String(ns));
   await waitFor(`namespace ${ns} listed`, () => listed(ns), { timeoutMs: 10_000, intervalMs: 50 });
   const logStart = view.stderr().length;
@@ -395,13 +431,18 @@ test('process churn: the process nsview uses is killed, twice; open files keep r
     const before = await daemonStats(view);
     await killers.get(victim)!(); // SIGKILL, and waits for the exit
     alive.delete(victim);
-    t.log(`round ${round}: killed ${victim} (${held.includes(victim) ? 'the one nsview held' : 'nsview held none of ours'}), ${alive.size} left`);
+    t.log(
+      `round ${round}: killed ${victim} (${held.includes(victim) ? 'the one nsview held' : 'nsview held none of ours'}), ${alive.size} left`,
+    );
     await readBlock(round);
     await fresh(round);
     const ls = await timed('ls', [path.join(dir, 'etc')]);
     t.is(ls.code, 0, ls.stderr);
     const after = await daemonStats(view);
-    t.true((after.requests.READ ?? 0) > (before.requests.READ ?? 0), 'the reads reached the daemon (not only the page cache)');
+    t.true(
+      (after.requests.READ ?? 0) > (before.requests.READ ?? 0),
+      'the reads reached the daemon (not only the page cache)',
+    );
   }
   await readBlock(BIG_BLOCKS - 1);
   t.true(await listed(ns), 'still listed with one process left');
@@ -419,10 +460,14 @@ test('an inode number taken over at once by a new namespace shows the new namesp
     // The old namespace: a copy of the host's, pinned, used through the view (a sandbox holds it).
     const old = await makeBindMountedNamespace(t);
     const n = old.nsInode;
-    await waitFor('old namespace readable', async () => (await timed('cat', [path.join(mp, String(n), 'etc/hostname')])).stdout === hostHostname, {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-    });
+    await waitFor(
+      'old namespace readable',
+      async () => (await timed('cat', [path.join(mp, String(n), 'etc/hostname')])).stdout === hostHostname,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      },
+    );
     // Readers hammer <n>/etc/hostname while the old namespace dies and a container is born.
     let reading = true;
     const seen = new Map<string, number>();
@@ -440,19 +485,31 @@ test('an inode number taken over at once by a new namespace shows the new namesp
     const took = c.nsInode === n;
     if (took) {
       reused++;
-      await waitFor('the new namespace readable', async () => seen.has(`${rootfs.hostname}\n`), { timeoutMs: 10_000, intervalMs: 50 });
+      await waitFor('the new namespace readable', async () => seen.has(`${rootfs.hostname}\n`), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
     }
     reading = false;
     await Promise.all(readers);
     const ls = took ? await timed('ls', [path.join(mp, String(n))]) : undefined;
-    outcomes.push(`trial ${trial}: ${took ? `inode ${n} reused` : `new inode ${c.nsInode}`}: ${[...seen].map(([k, v]) => `${JSON.stringify(k)} x${v}`).join(', ')}`);
+    outcomes.push(
+      `trial ${trial}: ${took ? `inode ${n} reused` : `new inode ${c.nsInode}`}: ${[...seen].map(([k, v]) => `${JSON.stringify(k)} x${v}`).join(', ')}`,
+    );
     if (took) {
       // Reads during the swap: the host's file while the old namespace lived, then ENOENT, then
       // the container's; after it, only the container's, and its own root listing.
       const afterNew = events.slice(events.indexOf(`${rootfs.hostname}\n`));
-      t.false(afterNew.includes(hostHostname), `never the old namespace's file once the new one's was read (${outcomes.at(-1)})`);
-      for (let i = 0; i < 5; i++) t.is((await timed('cat', [path.join(mp, String(n), 'etc/hostname')])).stdout, `${rootfs.hostname}\n`);
-      t.false(ls!.stdout.split('\n').includes('work'), `the listing of <${n}> is the container's root: ${ls!.stdout.replace(/\n/g, ' ')}`);
+      t.false(
+        afterNew.includes(hostHostname),
+        `never the old namespace's file once the new one's was read (${outcomes.at(-1)})`,
+      );
+      for (let i = 0; i < 5; i++)
+        t.is((await timed('cat', [path.join(mp, String(n), 'etc/hostname')])).stdout, `${rootfs.hostname}\n`);
+      t.false(
+        ls!.stdout.split('\n').includes('work'),
+        `the listing of <${n}> is the container's root: ${ls!.stdout.replace(/\n/g, ' ')}`,
+      );
     }
     await c.stop();
   }

@@ -58,7 +58,8 @@ async function mountsOn(mp: string): Promise<number> {
 async function container(t: import('ava').ExecutionContext): Promise<Container> {
   const rootfs = await makeRootfs(path.join(makeTempDir(t, 'crash-rootfs'), 'root'));
   await mkdir(path.join(rootfs.dir, 'data/sub'), { recursive: true });
-  for (let i = 0; i < 20; i++) await writeFile(path.join(rootfs.dir, 'data', `f${i}`), `data file ${i}\n`.repeat(100 * (i + 1)));
+  for (let i = 0; i < 20; i++)
+    await writeFile(path.join(rootfs.dir, 'data', `f${i}`), `data file ${i}\n`.repeat(100 * (i + 1)));
   await writeFile(path.join(rootfs.dir, 'data/sub/big'), Buffer.alloc(3 << 20, 'big\n'));
   return startContainer(t, { rootfs });
 }
@@ -74,7 +75,11 @@ test('kill -9 of a busy daemon: nsview mount on the same mountpoint cleans the d
   const mp = await mountpoint(t, 'crash');
   const first = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   const dir = path.join(mp, String(c.nsInode));
-  await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor(
+    'container in the view',
+    async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   const shell = new ShellIn(t, path.join(dir, 'etc'));
   t.is((await shell.run('cat hostname')).stdout, `${c.hostname}\n`);
   const reader = await OpenFileReader.open(t, path.join(dir, 'data/sub/big'));
@@ -136,7 +141,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const d = await startNsview(t, { verbose, env: SERVICE_ENV });
     const c = await container(t); // after the daemon: it logs the namespace appearing
     const dir = path.join(d.mountpoint, String(c.nsInode));
-    await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(
+      'container in the view',
+      async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0,
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
     const shell = new ShellIn(t, path.join(dir, 'data'));
     t.is((await shell.run('cat f1')).rc, 0);
     const reader = await OpenFileReader.open(t, path.join(dir, 'data/sub/big'));
@@ -152,17 +161,34 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.false((await reader.read(1 << 20, 4096, 10_000)).ok, 'the open file gets an error, no hang');
 
     const log = d.stderr();
-    t.is(linesMatching(log, new RegExp(`: mounted ${d.mountpoint} \\(symlinks rewrite\\)$`)).length, 1, 'one "mounted" line');
-    t.is(linesMatching(log, new RegExp(`: unmounting ${d.mountpoint} \\(${signal}\\)$`)).length, 1, 'one "unmounting" line');
+    t.is(
+      linesMatching(log, new RegExp(`: mounted ${d.mountpoint} \\(symlinks rewrite\\)$`)).length,
+      1,
+      'one "mounted" line',
+    );
+    t.is(
+      linesMatching(log, new RegExp(`: unmounting ${d.mountpoint} \\(${signal}\\)$`)).length,
+      1,
+      'one "unmounting" line',
+    );
     // At most one: none if the container took over the number of a namespace that died between
     // two discovery passes (numbers are reused at once; on a busy machine that happens).
     const appeared = linesMatching(log, new RegExp(`namespace ${c.nsInode} appeared`));
     t.true(appeared.length <= 1, `at most one "appeared" line for the container: ${appeared.join(' | ')}`);
     const traces = linesMatching(log, /: trace: /);
     if (verbose) {
-      t.true(traces.some((l) => /trace: LOOKUP node 1 "\d+" -> ok [\d.]+ms$/.test(l)), 'a LOOKUP trace line');
-      t.true(traces.some((l) => /trace: READ node \d+ -> ok [\d.]+ms$/.test(l)), 'a READ trace line');
-      t.true(traces.some((l) => /trace: LOOKUP node \d+ "f1" -> ok/.test(l)), 'names appear in trace lines');
+      t.true(
+        traces.some((l) => /trace: LOOKUP node 1 "\d+" -> ok [\d.]+ms$/.test(l)),
+        'a LOOKUP trace line',
+      );
+      t.true(
+        traces.some((l) => /trace: READ node \d+ -> ok [\d.]+ms$/.test(l)),
+        'a READ trace line',
+      );
+      t.true(
+        traces.some((l) => /trace: LOOKUP node \d+ "f1" -> ok/.test(l)),
+        'names appear in trace lines',
+      );
     } else {
       t.deepEqual(traces, [], 'no trace lines without --verbose');
     }
@@ -176,7 +202,11 @@ test('no .fuse_hidden* or any other file is created inside a container: its root
   const mp = await mountpoint(t, 'crash-files');
   let d = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
   const dir = path.join(mp, String(c.nsInode));
-  await waitFor('container in the view', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor(
+    'container in the view',
+    async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
 
   const heavy = async () => {
     for (const [f, a] of [
@@ -212,14 +242,21 @@ test('no .fuse_hidden* or any other file is created inside a container: its root
   d.proc.kill('SIGKILL');
   t.true(await waitExit(d.proc, 10_000));
   d = await startNsview(t, { mountpoint: mp, env: SERVICE_ENV });
-  await waitFor('container in the view again', async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0, { timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor(
+    'container in the view again',
+    async () => (await timed('cat', [path.join(dir, 'etc/hostname')])).code === 0,
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   await heavy();
   const stopped = await d.stop();
   t.deepEqual(stopped, { code: 0, signal: null, killed: false, leftMounted: false });
 
   const after = await listing(c.rootfs);
   t.deepEqual(after, before, 'the container rootfs is unchanged (names, types, modes, owners, sizes, mtimes, links)');
-  t.deepEqual(after.filter((l) => l.includes('.fuse_hidden')), []);
+  t.deepEqual(
+    after.filter((l) => l.includes('.fuse_hidden')),
+    [],
+  );
   const inContainer = await c.exec('find / -xdev -name ".fuse_hidden*"');
   t.is(inContainer.stdout, '', 'none seen from inside the container either');
   t.log(`${before.length} entries compared`);

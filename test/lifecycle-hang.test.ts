@@ -36,7 +36,14 @@ import {
   type BindMountedNamespace,
   type Nsview,
 } from './helpers/index.js';
-import { daemonStats, linesMatching, loadAverage, SERVICE_ENV, timed, type TimedResult } from './fixtures/lifecycle/lib.js';
+import {
+  daemonStats,
+  linesMatching,
+  loadAverage,
+  SERVICE_ENV,
+  timed,
+  type TimedResult,
+} from './fixtures/lifecycle/lib.js';
 
 const OP_TIMEOUT_MS = 2000;
 const PROMPT_MS = 2000;
@@ -62,7 +69,10 @@ function cont(pid: number): boolean {
 }
 
 test.before(async () => {
-  view = await startNsview(scope, { extraArgs: ['--op-timeout', String(OP_TIMEOUT_MS / 1000), '--idle-release', '1'], env: SERVICE_ENV });
+  view = await startNsview(scope, {
+    extraArgs: ['--op-timeout', String(OP_TIMEOUT_MS / 1000), '--idle-release', '1'],
+    env: SERVICE_ENV,
+  });
   mp = view.mountpoint;
   ctr = await startContainer(scope);
   pin = await makeBindMountedNamespace(scope);
@@ -115,7 +125,12 @@ async function otherRound(m = mp): Promise<Record<string, TimedResult>> {
  * Asserts a round answered promptly and correctly. With `retry`, a round slower than the bound
  * at load > 4 is redone once (not for rounds that must overlap a given moment of the hang).
  */
-async function checkOthers(t: import('ava').ExecutionContext, label: string, round: Promise<Record<string, TimedResult>>, retry: boolean): Promise<number> {
+async function checkOthers(
+  t: import('ava').ExecutionContext,
+  label: string,
+  round: Promise<Record<string, TimedResult>>,
+  retry: boolean,
+): Promise<number> {
   let r = await round;
   let worst = Math.max(...Object.values(r).map((x) => x.ms));
   if (retry && worst > PROMPT_MS && loadAverage() > 4) {
@@ -133,7 +148,9 @@ async function checkOthers(t: import('ava').ExecutionContext, label: string, rou
 }
 
 async function waitStopped(pid: number): Promise<void> {
-  await waitFor('the server to be stopped', async () => / T /.test(await readFile(`/proc/${pid}/stat`, 'utf8')), { timeoutMs: 5_000 });
+  await waitFor('the server to be stopped', async () => / T /.test(await readFile(`/proc/${pid}/stat`, 'utf8')), {
+    timeoutMs: 5_000,
+  });
 }
 
 test('a hung FUSE server in one namespace: ETIMEDOUT there, prompt answers everywhere else, recovery after SIGCONT', async (t) => {
@@ -166,7 +183,12 @@ test('a hung FUSE server in one namespace: ETIMEDOUT there, prompt answers every
     }
     const all = [...first, ...sequential];
     const stats = await daemonStats(view);
-    stuckAfterProbes = { probes: all.length, stuck: stats.stuckWorkers, rssMiB: stats.rssMiB, rssBeforeMiB: statsBefore.rssMiB };
+    stuckAfterProbes = {
+      probes: all.length,
+      stuck: stats.stuckWorkers,
+      rssMiB: stats.rssMiB,
+      rssBeforeMiB: statsBefore.rssMiB,
+    };
     t.log(
       `hung mount: ${all.map((r) => `${r.errno ?? 'ok'} ${Math.round(r.ms)} ms`).join(', ')}; ` +
         `other namespaces: slowest ${Math.round(worstBefore)} ms before, ${worstDuring.map((x) => Math.round(x)).join('/')} ms during; ` +
@@ -182,10 +204,21 @@ test('a hung FUSE server in one namespace: ETIMEDOUT there, prompt answers every
     t.true(timeouts.length >= 1, 'ETIMEDOUT is logged');
     // Path operations name the path; closing a cached fd of the hung filesystem (FLUSH waits
     // for the server too) names only the operation.
-    const named = new RegExp(`warning: ETIMEDOUT: \\w+ ${server.dir}(/\\S*)? in namespace ${server.ns} \\(no answer in ${OP_TIMEOUT_MS} ms\\); worker \\d+ written off$`);
-    const closeLine = new RegExp(`warning: ETIMEDOUT: close in namespace ${server.ns} \\(no answer in ${OP_TIMEOUT_MS} ms\\)`);
-    t.true(timeouts.some((l) => named.test(l)), 'an ETIMEDOUT line names the path');
-    t.deepEqual(timeouts.filter((l) => !named.test(l) && !closeLine.test(l)), [], 'every ETIMEDOUT line names the namespace and the path (or is a close)');
+    const named = new RegExp(
+      `warning: ETIMEDOUT: \\w+ ${server.dir}(/\\S*)? in namespace ${server.ns} \\(no answer in ${OP_TIMEOUT_MS} ms\\); worker \\d+ written off$`,
+    );
+    const closeLine = new RegExp(
+      `warning: ETIMEDOUT: close in namespace ${server.ns} \\(no answer in ${OP_TIMEOUT_MS} ms\\)`,
+    );
+    t.true(
+      timeouts.some((l) => named.test(l)),
+      'an ETIMEDOUT line names the path',
+    );
+    t.deepEqual(
+      timeouts.filter((l) => !named.test(l) && !closeLine.test(l)),
+      [],
+      'every ETIMEDOUT line names the namespace and the path (or is a close)',
+    );
     t.log(`ETIMEDOUT lines: ${timeouts.length}, e.g. ${timeouts.find((l) => named.test(l))}`);
   } finally {
     process.kill(server.pid, 'SIGCONT');
@@ -193,14 +226,21 @@ test('a hung FUSE server in one namespace: ETIMEDOUT there, prompt answers every
 
   // Recovery: the queued requests are answered, reads work again, the stuck workers end.
   const t0 = performance.now();
-  await waitFor('the hung mount to answer again', async () => (await timed('cat', [hung('hello')], 10_000)).stdout === 'tiny\n', {
-    timeoutMs: 15_000,
-    intervalMs: 100,
-  });
+  await waitFor(
+    'the hung mount to answer again',
+    async () => (await timed('cat', [hung('hello')], 10_000)).stdout === 'tiny\n',
+    {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    },
+  );
   const recovered = performance.now() - t0;
   const ls = await timed('ls', [hung()]);
   t.is(ls.stdout, 'hello\n', ls.stderr);
-  await waitFor('no stuck workers', async () => (await daemonStats(view)).stuckWorkers === 0, { timeoutMs: 15_000, intervalMs: 250 });
+  await waitFor('no stuck workers', async () => (await daemonStats(view)).stuckWorkers === 0, {
+    timeoutMs: 15_000,
+    intervalMs: 250,
+  });
   await checkOthers(t, 'after SIGCONT', otherRound(), true);
   t.log(`recovered ${Math.round(recovered)} ms after SIGCONT`);
   t.true(view.proc.exitCode === null, 'daemon alive');
@@ -214,7 +254,9 @@ test('operations on a hung mount do not pile up stuck workers (at most 2 after 8
     t.fail('the hung-mount test did not get to measure');
     return;
   }
-  t.log(`after ${stuckAfterProbes.probes} timeouts: stuck-workers ${stuckAfterProbes.stuck}, rss ${stuckAfterProbes.rssBeforeMiB} -> ${stuckAfterProbes.rssMiB} MiB`);
+  t.log(
+    `after ${stuckAfterProbes.probes} timeouts: stuck-workers ${stuckAfterProbes.stuck}, rss ${stuckAfterProbes.rssBeforeMiB} -> ${stuckAfterProbes.rssMiB} MiB`,
+  );
   t.true(stuckAfterProbes.stuck <= 2, `stuck-workers ${stuckAfterProbes.stuck}`);
 });
 
@@ -224,31 +266,45 @@ test('operations on a hung mount do not pile up stuck workers (at most 2 after 8
 test('other namespaces stay prompt when a freshly hung mount gets more concurrent requests than there are workers', async (t) => {
   const v = await startNsview(t, { extraArgs: ['--op-timeout', '5'], env: SERVICE_ENV });
   const hungHere = (rel: string) => path.join(v.mountpoint, String(server.ns), server.dir, rel);
-  await waitFor('the hung mount through the second daemon', async () => (await timed('cat', [hungHere('hello')])).stdout === 'tiny\n', {
-    timeoutMs: 10_000,
-    intervalMs: 100,
-  });
+  await waitFor(
+    'the hung mount through the second daemon',
+    async () => (await timed('cat', [hungHere('hello')])).stdout === 'tiny\n',
+    {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    },
+  );
   await otherRound(v.mountpoint); // namespaces known, sandbox started
   const probes: number[] = [];
   process.kill(server.pid, 'SIGSTOP');
   try {
     await waitStopped(server.pid);
     let done = false;
-    const burst = Promise.all([0, 1, 2, 3].map((i) => timed('stat', [hungHere(`burst-${i}`)]))).finally(() => (done = true));
+    const burst = Promise.all([0, 1, 2, 3].map((i) => timed('stat', [hungHere(`burst-${i}`)]))).finally(
+      () => (done = true),
+    );
     const c = path.join(v.mountpoint, String(ctr.nsInode), 'etc');
     for (let i = 0; !done && i < 100; i++) {
       const ms = (await timed('stat', [path.join(c, `probe-${i}`)], 20_000)).ms;
       if (!done) probes.push(ms);
     }
     const r = await burst;
-    t.log(`burst: ${r.map((x) => `${x.errno} ${Math.round(x.ms)} ms`).join(', ')}; container lookups meanwhile: ${probes.map(Math.round).join(', ')} ms`);
+    t.log(
+      `burst: ${r.map((x) => `${x.errno} ${Math.round(x.ms)} ms`).join(', ')}; container lookups meanwhile: ${probes.map(Math.round).join(', ')} ms`,
+    );
   } finally {
     process.kill(server.pid, 'SIGCONT');
   }
-  await waitFor('recovered', async () => (await timed('cat', [hungHere('hello')], 10_000)).stdout === 'tiny\n', { timeoutMs: 15_000, intervalMs: 100 });
+  await waitFor('recovered', async () => (await timed('cat', [hungHere('hello')], 10_000)).stdout === 'tiny\n', {
+    timeoutMs: 15_000,
+    intervalMs: 100,
+  });
   // Ordering: the other namespace answered, more than once, while the burst into the hung mount
   // was still pending; and none of its lookups waited for the op timeout (5 s) as they did
   // when the burst held every worker.
   t.true(probes.length >= 2, `${probes.length} lookups in another namespace answered while the burst was pending`);
-  t.true(Math.max(...probes) < 5_000, `slowest lookup in another namespace ${Math.round(Math.max(...probes))} ms (the op timeout is 5000)`);
+  t.true(
+    Math.max(...probes) < 5_000,
+    `slowest lookup in another namespace ${Math.round(Math.max(...probes))} ms (the op timeout is 5000)`,
+  );
 });

@@ -52,7 +52,10 @@ let hostHostname: string;
 
 test.before(async () => {
   hostHostname = await readFile('/etc/hostname', 'utf8');
-  view = await startNsview(scope, { extraArgs: ['--idle-release', String(IDLE_MS / 1000), '--op-timeout', '2'], env: POOL });
+  view = await startNsview(scope, {
+    extraArgs: ['--idle-release', String(IDLE_MS / 1000), '--op-timeout', '2'],
+    env: POOL,
+  });
   mp = view.mountpoint;
 });
 
@@ -83,7 +86,10 @@ async function newPin(t: import('ava').ExecutionContext, d: Nsview = view) {
     },
     { timeoutMs: 10_000, intervalMs: 50 },
   ).catch((err: unknown) => {
-    const log = d.stderr().split('\n').filter((l) => l.includes(String(pin.nsInode)) || / error: /.test(l));
+    const log = d
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes(String(pin.nsInode)) || / error: /.test(l));
     throw new Error(`${(err as Error).message} (last stat: ${last}; daemon log: ${log.slice(-8).join(' | ')})`);
   });
   return pin;
@@ -119,7 +125,12 @@ async function use(ns: number): Promise<void> {
  * Time from the end of the last use (`lastUse()` runs it) until the daemon has no thread in `ns`;
  * redone once if over BOUND_MS at load > 4.
  */
-async function releaseTime(t: import('ava').ExecutionContext, label: string, ns: number, lastUse: () => Promise<void>): Promise<number> {
+async function releaseTime(
+  t: import('ava').ExecutionContext,
+  label: string,
+  ns: number,
+  lastUse: () => Promise<void>,
+): Promise<number> {
   const once = async () => {
     await lastUse();
     const t0 = performance.now();
@@ -128,10 +139,14 @@ async function releaseTime(t: import('ava').ExecutionContext, label: string, ns:
   };
   let ms = await once();
   if (ms > BOUND_MS && loadAverage() > 4) {
-    t.log(`${label}: released ${Math.round(ms)} ms after the last use at load ${loadAverage().toFixed(1)}; measuring again`);
+    t.log(
+      `${label}: released ${Math.round(ms)} ms after the last use at load ${loadAverage().toFixed(1)}; measuring again`,
+    );
     ms = await once();
   }
-  t.log(`${label}: sandbox released ${Math.round(ms)} ms after the last use (idle ${IDLE_MS} ms, bound ${BOUND_MS} ms, load ${loadAverage().toFixed(1)})`);
+  t.log(
+    `${label}: sandbox released ${Math.round(ms)} ms after the last use (idle ${IDLE_MS} ms, bound ${BOUND_MS} ms, load ${loadAverage().toFixed(1)})`,
+  );
   return ms;
 }
 
@@ -151,9 +166,16 @@ test('a sandbox starts on first use: one thread of the daemon, in the namespace,
     return l.length > 0 && l;
   });
   t.is(started.length, 1, 'one "sandbox started" line');
-  t.true(started[0]?.includes(`thread ${threads[0]},`), `the logged thread is the one in the namespace (${started[0]})`);
+  t.true(
+    started[0]?.includes(`thread ${threads[0]},`),
+    `the logged thread is the one in the namespace (${started[0]})`,
+  );
   const s = await daemonStats(view);
-  t.is(s.sandboxes, (await sandboxThreads(view.pid)).length, 'stats "sandboxes" = threads of the daemon in other namespaces');
+  t.is(
+    s.sandboxes,
+    (await sandboxThreads(view.pid)).length,
+    'stats "sandboxes" = threads of the daemon in other namespaces',
+  );
   t.true(s.sandboxes >= 1);
 });
 
@@ -172,8 +194,16 @@ test('a sandbox is held while its namespace is in use (3 s of use every 250 ms: 
   }
   const log = view.stderr().slice(logStart);
   t.is(min, 1, 'the sandbox thread was there at every check');
-  t.deepEqual(linesMatching(log, new RegExp(`sandbox started for namespace ${ns} `)), [], 'the same sandbox throughout (none started again)');
-  t.deepEqual(linesMatching(log, new RegExp(`sandbox released for namespace ${ns} `)), [], 'never released while in use');
+  t.deepEqual(
+    linesMatching(log, new RegExp(`sandbox started for namespace ${ns} `)),
+    [],
+    'the same sandbox throughout (none started again)',
+  );
+  t.deepEqual(
+    linesMatching(log, new RegExp(`sandbox released for namespace ${ns} `)),
+    [],
+    'never released while in use',
+  );
 });
 
 test('a sandbox is released after --idle-release once unused (lookups, listings): within idle + 1 s, not long before idle', async (t) => {
@@ -191,8 +221,11 @@ test('a sandbox is released after --idle-release once unused (lookups, listings)
     // daemon's last use under load; half the idle time is a safe floor.
     t.true(ms >= IDLE_MS / 2, `not released before --idle-release (${Math.round(ms)} ms)`);
   }
-  await waitFor('a "sandbox released ... (idle)" line each time', () =>
-    linesMatching(view.stderr().slice(logStart), new RegExp(`sandbox released for namespace ${ns} \\(idle\\)$`)).length >= 2,
+  await waitFor(
+    'a "sandbox released ... (idle)" line each time',
+    () =>
+      linesMatching(view.stderr().slice(logStart), new RegExp(`sandbox released for namespace ${ns} \\(idle\\)$`))
+        .length >= 2,
   );
   t.pass();
 });
@@ -220,15 +253,25 @@ test('nsview never keeps a namespace alive: pinned, read, pin removed -> no task
   const id = mountNamespaceIdentityAt(pin.file).id;
   await pin.release(); // umount of the pin
   const t0 = performance.now();
-  let ms = await msUntil(`daemon out of ${ns}`, t0, async () => (await threadsIn(ns)) === 0 && !(await fdRefersTo(view.pid, ns, pin.file)), {
-    timeoutMs: 15_000,
-  });
-  t.log(`no task or fd of the daemon in ${ns} ${Math.round(ms)} ms after the pin was removed (bound ${BOUND_MS} ms, load ${loadAverage().toFixed(1)})`);
+  let ms = await msUntil(
+    `daemon out of ${ns}`,
+    t0,
+    async () => (await threadsIn(ns)) === 0 && !(await fdRefersTo(view.pid, ns, pin.file)),
+    {
+      timeoutMs: 15_000,
+    },
+  );
+  t.log(
+    `no task or fd of the daemon in ${ns} ${Math.round(ms)} ms after the pin was removed (bound ${BOUND_MS} ms, load ${loadAverage().toFixed(1)})`,
+  );
   t.true(ms <= BOUND_MS, `within idle + 1 s (${Math.round(ms)} ms)`);
   // On a shared machine another nsview (someone else's) may hold it for a while: only a note.
   const others = await processesInNamespace(ns);
-  if (others.length > 0) t.log(`still in ${ns}, not ours: ${others.map((o) => `${o.pid} ${o.cmdline.join(' ').slice(0, 120)}`).join('; ')}`);
-  await waitFor('the release line', () => new RegExp(`sandbox released for namespace ${ns} \\(namespace vanished\\)`).test(view.stderr()));
+  if (others.length > 0)
+    t.log(`still in ${ns}, not ours: ${others.map((o) => `${o.pid} ${o.cmdline.join(' ').slice(0, 120)}`).join('; ')}`);
+  await waitFor('the release line', () =>
+    new RegExp(`sandbox released for namespace ${ns} \\(namespace vanished\\)`).test(view.stderr()),
+  );
   // by-id/<id>, not /<inode>: the kernel may already have given the number to a new namespace.
   const r = await timed('stat', [path.join(mp, 'by-id', String(id))]);
   t.is(r.errno, 'ENOENT');
@@ -312,7 +355,15 @@ test('removing a pin never fails with EBUSY, also while nsview is starting a san
       () =>
         [...last]
           .filter(([, v]) => v !== 'ok')
-          .map(([ns, v]) => `${ns}: ${v}; log: ${view.stderr().split('\n').filter((l) => l.includes(String(ns))).slice(-4).join(' | ')}`)
+          .map(
+            ([ns, v]) =>
+              `${ns}: ${v}; log: ${view
+                .stderr()
+                .split('\n')
+                .filter((l) => l.includes(String(ns)))
+                .slice(-4)
+                .join(' | ')}`,
+          )
           .join('; '),
     );
     t.is(unread, '', 'every pinned namespace could be read through the view within 10 s');
@@ -321,7 +372,9 @@ test('removing a pin never fails with EBUSY, also while nsview is starting a san
       results.push(r);
       if (/busy/i.test(r)) busy = true;
     }
-    outcomes.push(`round ${round} (${Math.round(performance.now() - t0)} ms): ${seen ? 'a daemon fd on a pin seen' : 'no daemon fd seen'}; umount: ${results.join(', ')}`);
+    outcomes.push(
+      `round ${round} (${Math.round(performance.now() - t0)} ms): ${seen ? 'a daemon fd on a pin seen' : 'no daemon fd seen'}; umount: ${results.join(', ')}`,
+    );
   }
   t.log(outcomes.join('\n'));
   t.false(busy, 'umount of the pins never answered EBUSY');

@@ -125,7 +125,9 @@ withAll('a reused inode number never comes with the same id, under load', async 
   }
   t.truthy(reused, `no inode number was reused in ${allIds.size} namespaces`);
   if (reused) t.not(reused.old.id, reused.now.id);
-  t.log(`inode ${reused?.now.inode} reused after ${allIds.size} namespaces; ids ${reused?.old.id} then ${reused?.now.id}`);
+  t.log(
+    `inode ${reused?.now.inode} reused after ${allIds.size} namespaces; ids ${reused?.old.id} then ${reused?.now.id}`,
+  );
 });
 
 /** The kernel frees a namespace shortly after its last process is reaped (RCU, task work). */
@@ -192,7 +194,8 @@ withAll('fd-held, thread and bind-mounted namespaces have ids that die with them
   await held.release();
   await thread.release();
   await pinned.release();
-  for (const ns of [fdId, threadId, pinId]) t.true(await waitDead(ns), `namespace ${ns.id} (inode ${ns.inode}) still alive`);
+  for (const ns of [fdId, threadId, pinId])
+    t.true(await waitDead(ns), `namespace ${ns.id} (inode ${ns.inode}) still alive`);
 });
 
 withIds('the fallback signal: an unsupported kernel answers with a typed errno', (t) => {

@@ -65,18 +65,26 @@ test.serial('echo, append, mv, rm -r', async (t) => {
 
 test.serial('chmod, chown, touch -d keep nanoseconds', async (t) => {
   const f = inView(rw, 'data/t');
-  await sh(`echo x > ${shq(f)} && chown 1234:567 ${shq(f)} && chmod 4751 ${shq(f)} && touch -h -d '2001-02-03 04:05:06.123456789 UTC' ${shq(f)}`);
+  await sh(
+    `echo x > ${shq(f)} && chown 1234:567 ${shq(f)} && chmod 4751 ${shq(f)} && touch -h -d '2001-02-03 04:05:06.123456789 UTC' ${shq(f)}`,
+  );
   const r = await run('stat', ['-c', '%a %u %g %y', onHost('data/t')]);
   t.is(r.stdout.trim(), '4751 1234 567 2001-02-03 04:05:06.123456789 +0000');
   await sh(`touch -a -d '1999-01-01 00:00:00.5 UTC' ${shq(f)}`);
   const r2 = await run('stat', ['-c', '%x|%y', onHost('data/t')]);
-  t.is(r2.stdout.trim(), '1999-01-01 00:00:00.500000000 +0000|2001-02-03 04:05:06.123456789 +0000', 'atime alone (mtime OMIT)');
+  t.is(
+    r2.stdout.trim(),
+    '1999-01-01 00:00:00.500000000 +0000|2001-02-03 04:05:06.123456789 +0000',
+    'atime alone (mtime OMIT)',
+  );
 });
 
 test.serial('cp -a and tar x into the container give the same tree', async (t) => {
   await sh(`cp -a ${shq(src)} ${shq(inView(rw, 'data/cp'))}`);
   t.deepEqual(await snapshotTree(onHost('data/cp')), await snapshotTree(src));
-  await sh(`mkdir -p ${shq(inView(rw, 'data/tarx2'))} && tar --xattrs --xattrs-include='*' --acls --format=posix -C ${shq(src)} -cf - . | tar --xattrs --xattrs-include='*' --acls --numeric-owner -C ${shq(inView(rw, 'data/tarx2'))} -xpf -`);
+  await sh(
+    `mkdir -p ${shq(inView(rw, 'data/tarx2'))} && tar --xattrs --xattrs-include='*' --acls --format=posix -C ${shq(src)} -cf - . | tar --xattrs --xattrs-include='*' --acls --numeric-owner -C ${shq(inView(rw, 'data/tarx2'))} -xpf -`,
+  );
   t.deepEqual(await snapshotTree(onHost('data/tarx2')), await snapshotTree(src));
 });
 
@@ -90,6 +98,9 @@ test.serial('rsync -aHAX into the container, twice: the second run changes nothi
   // rewritten (../..), so rsync sees it differ and stores it again (byte-exact each time).
   // Everything else is unchanged.
   const changed = again.stdout.split('\n').filter((l) => l !== '');
-  t.true(changed.every((l) => /^cL[c.]\.{8} .* -> /.test(l)), `second run: ${again.stdout}`);
+  t.true(
+    changed.every((l) => /^cL[c.]\.{8} .* -> /.test(l)),
+    `second run: ${again.stdout}`,
+  );
   t.deepEqual(await snapshotTree(onHost('data/rs')), await snapshotTree(src));
 });

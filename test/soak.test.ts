@@ -36,10 +36,16 @@ interface SoakResult {
 
 test('soak --short: 60+ namespaces created and destroyed under a find loop; daemon alive, no leak, bounded fds and RSS', async (t) => {
   t.timeout(170_000);
-  const r = await run(process.execPath, [SOAK, '--short', '--daemon-env', 'UV_THREADPOOL_SIZE=16'], { check: false, timeoutMs: 160_000 });
+  const r = await run(process.execPath, [SOAK, '--short', '--daemon-env', 'UV_THREADPOOL_SIZE=16'], {
+    check: false,
+    timeoutMs: 160_000,
+  });
   for (const line of r.stdout.split('\n')) if (line.startsWith('soak: ')) t.log(line.slice(6));
   const json = r.stdout.split('\n').find((l) => l.startsWith('SOAK-RESULT '));
-  t.truthy(json, `no SOAK-RESULT line (exit ${r.code ?? r.signal}${r.timedOut ? ', timed out' : ''})\n${r.stderr.slice(-2000)}`);
+  t.truthy(
+    json,
+    `no SOAK-RESULT line (exit ${r.code ?? r.signal}${r.timedOut ? ', timed out' : ''})\n${r.stderr.slice(-2000)}`,
+  );
   if (!json) return;
   const s = JSON.parse(json.slice('SOAK-RESULT '.length)) as SoakResult;
   t.deepEqual(s.failures, [], 'no failure');

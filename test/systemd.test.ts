@@ -158,7 +158,10 @@ test('with exactly that bounding set the daemon mounts and reads a container and
   const setprivCaps = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
   const mp = path.join(makeTempDir(t, 'systemd-mnt'), 'mnt');
   await mkdir(mp);
-  const d = spawnLongLived(['setpriv', '--bounding-set', setprivCaps, '--', process.execPath, NSVIEW_BIN, 'mount', '-f', mp], { pdeathsig: 'TERM' });
+  const d = spawnLongLived(
+    ['setpriv', '--bounding-set', setprivCaps, '--', process.execPath, NSVIEW_BIN, 'mount', '-f', mp],
+    { pdeathsig: 'TERM' },
+  );
   t.teardown(async () => {
     d.child.kill('SIGTERM');
     if (!(await waitExit(d.child, 5_000))) await d.kill();
@@ -177,10 +180,14 @@ test('with exactly that bounding set the daemon mounts and reads a container and
     [c.nsInode, `${c.hostname}\n`],
     [pin.nsInode, await readFile('/etc/hostname', 'utf8')],
   ] as Array<[number, string]>) {
-    await waitFor(`namespace ${ns} readable`, async () => (await timed('cat', [path.join(mp, String(ns), 'etc/hostname')])).stdout === want, {
-      timeoutMs: 10_000,
-      intervalMs: 100,
-    });
+    await waitFor(
+      `namespace ${ns} readable`,
+      async () => (await timed('cat', [path.join(mp, String(ns), 'etc/hostname')])).stdout === want,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
   }
   t.regex(d.stderr.all(), new RegExp(`sandbox started for namespace ${pin.nsInode}`), 'setns worked in the sandbox');
   t.notRegex(d.stderr.all(), /error/);

@@ -39,7 +39,11 @@ test.before(async () => {
   });
   scope.teardown(() => access.close());
   catalog = await DiscoveryCatalog.start(
-    { ownTids: () => access.sandboxTids(), sandboxes: () => access.heldSandboxes(), changed: (snap) => access.update(snap) },
+    {
+      ownTids: () => access.sandboxTids(),
+      sandboxes: () => access.heldSandboxes(),
+      changed: (snap) => access.update(snap),
+    },
     log,
     60_000,
   );
@@ -79,7 +83,8 @@ async function openThroughView(file: string): Promise<{ nodeid: bigint; fh: bigi
   const ctx = request(-1, 1n);
   const ns = /^mnt:\[(\d+)\]$/.exec(fs.readlinkSync('/proc/self/ns/mnt'))![1]!;
   let e = await view.lookup(ctx, FUSE_ROOT_ID, Buffer.from(ns));
-  for (const part of file.split('/').filter((p) => p.length > 0)) e = await view.lookup(ctx, e.nodeid, Buffer.from(part));
+  for (const part of file.split('/').filter((p) => p.length > 0))
+    e = await view.lookup(ctx, e.nodeid, Buffer.from(part));
   const { fh } = await view.open(ctx, e.nodeid, fs.constants.O_RDONLY);
   return { nodeid: e.nodeid, fh };
 }
@@ -99,7 +104,10 @@ test('a reply the FUSE device refuses is answered EIO by the engine, not left un
   const err = await t.throwsAsync(view.read(request(device, 7n), nodeid, fh, 0n, 4096));
   t.is(errnoOf(err), E.EIO, String(err));
   t.regex(String(err), /EPERM/);
-  t.true(logged.some((l) => l.includes('the device refused the reply: EPERM')), logged.join(''));
+  t.true(
+    logged.some((l) => l.includes('the device refused the reply: EPERM')),
+    logged.join(''),
+  );
   await view.release(request(-1, 8n), nodeid, fh);
 });
 

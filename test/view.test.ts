@@ -112,7 +112,11 @@ async function addContainerFiles(dir: string): Promise<void> {
  * mount below the rootfs (here: the nsview mount itself, bound to ROOTFS/mnt/nsview) comes along
  * into the container. The host's extra bind is removed once the container has its copy.
  */
-async function startContainerSeeingView(t: Teardown, rootfs: string, mountpoint: string): Promise<{ pid: number; nsInode: number }> {
+async function startContainerSeeingView(
+  t: Teardown,
+  rootfs: string,
+  mountpoint: string,
+): Promise<{ pid: number; nsInode: number }> {
   const inView = path.join(rootfs, 'mnt/nsview');
   await sh(`mount --bind ${shq(mountpoint)} ${shq(inView)}`);
   const outer = 'mount --rbind "$0" "$0" && cd "$0" && pivot_root . . && exec /bin/busybox sh -c "$1"';
@@ -169,7 +173,8 @@ test.before(async () => {
   const spot = path.join(makeTempDir(scope, 'spot'), 'at');
   await mkdir(spot);
   const marker = (kind: string) => `${kind} ${randomBytes(4).toString('hex')}`;
-  const setupFor = (m: string) => `mount -t tmpfs -o size=1m nsview-spot ${shq(spot)} && printf '%s\\n' ${shq(m)} > ${shq(`${spot}/marker`)}`;
+  const setupFor = (m: string) =>
+    `mount -t tmpfs -o size=1m nsview-spot ${shq(spot)} && printf '%s\\n' ${shq(m)} > ${shq(`${spot}/marker`)}`;
 
   const pinMarker = marker('bindmount');
   const pin = { ...(await makeBindMountedNamespace(scope, { setup: setupFor(pinMarker) })), marker: `${pinMarker}\n` };
@@ -209,14 +214,18 @@ test('the top directory lists by-pid, by-id, raw, by-container, by-pod and every
   const nss = [w.hostNs, w.a.nsInode, w.b.nsInode, w.pin.nsInode, w.fd.nsInode, w.nested.nsInode, w.thread.nsInode];
   t.is(new Set(nss).size, nss.length, 'seven distinct namespaces');
   for (const ns of nss) t.true(names.includes(String(ns)), `${ns} listed`);
-  t.deepEqual(names.filter((n) => !fixed.includes(n) && !/^[1-9]\d*$/.test(n)), []);
+  t.deepEqual(
+    names.filter((n) => !fixed.includes(n) && !/^[1-9]\d*$/.test(n)),
+    [],
+  );
   // Each is a directory (stat through the kernel, not just a name).
   t.deepEqual(await out('stat', ['-c', '%F', ...nss.map((ns) => v(ns))]), 'directory\n'.repeat(nss.length));
 });
 
 test('by-pid/PID is a symlink ../<namespace inode> that leads into it', async (t) => {
   const byPid = await ls(v('by-pid'));
-  for (const pid of [w.a.pid, w.b.pid, process.pid, w.thread.pid, w.fd.holderPid]) t.true(byPid.includes(String(pid)), `by-pid/${pid}`);
+  for (const pid of [w.a.pid, w.b.pid, process.pid, w.thread.pid, w.fd.holderPid])
+    t.true(byPid.includes(String(pid)), `by-pid/${pid}`);
   t.is(await out('readlink', [v('by-pid', String(w.a.pid))]), `../${w.a.nsInode}\n`);
   t.is(await out('readlink', [v('by-pid', String(w.b.pid))]), `../${w.b.nsInode}\n`);
   t.is(await out('readlink', [v('by-pid', String(process.pid))]), `../${w.hostNs}\n`);
@@ -280,7 +289,8 @@ test('rewrite: absolute, escaping-relative and chained links read the containerâ
     const real = (await out('realpath', ['-e', v(w.a.nsInode, p)])).trim();
     t.is(real, path.resolve(path.dirname(v(w.a.nsInode, p)), target), `realpath ${p}`);
     t.true(real.startsWith(`${v(w.a.nsInode)}/`), `realpath ${p}`);
-    if (p !== 'a/etcdir' && p !== 'a/b/c/near') t.is(await out('cat', [v(w.a.nsInode, p)]), `${w.a.fs.hostname}\n`, `cat ${p}`);
+    if (p !== 'a/etcdir' && p !== 'a/b/c/near')
+      t.is(await out('cat', [v(w.a.nsInode, p)]), `${w.a.fs.hostname}\n`, `cat ${p}`);
   }
   t.is(await out('cat', [v(w.a.nsInode, 'a/b/c/near')]), 'near\n');
 
@@ -298,7 +308,8 @@ test('rewrite: absolute, escaping-relative and chained links read the containerâ
     t.not((await attempt('cat', [v(w.a.nsInode, p)])).code, 0);
   }
   // The stored targets are untouched (this is the view's doing, not the rootfs').
-  for (const [p, target] of Object.entries(CONTAINER_LINKS)) t.is(await out('readlink', [path.join(w.a.fs.dir, p)]), `${target}\n`);
+  for (const [p, target] of Object.entries(CONTAINER_LINKS))
+    t.is(await out('readlink', [path.join(w.a.fs.dir, p)]), `${target}\n`);
 });
 
 test('rewrite: st_size of a link is the length of the target readlink shows', async (t) => {
@@ -309,7 +320,17 @@ test('rewrite: st_size of a link is the length of the target readlink shows', as
 });
 
 test('hardlinks share st_ino; distinct files never do, also across filesystems of two namespaces', async (t) => {
-  const files = ['hl/one', 'hl/two', 'hl/three', 'etc/hostname', 'etc/os-release', 'etc/passwd', 'bin/busybox', 'a/b/c', 'evil'];
+  const files = [
+    'hl/one',
+    'hl/two',
+    'hl/three',
+    'etc/hostname',
+    'etc/os-release',
+    'etc/passwd',
+    'bin/busybox',
+    'a/b/c',
+    'evil',
+  ];
   const [viewA, viewB, srcA, srcB] = await Promise.all([
     inodes(files.map((f) => v(w.a.nsInode, f))),
     inodes(files.map((f) => v(w.b.nsInode, f))),
@@ -323,10 +344,17 @@ test('hardlinks share st_ino; distinct files never do, also across filesystems o
   // devices. This is what gives the cross-namespace check its teeth.
   const sa = srcA.trim().split('\n');
   const sb = srcB.trim().split('\n');
-  t.deepEqual(sa.map((s) => s.split(':')[1]), sb.map((s) => s.split(':')[1]), 'same source inode numbers');
+  t.deepEqual(
+    sa.map((s) => s.split(':')[1]),
+    sb.map((s) => s.split(':')[1]),
+    'same source inode numbers',
+  );
   t.not(sa[0]!.split(':')[0], sb[0]!.split(':')[0], 'different source devices');
   // In the view: equal st_ino exactly when the source (dev, ino) is equal.
-  const all = [...viewA.map((ino, i) => ({ ino, src: sa[i]!, name: `A:${files[i]}` })), ...viewB.map((ino, i) => ({ ino, src: sb[i]!, name: `B:${files[i]}` }))];
+  const all = [
+    ...viewA.map((ino, i) => ({ ino, src: sa[i]!, name: `A:${files[i]}` })),
+    ...viewB.map((ino, i) => ({ ino, src: sb[i]!, name: `B:${files[i]}` })),
+  ];
   for (const x of all) {
     for (const y of all) {
       if (x.name < y.name) t.is(x.ino === y.ino, x.src === y.src, `${x.name} (${x.ino}) vs ${y.name} (${y.ino})`);
@@ -356,7 +384,10 @@ test('a change inside the container shows through the view within --attr-timeout
   for (const next of ['version 2\n', 'version 3, longer\n']) {
     await writeFile(inside, next);
     const t0 = performance.now();
-    await waitFor(`the view to show ${JSON.stringify(next)}`, async () => (await out('cat', [through])) === next, { timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(`the view to show ${JSON.stringify(next)}`, async () => (await out('cat', [through])) === next, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
     const ms = performance.now() - t0;
     took.push(`${JSON.stringify(next)} after ${Math.round(ms)} ms`);
     t.true(ms <= BOUND_MS, `${JSON.stringify(next)} showed after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
@@ -367,7 +398,10 @@ test('a change inside the container shows through the view within --attr-timeout
   t.teardown(() => rm(path.join(w.a.fs.dir, 'tmp', added), { force: true }));
   await writeFile(path.join(w.a.fs.dir, 'tmp', added), 'new\n');
   const t0 = performance.now();
-  await waitFor('the new name to be listed', async () => (await ls(dir)).includes(added), { timeoutMs: 10_000, intervalMs: 50 });
+  await waitFor('the new name to be listed', async () => (await ls(dir)).includes(added), {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
   const ms = performance.now() - t0;
   took.push(`new name listed after ${Math.round(ms)} ms`);
   t.true(ms <= BOUND_MS, `listed after ${Math.round(ms)} ms (bound ${BOUND_MS})`);
@@ -400,8 +434,15 @@ test('--passthrough: an opened regular file is read by the kernel from the conta
   const changed = Buffer.from(data);
   changed.fill(7, 0, 4096);
   await writeFile(inside, changed);
-  await waitFor('the change to show', async () => (await readFile(through)).equals(changed), { timeoutMs: 5_000, intervalMs: 50 });
-  await waitFor('backing ids dropped after the last close', async () => (await daemonStats(pt)).view.passedThrough === 0, { timeoutMs: 5_000, intervalMs: 50 });
+  await waitFor('the change to show', async () => (await readFile(through)).equals(changed), {
+    timeoutMs: 5_000,
+    intervalMs: 50,
+  });
+  await waitFor(
+    'backing ids dropped after the last close',
+    async () => (await daemonStats(pt)).view.passedThrough === 0,
+    { timeoutMs: 5_000, intervalMs: 50 },
+  );
 });
 
 test('writes fail with EROFS and change nothing', async (t) => {
@@ -460,7 +501,9 @@ test('a pid or namespace that appears after the first listing is listed within s
     const known = async () => (await attempt('readlink', [v('by-pid', String(c.pid))])).stdout === `../${c.nsInode}\n`;
     await waitFor('the new pid to be found by name', known, { timeoutMs: 10_000 });
     const listedWithin = (dir: string, name: string) =>
-      waitFor(`${name} in ls ${dir}`, async () => (await ls(dir)).includes(name), { timeoutMs: 3_000 }).catch(() => false);
+      waitFor(`${name} in ls ${dir}`, async () => (await ls(dir)).includes(name), { timeoutMs: 3_000 }).catch(
+        () => false,
+      );
     const pidListed = await listedWithin(v('by-pid'), String(c.pid));
     t.true(pidListed, `round ${round}: ls by-pid lists ${c.pid}`);
     const nsListed = pidListed && (await listedWithin(w.mp, String(c.nsInode)));
@@ -472,19 +515,31 @@ test('a pid or namespace that appears after the first listing is listed within s
 
 test('a namespace that dies vanishes from the view, and its pid from by-pid', async (t) => {
   const c = await startContainer(t);
-  await waitFor('the new namespace to be found by name', async () => (await attempt('stat', [v(c.nsInode)])).code === 0, { timeoutMs: 10_000 });
+  await waitFor(
+    'the new namespace to be found by name',
+    async () => (await attempt('stat', [v(c.nsInode)])).code === 0,
+    { timeoutMs: 10_000 },
+  );
   t.is(await out('cat', [v(c.nsInode, 'etc/hostname')]), `${c.hostname}\n`);
   t.is(await out('readlink', [v('by-pid', String(c.pid))]), `../${c.nsInode}\n`);
   const inode = c.nsInode;
   await c.stop();
   // Namespace inode numbers are reused at once (by any new namespace on the host), so the name
   // may come back as another namespace: what must go is this container's content.
-  await waitFor('the dead namespace to vanish', async () => {
-    const r = await attempt('cat', [v(inode, 'etc/hostname')]);
-    return r.stdout !== `${c.hostname}\n`;
-  }, { timeoutMs: 10_000 });
+  await waitFor(
+    'the dead namespace to vanish',
+    async () => {
+      const r = await attempt('cat', [v(inode, 'etc/hostname')]);
+      return r.stdout !== `${c.hostname}\n`;
+    },
+    { timeoutMs: 10_000 },
+  );
   // by-pid follows at the next discovery pass.
-  await waitFor('the dead pid to leave by-pid', async () => (await attempt('readlink', ['-v', v('by-pid', String(c.pid))])).code !== 0, { timeoutMs: 5_000 });
+  await waitFor(
+    'the dead pid to leave by-pid',
+    async () => (await attempt('readlink', ['-v', v('by-pid', String(c.pid))])).code !== 0,
+    { timeoutMs: 5_000 },
+  );
   const gone = await attempt('readlink', ['-v', v('by-pid', String(c.pid))]);
   t.is(gone.code, 1);
   t.regex(gone.stderr, /No such file or directory/);
@@ -496,12 +551,16 @@ test('the viewâ€™s own mount inside a container is an empty directory and find t
   const c = await startContainerSeeingView(t, rootfs.dir, w.mp);
   // The container really has the view mounted (the same FUSE connection as the daemon's).
   const own = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === w.mp)!;
-  const inCtr = (await readFile(`/proc/${c.pid}/mountinfo`, 'utf8')).split('\n').find((l) => l.split(' ')[4] === '/mnt/nsview');
+  const inCtr = (await readFile(`/proc/${c.pid}/mountinfo`, 'utf8'))
+    .split('\n')
+    .find((l) => l.split(' ')[4] === '/mnt/nsview');
   t.truthy(inCtr, 'the container sees a mount on /mnt/nsview');
   t.is(inCtr!.split(' ')[2], own.split(' ')[2], 'same device as the daemonâ€™s mount');
 
   // It is found within a few discovery passes (looked up by name: see the listing test below).
-  await waitFor('the new container in the view', async () => (await attempt('stat', [v(c.nsInode)])).code === 0, { timeoutMs: 10_000 });
+  await waitFor('the new container in the view', async () => (await attempt('stat', [v(c.nsInode)])).code === 0, {
+    timeoutMs: 10_000,
+  });
   t.is(await out('cat', [v(c.nsInode, 'etc/hostname')]), `${rootfs.hostname}\n`);
   t.is(await out('stat', ['-c', '%F', v(c.nsInode, 'mnt/nsview')]), 'directory\n');
   t.deepEqual(await ls(v(c.nsInode, 'mnt/nsview')), []);
@@ -510,7 +569,10 @@ test('the viewâ€™s own mount inside a container is an empty directory and find t
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.split('\n').filter((l) => l !== '');
   t.true(lines.includes(v(c.nsInode, 'mnt/nsview')));
-  t.deepEqual(lines.filter((l) => l.startsWith(`${v(c.nsInode, 'mnt/nsview')}/`)), []);
+  t.deepEqual(
+    lines.filter((l) => l.startsWith(`${v(c.nsInode, 'mnt/nsview')}/`)),
+    [],
+  );
   t.true(lines.includes(v(c.nsInode, 'bin/busybox')));
   t.true(lines.length < 200, `${lines.length} entries`);
 });
@@ -556,7 +618,12 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
   t.is(host?.source, 'process');
   t.true(host?.pids.includes(process.pid));
   check('container', c.nsInode, { source: 'process', pids: [c.pid], threads: [], ref: [`/proc/${c.pid}/ns/mnt`] });
-  check('thread', th.nsInode, { source: 'thread', pids: [], threads: [{ pid: th.pid, tid: th.tid }], ref: [`/proc/${th.pid}/task/${th.tid}/ns/mnt`] });
+  check('thread', th.nsInode, {
+    source: 'thread',
+    pids: [],
+    threads: [{ pid: th.pid, tid: th.tid }],
+    ref: [`/proc/${th.pid}/task/${th.tid}/ns/mnt`],
+  });
   check('fd', fd.nsInode, { source: 'fd', pids: [], threads: [], ref: [`/proc/${fd.holderPid}/fd/${fd.fd}`] });
   check('bind mount', pin.nsInode, { source: 'bindmount', pids: [], threads: [], ref: [pin.file] });
   check('nested bind mount', nested.nsInode, {
@@ -566,7 +633,14 @@ test('nsview list --json: every kind of namespace with its source and pids', asy
     ref: [`/proc/${nested.outer.pid}/ns/mnt`, nested.innerPath],
   });
   // The namespaces of the shared view too (each was created by a helper above).
-  for (const [label, ns] of [['a', w.a.nsInode], ['b', w.b.nsInode], ['pin', w.pin.nsInode], ['fd', w.fd.nsInode], ['nested', w.nested.nsInode], ['thread', w.thread.nsInode]] as const) {
+  for (const [label, ns] of [
+    ['a', w.a.nsInode],
+    ['b', w.b.nsInode],
+    ['pin', w.pin.nsInode],
+    ['fd', w.fd.nsInode],
+    ['nested', w.nested.nsInode],
+    ['thread', w.thread.nsInode],
+  ] as const) {
     t.truthy(row(ns), `${label} listed`);
   }
   // The plain listing agrees.
@@ -586,12 +660,16 @@ test('a namespace pinned at a path that is not UTF-8 (and has a space) is found,
   t.teardown(() => removeTree(dir));
   const marker = `bytes-${randomBytes(4).toString('hex')}`;
   const setup = `mount -t tmpfs -o size=1m nsview-spot ${shq(w.spot)} && printf '%s\\n' ${shq(marker)} > ${shq(`${w.spot}/marker`)}`;
-  await sh(`f=${shq(dir)}/"$(printf 'pin x\\351\\377')" && touch "$f" && unshare --mount="$f" --propagation private sh -c ${shq(setup)}`);
+  await sh(
+    `f=${shq(dir)}/"$(printf 'pin x\\351\\377')" && touch "$f" && unshare --mount="$f" --propagation private sh -c ${shq(setup)}`,
+  );
   const name = (await readdir(dir, { encoding: 'buffer' })).find((n) => n.toString('latin1').startsWith('pin'));
   t.deepEqual(name, Buffer.from([...Buffer.from('pin x'), 0xe9, 0xff]));
   const nsInode = Number((await stat(Buffer.concat([Buffer.from(`${dir}/`), name!]))).ino);
   // Discovery passes run every second; the sandbox reaches it through the pin's exact bytes.
-  await waitFor(`namespace ${nsInode} in the view`, async () => (await ls(w.mp)).includes(String(nsInode)), { timeoutMs: 10_000 });
+  await waitFor(`namespace ${nsInode} in the view`, async () => (await ls(w.mp)).includes(String(nsInode)), {
+    timeoutMs: 10_000,
+  });
   t.is(await out('cat', [v(nsInode, `${w.spot}/marker`)]), `${marker}\n`);
   // nsview list shows the path as text: the bytes that are not UTF-8 as U+FFFD.
   const row = (await listJson()).find((x) => x.inode === nsInode);
@@ -606,10 +684,7 @@ test('nsview list --json while the daemon holds sandboxes: sources are still fd 
   const rows = await listJson();
   const fd = rows.find((x) => x.inode === w.fd.nsInode);
   const pin = rows.find((x) => x.inode === w.pin.nsInode);
-  t.deepEqual(
-    { source: fd?.source, pids: fd?.pids, threads: fd?.threads },
-    { source: 'fd', pids: [], threads: [] },
-  );
+  t.deepEqual({ source: fd?.source, pids: fd?.pids, threads: fd?.threads }, { source: 'fd', pids: [], threads: [] });
   t.deepEqual(
     { source: pin?.source, pids: pin?.pids, threads: pin?.threads },
     { source: 'bindmount', pids: [], threads: [] },

@@ -57,7 +57,13 @@ export async function startHolder(t: Teardown, fixtureDir: string): Promise<Hold
  * mounts of `base` (m000, m001, ...): a million entries from ten thousand real ones.
  */
 export async function startMemHolder(t: Teardown, base: string, binds: number): Promise<Holder> {
-  return holder(t, [`i=0; while [ $i -lt ${binds} ]; do m="$1/data/m$(printf %03d $i)"; mkdir "$m"; mount --bind "$2" "$m"; i=$((i+1)); done`], base);
+  return holder(
+    t,
+    [
+      `i=0; while [ $i -lt ${binds} ]; do m="$1/data/m$(printf %03d $i)"; mkdir "$m"; mount --bind "$2" "$m"; i=$((i+1)); done`,
+    ],
+    base,
+  );
 }
 
 async function holder(t: Teardown, dataSetup: string[], arg: string): Promise<Holder> {
@@ -75,11 +81,29 @@ async function holder(t: Teardown, dataSetup: string[], arg: string): Promise<Ho
     'echo nsview-bench-holder-ready',
     'read x || true',
   ].join('\n');
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'holder', stage, arg], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true,
-    env: childEnv(),
-  });
+  const child = spawn(
+    'setpriv',
+    [
+      '--pdeathsig',
+      'KILL',
+      '--',
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      script,
+      'holder',
+      stage,
+      arg,
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: childEnv(),
+    },
+  );
   child.on('error', () => {});
   const out = new LineWatcher(child.stdout!);
   const err = new LineWatcher(child.stderr!);
@@ -93,7 +117,13 @@ async function holder(t: Teardown, dataSetup: string[], arg: string): Promise<Ho
   };
   t.teardown(stop);
   try {
-    await waitForLine(child, out, /^nsview-bench-holder-ready$/, 15_000, () => `namespace holder\nstderr: ${err.all()}`);
+    await waitForLine(
+      child,
+      out,
+      /^nsview-bench-holder-ready$/,
+      15_000,
+      () => `namespace holder\nstderr: ${err.all()}`,
+    );
   } catch (e) {
     await stop();
     throw e;
@@ -184,12 +214,24 @@ export async function startBindfs(t: Teardown, src: string, extraArgs: string[] 
       if (s.child.exitCode !== null) throw new Error(`bindfs exited (${s.child.exitCode}): ${s.stderr.all()}`);
       return (await findMount(mountpoint)) !== undefined;
     });
-    await waitFor('bindfs serving', () => stat(mountpoint).then((st) => st.dev !== 0, () => false));
+    await waitFor('bindfs serving', () =>
+      stat(mountpoint).then(
+        (st) => st.dev !== 0,
+        () => false,
+      ),
+    );
   } catch (e) {
     await stop();
     throw e;
   }
-  return { kind: 'bindfs', mountpoint, pid: s.child.pid!, connection: await connectionOf(mountpoint), data: mountpoint, stop };
+  return {
+    kind: 'bindfs',
+    mountpoint,
+    pid: s.child.pid!,
+    connection: await connectionOf(mountpoint),
+    data: mountpoint,
+    stop,
+  };
 }
 
 export interface NsviewMount extends FuseMount {
@@ -217,7 +259,16 @@ export async function startNsviewMount(
   }
   const mp = mountpoint;
   // The daemon's own V8 flags first (as bin/nsview and systemd start it), then the bench's.
-  const argv = [process.execPath, ...DAEMON_NODE_FLAGS, ...(opts.nodeArgs ?? []), NSVIEW_BIN, 'mount', '-f', mp, ...(opts.extraArgs ?? [])];
+  const argv = [
+    process.execPath,
+    ...DAEMON_NODE_FLAGS,
+    ...(opts.nodeArgs ?? []),
+    NSVIEW_BIN,
+    'mount',
+    '-f',
+    mp,
+    ...(opts.extraArgs ?? []),
+  ];
   const s = spawnLongLived(argv, { pdeathsig: 'TERM', env: { ...DAEMON_ENV } });
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -231,10 +282,24 @@ export async function startNsviewMount(
   t.teardown(stop);
   const data = path.join(mp, String(nsInode), 'data');
   try {
-    await waitForLine(s.child, s.stderr, /mounted/, 30_000, () => `nsview ${argv.slice(1).join(' ')}\n${s.stderr.all().slice(-4000)}`);
+    await waitForLine(
+      s.child,
+      s.stderr,
+      /mounted/,
+      30_000,
+      () => `nsview ${argv.slice(1).join(' ')}\n${s.stderr.all().slice(-4000)}`,
+    );
     await waitFor('nsview mount in mountinfo', async () => (await findMount(mp)) !== undefined, { timeoutMs: 15_000 });
     for (const ns of nsInodes) {
-      await waitFor(`namespace ${ns} in nsview`, () => stat(path.join(mp, String(ns), 'data')).then(() => true, () => false), { timeoutMs: 15_000 });
+      await waitFor(
+        `namespace ${ns} in nsview`,
+        () =>
+          stat(path.join(mp, String(ns), 'data')).then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 15_000 },
+      );
     }
   } catch (e) {
     await stop();
@@ -258,8 +323,15 @@ const STATS_LINE = /stats: requests (\{[^}]*\})/;
  * line (per opcode since it started); this waits for the new line and parses it. Undefined if
  * none comes within the timeout or it cannot be read.
  */
-export async function nsviewRequestCounts(m: NsviewMount, timeoutMs = 3_000): Promise<Record<string, number> | undefined> {
-  const lines = () => m.stderr().split('\n').filter((l) => STATS_LINE.test(l));
+export async function nsviewRequestCounts(
+  m: NsviewMount,
+  timeoutMs = 3_000,
+): Promise<Record<string, number> | undefined> {
+  const lines = () =>
+    m
+      .stderr()
+      .split('\n')
+      .filter((l) => STATS_LINE.test(l));
   const before = lines().length;
   try {
     process.kill(m.pid, 'SIGUSR1');
@@ -287,7 +359,10 @@ export async function nsviewRequestCounts(m: NsviewMount, timeoutMs = 3_000): Pr
 
 /** Entries in a directory (0 when it cannot be read). */
 export async function countEntries(dir: string): Promise<number> {
-  return readdir(dir).then((e) => e.length, () => 0);
+  return readdir(dir).then(
+    (e) => e.length,
+    () => 0,
+  );
 }
 
 /** How many of `names` a directory lists. */

@@ -88,7 +88,9 @@ export function ensureFixture(spec: FixtureSpec, base: string, log: (msg: string
     }
   }
   const tmp = `${dir}.tmp-${process.pid}`;
-  log(`generating fixture ${dir} (${spec.entries} entries, ${(spec.bigBytes / 2 ** 20).toFixed(0)} MiB file); cached for later runs`);
+  log(
+    `generating fixture ${dir} (${spec.entries} entries, ${(spec.bigBytes / 2 ** 20).toFixed(0)} MiB file); cached for later runs`,
+  );
   const t0 = process.hrtime.bigint();
   fs.mkdirSync(tmp, { mode: 0o755 });
   const counts = generateTree(path.join(tmp, 'tree'), spec);
@@ -104,7 +106,9 @@ export function ensureFixture(spec: FixtureSpec, base: string, log: (msg: string
   };
   fs.writeFileSync(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   fs.renameSync(tmp, dir);
-  log(`fixture generated in ${manifest.generatedSeconds.toFixed(1)} s: ${counts.entries} entries, ${(counts.treeBytes / 1e6).toFixed(0)} MB in the tree`);
+  log(
+    `fixture generated in ${manifest.generatedSeconds.toFixed(1)} s: ${counts.entries} entries, ${(counts.treeBytes / 1e6).toFixed(0)} MB in the tree`,
+  );
   return { dir, tree: 'tree', big: 'big.bin', manifest, generated: true };
 }
 
@@ -123,9 +127,15 @@ function makeRng(seed: string): () => number {
     h = Math.imul(h ^ (h >>> 13), 3266489909);
     return (h ^= h >>> 16) >>> 0;
   };
-  let a = next(), b = next(), c = next(), d = next();
+  let a = next(),
+    b = next(),
+    c = next(),
+    d = next();
   return () => {
-    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    a >>>= 0;
+    b >>>= 0;
+    c >>>= 0;
+    d >>>= 0;
     let t = (a + b) | 0;
     a = b ^ (b >>> 9);
     b = (c + (c << 3)) | 0;
@@ -145,8 +155,59 @@ function keystream(label: string): (n: number) => Buffer {
   return (n) => cipher.update(Buffer.alloc(n));
 }
 
-const SYLLABLES = ['ba', 'co', 'de', 'fi', 'gu', 'ha', 'ki', 'lo', 'mu', 'ne', 'po', 'ra', 'si', 'tu', 've', 'xo', 'ly', 'zen', 'qua', 'str', 'lib', 'sys', 'conf', 'util', 'net', 'core', 'data', 'log'];
-const EXTENSIONS = ['', '', '', '.so', '.so.1', '.so.6', '.h', '.c', '.py', '.pyc', '.conf', '.txt', '.gz', '.json', '.pl', '.mo', '.png', '.html', '.list', '.md5sums', '.d'];
+const SYLLABLES = [
+  'ba',
+  'co',
+  'de',
+  'fi',
+  'gu',
+  'ha',
+  'ki',
+  'lo',
+  'mu',
+  'ne',
+  'po',
+  'ra',
+  'si',
+  'tu',
+  've',
+  'xo',
+  'ly',
+  'zen',
+  'qua',
+  'str',
+  'lib',
+  'sys',
+  'conf',
+  'util',
+  'net',
+  'core',
+  'data',
+  'log',
+];
+const EXTENSIONS = [
+  '',
+  '',
+  '',
+  '.so',
+  '.so.1',
+  '.so.6',
+  '.h',
+  '.c',
+  '.py',
+  '.pyc',
+  '.conf',
+  '.txt',
+  '.gz',
+  '.json',
+  '.pl',
+  '.mo',
+  '.png',
+  '.html',
+  '.list',
+  '.md5sums',
+  '.d',
+];
 /** Words of the generated text: lowercase only, so NEEDLE (uppercase) can never appear by chance. */
 const WORDS = (() => {
   const rng = makeRng('words');
@@ -229,7 +290,10 @@ interface DirNode {
 /** Fixed timestamps (2024-01-01 + a deterministic offset) so tar output is reproducible. */
 const EPOCH = 1_704_067_200;
 
-function generateTree(root: string, spec: FixtureSpec): Omit<Manifest, 'version' | 'spec' | 'bigBytes' | 'needle' | 'needleFiles' | 'generatedSeconds'> {
+function generateTree(
+  root: string,
+  spec: FixtureSpec,
+): Omit<Manifest, 'version' | 'spec' | 'bigBytes' | 'needle' | 'needleFiles' | 'generatedSeconds'> {
   const rng = makeRng(`tree-${spec.entries}`);
   const text = makeTextPool(4 << 20);
   const binary = keystream('binary-pool')(4 << 20);
@@ -248,7 +312,8 @@ function generateTree(root: string, spec: FixtureSpec): Omit<Manifest, 'version'
   const makeName = (ext: boolean): string => {
     let s = '';
     const n = 1 + Math.floor(rng() * 3);
-    for (let i = 0; i < n; i++) s += (i > 0 && rng() < 0.4 ? (rng() < 0.5 ? '-' : '_') : '') + SYLLABLES[Math.floor(rng() * SYLLABLES.length)];
+    for (let i = 0; i < n; i++)
+      s += (i > 0 && rng() < 0.4 ? (rng() < 0.5 ? '-' : '_') : '') + SYLLABLES[Math.floor(rng() * SYLLABLES.length)];
     if (rng() < 0.3) s += String(Math.floor(rng() * 100));
     return ext ? s + EXTENSIONS[Math.floor(rng() * EXTENSIONS.length)] : s;
   };
@@ -280,7 +345,8 @@ function generateTree(root: string, spec: FixtureSpec): Omit<Manifest, 'version'
   }
   const pickDir = (): DirNode => {
     const x = rng() * acc;
-    let lo = 0, hi = cumulative.length - 1;
+    let lo = 0,
+      hi = cumulative.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (cumulative[mid]! > x) hi = mid;
@@ -304,7 +370,11 @@ function generateTree(root: string, spec: FixtureSpec): Omit<Manifest, 'version'
     if (i % needleEvery === needleEvery - 1 && needles < spec.needleFiles) {
       // Text with one needle line, so `grep -r NEEDLE | wc -l` is known in advance.
       const t = text.subarray(off, off + size);
-      data = Buffer.concat([t.subarray(0, t.length >> 1), Buffer.from(`\nconfig ${NEEDLE} = ${needles}\n`), t.subarray(t.length >> 1)]);
+      data = Buffer.concat([
+        t.subarray(0, t.length >> 1),
+        Buffer.from(`\nconfig ${NEEDLE} = ${needles}\n`),
+        t.subarray(t.length >> 1),
+      ]);
       needles++;
     }
     fs.writeFileSync(path.join(root, rel), data);
@@ -383,10 +453,10 @@ function writeBigFile(file: string, bytes: number): void {
   const fd = fs.openSync(file, 'w', 0o644);
   try {
     const chunk = 8 << 20;
-    for (let done = 0; done < bytes; ) {
+    for (let done = 0; done < bytes;) {
       const n = Math.min(chunk, bytes - done);
       const buf = next(n);
-      for (let off = 0; off < n; ) off += fs.writeSync(fd, buf, off, n - off);
+      for (let off = 0; off < n;) off += fs.writeSync(fd, buf, off, n - off);
       done += n;
     }
     fs.fsyncSync(fd);
@@ -445,9 +515,12 @@ export function ensureMemBase(base: string, log: (msg: string) => void): string 
   for (let d = 0; d < MEM_DIRS; d++) {
     const sub = path.join(dir, 'base', `d${String(d).padStart(3, '0')}`);
     fs.mkdirSync(sub);
-    for (let f = 0; f < MEM_FILES_PER_DIR; f++) fs.closeSync(fs.openSync(path.join(sub, `f${String(f).padStart(3, '0')}`), 'w'));
+    for (let f = 0; f < MEM_FILES_PER_DIR; f++)
+      fs.closeSync(fs.openSync(path.join(sub, `f${String(f).padStart(3, '0')}`), 'w'));
   }
   fs.writeFileSync(done, '');
-  log(`memory fixture made in ${((Date.now() - t0) / 1000).toFixed(1)} s (${MEM_BINDS} binds of it: ${MEM_ENTRIES.toLocaleString('en-US')} entries)`);
+  log(
+    `memory fixture made in ${((Date.now() - t0) / 1000).toFixed(1)} s (${MEM_BINDS} binds of it: ${MEM_ENTRIES.toLocaleString('en-US')} entries)`,
+  );
   return path.join(dir, 'base');
 }

@@ -44,8 +44,18 @@ const WRAPPER = `set -o pipefail; read -r -a c0 < /proc/$$/stat; s=$EPOCHREALTIM
 
 /** Opcodes counted one by one (the others only in the total). */
 export const COUNTED_OPS: ReadonlyArray<[number, string]> = [
-  [1, 'LOOKUP'], [3, 'GETATTR'], [5, 'READLINK'], [14, 'OPEN'], [15, 'READ'], [18, 'RELEASE'],
-  [22, 'GETXATTR'], [25, 'FLUSH'], [27, 'OPENDIR'], [28, 'READDIR'], [29, 'RELEASEDIR'], [44, 'READDIRPLUS'],
+  [1, 'LOOKUP'],
+  [3, 'GETATTR'],
+  [5, 'READLINK'],
+  [14, 'OPEN'],
+  [15, 'READ'],
+  [18, 'RELEASE'],
+  [22, 'GETXATTR'],
+  [25, 'FLUSH'],
+  [27, 'OPENDIR'],
+  [28, 'READDIR'],
+  [29, 'RELEASEDIR'],
+  [44, 'READDIRPLUS'],
 ];
 
 let perfOk: boolean | undefined;
@@ -53,7 +63,10 @@ let perfOk: boolean | undefined;
 export function requestCountingAvailable(): boolean {
   if (perfOk === undefined) {
     try {
-      execFileSync('perf', ['stat', '-x,', '-a', '-e', 'fuse:fuse_request_send', '--', 'true'], { stdio: 'ignore', timeout: 20_000 });
+      execFileSync('perf', ['stat', '-x,', '-a', '-e', 'fuse:fuse_request_send', '--', 'true'], {
+        stdio: 'ignore',
+        timeout: 20_000,
+      });
       perfOk = true;
     } catch {
       perfOk = false;
@@ -120,7 +133,10 @@ export function killActive(): void {
 }
 
 export function timeCommand(cmd: string, timeoutMs: number, count?: { connections: number[] }): Promise<Timed> {
-  const perfOut = count && count.connections.length > 0 && requestCountingAvailable() ? path.join(os.tmpdir(), `nsview-bench-perf-${process.pid}-${perfSerial++}.csv`) : undefined;
+  const perfOut =
+    count && count.connections.length > 0 && requestCountingAvailable()
+      ? path.join(os.tmpdir(), `nsview-bench-perf-${process.pid}-${perfSerial++}.csv`)
+      : undefined;
   const argv = ['bash', '-c', WRAPPER, 'nsview-bench', cmd];
   if (perfOut) argv.unshift('perf', ...perfArgs(count!.connections, perfOut));
   return new Promise((resolve, reject) => {

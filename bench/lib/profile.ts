@@ -98,7 +98,12 @@ function summarize(file: string, thread: string, topN: number, window?: ProfileW
   const top = [...agg.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, topN)
-    .map((a) => ({ fn: a.fn, where: a.where, selfSeconds: a.us / 1e6, percentOfBusy: busy > 0 ? (100 * a.us) / busy : 0 }));
+    .map((a) => ({
+      fn: a.fn,
+      where: a.where,
+      selfSeconds: a.us / 1e6,
+      percentOfBusy: busy > 0 ? (100 * a.us) / busy : 0,
+    }));
   const inclusive = [...incl.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, topN)

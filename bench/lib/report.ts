@@ -57,7 +57,15 @@ export interface WorkloadResult {
 
 export interface DaemonStats {
   /** The nsview daemon that served every warm workload, read after the run. */
-  main?: { pid: number; hwmBytes: number; hwmAtStartBytes: number; rssBytes: number; fds: number; fdsAtStart: number; threads: number };
+  main?: {
+    pid: number;
+    hwmBytes: number;
+    hwmAtStartBytes: number;
+    rssBytes: number;
+    fds: number;
+    fdsAtStart: number;
+    threads: number;
+  };
   /** Highest VmHWM of any nsview daemon of the timed runs (fresh ones for cold runs included). */
   maxHwmBytes?: number;
 }
@@ -151,7 +159,11 @@ function good(ss: Sample[] | undefined): Sample[] {
 
 /** Median over the good runs of f (undefined values skipped). */
 export function medianBy(ss: Sample[] | undefined, f: (s: Sample) => number | undefined): number {
-  return medianOf(good(ss).map(f).filter((x): x is number => x !== undefined && Number.isFinite(x)));
+  return medianOf(
+    good(ss)
+      .map(f)
+      .filter((x): x is number => x !== undefined && Number.isFinite(x)),
+  );
 }
 
 /** "N at once / 1" wall-time ratio of a parallel workload, for one variant. */
@@ -168,19 +180,34 @@ export function evaluateChecks(r: Omit<BenchResult, 'checks'>): Check[] {
   const checks: Check[] = [];
   const w = (name: string) => r.workloads.find((x) => x.name === name && !x.error);
   const add = (name: string, value: number, op: '<=' | '>=', limit: number) =>
-    checks.push({ name, value, op, limit, pass: Number.isFinite(value) && (op === '<=' ? value <= limit : value >= limit) });
+    checks.push({
+      name,
+      value,
+      op,
+      limit,
+      pass: Number.isFinite(value) && (op === '<=' ? value <= limit : value >= limit),
+    });
   const has = (v: VariantName) => r.variants.includes(v);
   for (const name of ['cold-walk', 'grep', 'tar']) {
     const x = w(name);
     if (!x) continue;
     const perReq = (v: VariantName) => medianBy(x.samples[v], (s) => cpuPerRequest(s));
-    if (has('nsview-bp0') && has('bindfs') && r.counted) add(`${name}: server CPU per request, nsview --busy-poll=0 / bindfs`, perReq('nsview-bp0') / perReq('bindfs'), '<=', 1.0);
-    if (has('nsview-bp0') && has('bindfs')) add(`${name}: wall time, nsview --busy-poll=0 / bindfs`, ratio(x, 'nsview-bp0', 'bindfs'), '<=', 0.7);
-    if (has('nsview') && has('bindfs')) add(`${name}: wall time, nsview (default) / bindfs`, ratio(x, 'nsview', 'bindfs'), '<=', 0.7);
+    if (has('nsview-bp0') && has('bindfs') && r.counted)
+      add(
+        `${name}: server CPU per request, nsview --busy-poll=0 / bindfs`,
+        perReq('nsview-bp0') / perReq('bindfs'),
+        '<=',
+        1.0,
+      );
+    if (has('nsview-bp0') && has('bindfs'))
+      add(`${name}: wall time, nsview --busy-poll=0 / bindfs`, ratio(x, 'nsview-bp0', 'bindfs'), '<=', 0.7);
+    if (has('nsview') && has('bindfs'))
+      add(`${name}: wall time, nsview (default) / bindfs`, ratio(x, 'nsview', 'bindfs'), '<=', 0.7);
   }
   const seq = w('seq-read');
   if (seq && has('native')) {
-    for (const v of ['nsview', 'nsview-bp0'] as const) if (has(v)) add(`seq read: ${v} / native MB/s`, ratio(seq, v, 'native'), '>=', 0.9);
+    for (const v of ['nsview', 'nsview-bp0'] as const)
+      if (has(v)) add(`seq read: ${v} / native MB/s`, ratio(seq, v, 'native'), '>=', 0.9);
   }
   for (const name of ['par-walk', 'par-grep']) {
     const x = w(name);
@@ -188,14 +215,33 @@ export function evaluateChecks(r: Omit<BenchResult, 'checks'>): Check[] {
     for (const v of ['nsview', 'nsview-bp0'] as const) {
       if (!has(v)) continue;
       const mine = parallelRatio(x, v);
-      if (has('bindfs')) add(`${name}: ${v} (${x.parallel} at once / 1) vs bindfs' ratio (${fmtNum(parallelRatio(x, 'bindfs'))})`, mine / parallelRatio(x, 'bindfs'), '<=', 1.0);
-      if (has('native')) add(`${name}: ${v} (${x.parallel} at once / 1) vs native's ratio (${fmtNum(parallelRatio(x, 'native'))})`, mine / parallelRatio(x, 'native'), '<=', 1.2);
+      if (has('bindfs'))
+        add(
+          `${name}: ${v} (${x.parallel} at once / 1) vs bindfs' ratio (${fmtNum(parallelRatio(x, 'bindfs'))})`,
+          mine / parallelRatio(x, 'bindfs'),
+          '<=',
+          1.0,
+        );
+      if (has('native'))
+        add(
+          `${name}: ${v} (${x.parallel} at once / 1) vs native's ratio (${fmtNum(parallelRatio(x, 'native'))})`,
+          mine / parallelRatio(x, 'native'),
+          '<=',
+          1.2,
+        );
     }
   }
   const top = w('topdir');
-  if (top && has('nsview')) add(`top dir with ${r.namespaces} namespaces: ls -l / lsns -t mnt time`, ratio(top, 'nsview', 'native'), '<=', 2.0);
+  if (top && has('nsview'))
+    add(`top dir with ${r.namespaces} namespaces: ls -l / lsns -t mnt time`, ratio(top, 'nsview', 'native'), '<=', 2.0);
   const topNames = w('topdir-ls');
-  if (topNames && has('nsview')) add(`top dir with ${r.namespaces} namespaces: ls / lsns -t mnt time`, ratio(topNames, 'nsview', 'native'), '<=', 2.0);
+  if (topNames && has('nsview'))
+    add(
+      `top dir with ${r.namespaces} namespaces: ls / lsns -t mnt time`,
+      ratio(topNames, 'nsview', 'native'),
+      '<=',
+      2.0,
+    );
   const mem = w('mem-1m');
   if (mem) {
     for (const v of ['nsview', 'nsview-bp0'] as const) {
@@ -244,12 +290,18 @@ function fmtRatio(x: number): string {
 
 /** Just what each variant printed (for workloads whose output depends on the machine). */
 function outputsOf(w: WorkloadResult): string {
-  const parts = (Object.entries(w.samples) as Array<[VariantName, Sample[]]>).map(([v, ss]) => `${v} ${[...new Set(ss.map((s) => s.output))].join('/')}`);
+  const parts = (Object.entries(w.samples) as Array<[VariantName, Sample[]]>).map(
+    ([v, ss]) => `${v} ${[...new Set(ss.map((s) => s.output))].join('/')}`,
+  );
   return `not compared (${parts.join('; ')} lines)`;
 }
 
 /** Whether every variant printed what it should; a short text for the table. */
-function outputCheck(w: WorkloadResult, expect: Map<string, string | undefined>, mayDiffer: Map<string, Partial<Record<VariantName, string>>>): string {
+function outputCheck(
+  w: WorkloadResult,
+  expect: Map<string, string | undefined>,
+  mayDiffer: Map<string, Partial<Record<VariantName, string>>>,
+): string {
   const exp = expect.get(w.name);
   const may = mayDiffer.get(w.name) ?? {};
   const outs = new Map<VariantName, Set<string>>();
@@ -263,11 +315,15 @@ function outputCheck(w: WorkloadResult, expect: Map<string, string | undefined>,
     const one = [...set][0];
     if (one === undefined) continue;
     if (exp !== undefined && one !== exp) problems.push(`${v}=${one}, expected ${exp}`);
-    else if (exp === undefined && native && v !== 'native' && !may[v] && ![...native].includes(one)) problems.push(`${v}=${one} ≠ native ${[...native].join('/')}`);
+    else if (exp === undefined && native && v !== 'native' && !may[v] && ![...native].includes(one))
+      problems.push(`${v}=${one} ≠ native ${[...native].join('/')}`);
   }
   if (problems.length > 0) return `⚠ ${problems.join('; ')}`;
-  const differs = [...outs.entries()].filter(([v, set]) => may[v] && native && ![...native].includes([...set][0] ?? ''));
-  if (differs.length > 0) return `ok (${differs.map(([v, set]) => `${v} ${[...set][0]} vs ${[...native!][0]}: ${may[v]}`).join('; ')})`;
+  const differs = [...outs.entries()].filter(
+    ([v, set]) => may[v] && native && ![...native].includes([...set][0] ?? ''),
+  );
+  if (differs.length > 0)
+    return `ok (${differs.map(([v, set]) => `${v} ${[...set][0]} vs ${[...native!][0]}: ${may[v]}`).join('; ')})`;
   return exp !== undefined ? `ok (${exp})` : 'ok (same)';
 }
 
@@ -282,16 +338,27 @@ export function renderMarkdown(
   const f = r.fixture;
   L.push(`# nsview benchmark (${r.mode}, ${r.runs} interleaved runs)`, '');
   L.push(`- when: ${r.startedAt} (${(r.seconds / 60).toFixed(1)} min)`);
-  L.push(`- machine: ${m.cores} cores (${m.cpuModel}), ${m.memGiB.toFixed(0)} GiB, kernel ${m.kernel}, node ${m.node}, ${m.bindfs}`);
-  L.push(`- load average at start ${m.loadStart.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadEnd.map((x) => x.toFixed(2)).join(' ')} (a shared machine: ratios matter more than absolute times)`);
+  L.push(
+    `- machine: ${m.cores} cores (${m.cpuModel}), ${m.memGiB.toFixed(0)} GiB, kernel ${m.kernel}, node ${m.node}, ${m.bindfs}`,
+  );
+  L.push(
+    `- load average at start ${m.loadStart.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadEnd.map((x) => x.toFixed(2)).join(' ')} (a shared machine: ratios matter more than absolute times)`,
+  );
   L.push(
     `- fixture: ${f.entries.toLocaleString('en-US')} entries (${f.dirs.toLocaleString('en-US')} dirs, ${f.files.toLocaleString('en-US')} files, ${f.symlinks.toLocaleString('en-US')} symlinks, ${f.hardlinks} hardlinks), ${(f.treeBytes / 1e6).toFixed(0)} MB of file data; big file ${(f.bigBytes / 2 ** 20).toFixed(0)} MiB; in mount namespace ${r.nsInode} as /data (pivot_root'ed holder)`,
   );
-  L.push(`- nsview: ${r.nsviewRevision}, \`nsview mount -f MP${r.nsviewArgs.length ? ' ' + r.nsviewArgs.join(' ') : ''}\` (defaults otherwise); bindfs: \`bindfs -o ro /proc/PID/root/data MP\`; native: \`/proc/PID/root/data\``);
+  L.push(
+    `- nsview: ${r.nsviewRevision}, \`nsview mount -f MP${r.nsviewArgs.length ? ' ' + r.nsviewArgs.join(' ') : ''}\` (defaults otherwise); bindfs: \`bindfs -o ro /proc/PID/root/data MP\`; native: \`/proc/PID/root/data\``,
+  );
   L.push('');
-  L.push(`- variants: ${r.variants.join(', ')} (nsview-bp0 = nsview with \`--busy-poll=0\`); FUSE requests ${r.countedBy === 'perf' ? 'counted in the kernel (perf stat: fuse:fuse_request_send, filtered on the connection)' : r.countedBy === 'nsview' ? "from nsview's own counters (SIGUSR1 stats line; FORGET and INTERRUPT left out), none for bindfs" : 'not counted'}`);
+  L.push(
+    `- variants: ${r.variants.join(', ')} (nsview-bp0 = nsview with \`--busy-poll=0\`); FUSE requests ${r.countedBy === 'perf' ? 'counted in the kernel (perf stat: fuse:fuse_request_send, filtered on the connection)' : r.countedBy === 'nsview' ? "from nsview's own counters (SIGUSR1 stats line; FORGET and INTERRUPT left out), none for bindfs" : 'not counted'}`,
+  );
   L.push('');
-  L.push('Median (min–max) over the runs; variants alternate within each run (order rotated). Times in s (lower is better), throughput in MB/s = 10⁶ B/s (higher is better); ratios are of the medians, in the row\'s unit. Parallel workloads: the time with all clients at once.', '');
+  L.push(
+    "Median (min–max) over the runs; variants alternate within each run (order rotated). Times in s (lower is better), throughput in MB/s = 10⁶ B/s (higher is better); ratios are of the medians, in the row's unit. Parallel workloads: the time with all clients at once.",
+    '',
+  );
   const vs = VARIANTS.filter((v) => r.variants.includes(v));
   const nsv = vs.filter((v) => kindOf(v) === 'nsview');
   const ratioCols: Array<[VariantName, VariantName]> = [];
@@ -299,11 +366,18 @@ export function renderMarkdown(
     if (vs.includes('bindfs')) ratioCols.push([v, 'bindfs']);
     if (vs.includes('native')) ratioCols.push([v, 'native']);
   }
-  L.push(`| workload | unit | ${vs.join(' | ')} | ${ratioCols.map(([a, b]) => `${a}/${b}`).join(' | ')} | output check |`);
+  L.push(
+    `| workload | unit | ${vs.join(' | ')} | ${ratioCols.map(([a, b]) => `${a}/${b}`).join(' | ')} | output check |`,
+  );
   L.push(`|---|---|${vs.map(() => '---|').join('')}${ratioCols.map(() => '---|').join('')}---|`);
   for (const w of r.workloads) {
     if (w.error) {
-      L.push(`| ${cell(w.title)} | ${w.unit} | error: ${cell(w.error.split('\n')[0]!.slice(0, 120))} |${vs.slice(1).map(() => ' |').join('')}${ratioCols.map(() => ' |').join('')} |`);
+      L.push(
+        `| ${cell(w.title)} | ${w.unit} | error: ${cell(w.error.split('\n')[0]!.slice(0, 120))} |${vs
+          .slice(1)
+          .map(() => ' |')
+          .join('')}${ratioCols.map(() => ' |').join('')} |`,
+      );
       continue;
     }
     const cells = vs.map((v) => {
@@ -317,17 +391,19 @@ export function renderMarkdown(
   L.push('');
 
   // Wall, CPU, requests, CPU per request: per workload, every variant side by side.
-  const detailed = r.workloads.filter((w) => !w.error && w.unit === 's' || (!w.error && w.name === 'seq-read'));
+  const detailed = r.workloads.filter((w) => (!w.error && w.unit === 's') || (!w.error && w.name === 'seq-read'));
   if (detailed.length > 0) {
     L.push('## Per workload: wall time, CPU, FUSE requests, CPU per request (medians)', '');
     L.push(
-      'Server CPU: user+system seconds of the serving process(es) during the run, all threads (`/proc/PID/stat`); for native, there is no server, and the column shows the client\'s CPU instead. ' +
-        'JS thread: nsview\'s main thread, the one that answers every request. Client CPU: the command line\'s processes (kernel time of their system calls included). ' +
-        'Requests: FUSE requests the kernel sent (FORGET not included). µs/request: server CPU / requests, per run, median; `×bindfs`: that over bindfs\'. ' +
-        'Requests carry different amounts of work (one READDIRPLUS answers a whole directory with attributes, where bindfs needs a LOOKUP per entry), so `CPU ×bindfs`, the whole run\'s server CPU over bindfs\', is the fairer comparison of work done.',
+      "Server CPU: user+system seconds of the serving process(es) during the run, all threads (`/proc/PID/stat`); for native, there is no server, and the column shows the client's CPU instead. " +
+        "JS thread: nsview's main thread, the one that answers every request. Client CPU: the command line's processes (kernel time of their system calls included). " +
+        "Requests: FUSE requests the kernel sent (FORGET not included). µs/request: server CPU / requests, per run, median; `×bindfs`: that over bindfs'. " +
+        "Requests carry different amounts of work (one READDIRPLUS answers a whole directory with attributes, where bindfs needs a LOOKUP per entry), so `CPU ×bindfs`, the whole run's server CPU over bindfs', is the fairer comparison of work done.",
       '',
     );
-    L.push('| workload | variant | wall s | server CPU s | CPU ×bindfs | JS thread CPU s | client CPU s | FUSE requests | server CPU µs/request | JS thread µs/request | µs/request ×bindfs |');
+    L.push(
+      '| workload | variant | wall s | server CPU s | CPU ×bindfs | JS thread CPU s | client CPU s | FUSE requests | server CPU µs/request | JS thread µs/request | µs/request ×bindfs |',
+    );
     L.push('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const w of detailed) {
       const bindfsPer = medianBy(w.samples.bindfs, (s) => cpuPerRequest(s));
@@ -357,8 +433,13 @@ export function renderMarkdown(
   const par = r.workloads.filter((w) => !w.error && w.parallel);
   if (par.length > 0) {
     L.push('## Parallel clients (medians)', '');
-    L.push('Each run times one client on the first namespace and then (or first) all clients at once, one per namespace, on the same kind of mount; each namespace holds its own copy of the tree. bindfs serves one tree per process, so it runs one process per namespace; nsview serves every namespace from one process. The ratio is all-at-once / one; `×native` is that ratio over native\'s.', '');
-    L.push('| workload | variant | 1 client s | all at once s | ratio | ×native | server CPU s, 1 | server CPU s, all |');
+    L.push(
+      "Each run times one client on the first namespace and then (or first) all clients at once, one per namespace, on the same kind of mount; each namespace holds its own copy of the tree. bindfs serves one tree per process, so it runs one process per namespace; nsview serves every namespace from one process. The ratio is all-at-once / one; `×native` is that ratio over native's.",
+      '',
+    );
+    L.push(
+      '| workload | variant | 1 client s | all at once s | ratio | ×native | server CPU s, 1 | server CPU s, all |',
+    );
     L.push('|---|---|---|---|---|---|---|---|');
     for (const w of par) {
       const nat = parallelRatio(w, 'native');
@@ -367,7 +448,9 @@ export function renderMarkdown(
         const pr = parallelRatio(w, v);
         const cpu1 = medianBy(w.single?.[v], (s) => (v === 'native' ? s.clientCpu : s.cpu?.total));
         const cpuN = medianBy(w.samples[v], (s) => (v === 'native' ? s.clientCpu : s.cpu?.total));
-        L.push(`| ${w.name} (${w.parallel}) | ${v} | ${fmtStat(statOf(w.single?.[v]))} | ${fmtStat(statOf(w.samples[v]))} | ${fmtRatio(pr)} | ${v === 'native' ? '' : fmtRatio(pr / nat)} | ${fmtNum(cpu1)}${v === 'native' ? ' (client)' : ''} | ${fmtNum(cpuN)}${v === 'native' ? ' (client)' : ''} |`);
+        L.push(
+          `| ${w.name} (${w.parallel}) | ${v} | ${fmtStat(statOf(w.single?.[v]))} | ${fmtStat(statOf(w.samples[v]))} | ${fmtRatio(pr)} | ${v === 'native' ? '' : fmtRatio(pr / nat)} | ${fmtNum(cpu1)}${v === 'native' ? ' (client)' : ''} | ${fmtNum(cpuN)}${v === 'native' ? ' (client)' : ''} |`,
+        );
       }
     }
     L.push('');
@@ -381,7 +464,9 @@ export function renderMarkdown(
     for (const v of vs) {
       const ss = mem.samples[v];
       if (!ss) continue;
-      L.push(`| ${v} | ${fmtNum(medianBy(ss, (s) => s.seconds))} | ${ss[0]?.output ?? '?'} | ${v === 'native' ? '–' : fmtNum(medianBy(ss, (s) => s.peakRssBytes) / 1e6)} | ${v === 'native' ? '–' : fmtNum(medianBy(ss, (s) => s.cpu?.total))} | ${v === 'native' ? '–' : fmtInt(medianBy(ss, (s) => s.requests?.total))} |`);
+      L.push(
+        `| ${v} | ${fmtNum(medianBy(ss, (s) => s.seconds))} | ${ss[0]?.output ?? '?'} | ${v === 'native' ? '–' : fmtNum(medianBy(ss, (s) => s.peakRssBytes) / 1e6)} | ${v === 'native' ? '–' : fmtNum(medianBy(ss, (s) => s.cpu?.total))} | ${v === 'native' ? '–' : fmtInt(medianBy(ss, (s) => s.requests?.total))} |`,
+      );
     }
     L.push('');
   }
@@ -397,7 +482,9 @@ export function renderMarkdown(
         const s = good(w.samples[v]).find((x) => x.requests);
         if (!s?.requests) continue;
         const known = Object.values(s.requests.byOp).reduce((a, b) => a + b, 0);
-        const ops = Object.entries(s.requests.byOp).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${fmtInt(n)}`);
+        const ops = Object.entries(s.requests.byOp)
+          .sort((a, b) => b[1] - a[1])
+          .map(([op, n]) => `${op} ${fmtInt(n)}`);
         if (s.requests.total > known) ops.push(`other ${fmtInt(s.requests.total - known)}`);
         L.push(`| ${w.name} | ${v} | ${fmtInt(s.requests.total)} | ${ops.join(', ')} |`);
       }
@@ -413,16 +500,25 @@ export function renderMarkdown(
   }
   const after = r.workloads.filter((w) => w.nsviewAfter);
   if (after.length > 0) {
-    L.push('', `Main nsview daemon after each workload (VmHWM / RSS / fds): ${after.map((w) => `${w.name} ${(w.nsviewAfter!.hwmBytes / 1e6).toFixed(0)}/${(w.nsviewAfter!.rssBytes / 1e6).toFixed(0)} MB/${w.nsviewAfter!.fds}`).join(', ')}.`);
+    L.push(
+      '',
+      `Main nsview daemon after each workload (VmHWM / RSS / fds): ${after.map((w) => `${w.name} ${(w.nsviewAfter!.hwmBytes / 1e6).toFixed(0)}/${(w.nsviewAfter!.rssBytes / 1e6).toFixed(0)} MB/${w.nsviewAfter!.fds}`).join(', ')}.`,
+    );
   }
-  if (d.maxHwmBytes !== undefined) L.push(`Highest VmHWM of any nsview daemon in the timed runs (fresh ones for cold runs included): ${(d.maxHwmBytes / 1e6).toFixed(0)} MB.`);
+  if (d.maxHwmBytes !== undefined)
+    L.push(
+      `Highest VmHWM of any nsview daemon in the timed runs (fresh ones for cold runs included): ${(d.maxHwmBytes / 1e6).toFixed(0)} MB.`,
+    );
   L.push('');
 
   // FUSE requests per workload.
   const traced = r.workloads.filter((w) => w.traces.some((t) => t.trace));
   if (traced.length > 0) {
     L.push('## FUSE requests per workload (one extra traced run each)', '');
-    L.push('Counted in the kernel (tracepoints fuse:fuse_request_send/end on the mount\'s connection), with the mean time from queueing a request to its reply. A fresh mount per traced run; warm workloads get one untraced run on it first.', '');
+    L.push(
+      "Counted in the kernel (tracepoints fuse:fuse_request_send/end on the mount's connection), with the mean time from queueing a request to its reply. A fresh mount per traced run; warm workloads get one untraced run on it first.",
+      '',
+    );
     L.push('| workload | variant | wall s | CPU s (main) | requests | per opcode: count × mean µs |');
     L.push('|---|---|---|---|---|---|');
     for (const w of traced) {
@@ -431,32 +527,50 @@ export function renderMarkdown(
         const ops = Object.entries(t.trace.byOp)
           .filter(([, s]) => s.count > 0)
           .slice(0, 8)
-          .map(([op, s]) => `${op} ${s.count.toLocaleString('en-US')} × ${s.count ? (s.totalUs / s.count).toFixed(0) : '?'}${s.errors ? ` (${s.errors} err)` : ''}`)
+          .map(
+            ([op, s]) =>
+              `${op} ${s.count.toLocaleString('en-US')} × ${s.count ? (s.totalUs / s.count).toFixed(0) : '?'}${s.errors ? ` (${s.errors} err)` : ''}`,
+          )
           .join(', ');
-        const cpu = t.cpu ? (t.variant === 'nsview' ? `${fmtNum(t.cpu.total)} (${fmtNum(t.cpu.main)})` : fmtNum(t.cpu.total)) : '–';
+        const cpu = t.cpu
+          ? t.variant === 'nsview'
+            ? `${fmtNum(t.cpu.total)} (${fmtNum(t.cpu.main)})`
+            : fmtNum(t.cpu.total)
+          : '–';
         const lost = t.trace.lost ? ` ⚠ ${t.trace.lost} events lost` : '';
-        L.push(`| ${w.name} | ${t.variant} | ${fmtNum(t.seconds)} | ${cpu} | ${t.trace.requests.toLocaleString('en-US')}${lost} | ${ops} |`);
+        L.push(
+          `| ${w.name} | ${t.variant} | ${fmtNum(t.seconds)} | ${cpu} | ${t.trace.requests.toLocaleString('en-US')}${lost} | ${ops} |`,
+        );
       }
     }
     L.push('');
   }
 
-  const profiled = r.workloads.flatMap((w) => w.traces.filter((t) => t.profiles && t.profiles.length > 0).map((t) => ({ w, t })));
+  const profiled = r.workloads.flatMap((w) =>
+    w.traces.filter((t) => t.profiles && t.profiles.length > 0).map((t) => ({ w, t })),
+  );
   if (profiled.length > 0) {
     L.push('## nsview CPU profile (one more run under `node --cpu-prof`, samples while the command ran)', '');
     for (const { w, t } of profiled) {
       for (const p of t.profiles!) {
         if (p.busySeconds < 0.05) continue;
-        const reqs = t.requests ? `, ${t.requests.total.toLocaleString('en-US')} FUSE requests: ${fmtNum((p.busySeconds * 1e6) / t.requests.total)} µs busy per request` : '';
-        L.push(`**${w.name}** (${t.variant}), ${p.thread}: busy ${fmtNum(p.busySeconds)} s of ${fmtNum(p.wallSeconds)} s during the command${reqs}`, '');
+        const reqs = t.requests
+          ? `, ${t.requests.total.toLocaleString('en-US')} FUSE requests: ${fmtNum((p.busySeconds * 1e6) / t.requests.total)} µs busy per request`
+          : '';
+        L.push(
+          `**${w.name}** (${t.variant}), ${p.thread}: busy ${fmtNum(p.busySeconds)} s of ${fmtNum(p.wallSeconds)} s during the command${reqs}`,
+          '',
+        );
         L.push('| self s | % of busy | function | where |');
         L.push('|---|---|---|---|');
-        for (const x of p.top.slice(0, 10)) L.push(`| ${fmtNum(x.selfSeconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
+        for (const x of p.top.slice(0, 10))
+          L.push(`| ${fmtNum(x.selfSeconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
         L.push('');
         if (p.inclusive.length > 0) {
           L.push('| inclusive s | % of busy | nsview function | where |');
           L.push('|---|---|---|---|');
-          for (const x of p.inclusive.slice(0, 12)) L.push(`| ${fmtNum(x.seconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
+          for (const x of p.inclusive.slice(0, 12))
+            L.push(`| ${fmtNum(x.seconds)} | ${x.percentOfBusy.toFixed(1)} | ${x.fn} | ${x.where} |`);
           L.push('');
         }
       }

@@ -34,7 +34,10 @@ export interface TraceResult {
 
 /** Whether the fuse tracepoints exist here (tracefs mounted, kernel with them). */
 export function tracingAvailable(): boolean {
-  return EVENTS.every((e) => fs.existsSync(path.join(TRACEFS, 'events/fuse', e, 'enable'))) && fs.existsSync(path.join(TRACEFS, 'instances'));
+  return (
+    EVENTS.every((e) => fs.existsSync(path.join(TRACEFS, 'events/fuse', e, 'enable'))) &&
+    fs.existsSync(path.join(TRACEFS, 'instances'))
+  );
 }
 
 let serial = 0;
@@ -65,7 +68,8 @@ export class FuseTrace {
     live.add(t);
     try {
       fs.writeFileSync(path.join(dir, 'buffer_size_kb'), '32768');
-      for (const e of EVENTS) fs.writeFileSync(path.join(dir, 'events/fuse', e, 'filter'), `connection == ${connection}`);
+      for (const e of EVENTS)
+        fs.writeFileSync(path.join(dir, 'events/fuse', e, 'filter'), `connection == ${connection}`);
       t.reader = spawn('cat', [path.join(dir, 'trace_pipe')], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
       t.reader.stdout!.setEncoding('latin1');
       t.reader.stdout!.on('data', (s: string) => t.feed(s));

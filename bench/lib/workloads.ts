@@ -200,7 +200,10 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
       unit: 's',
       variants: VARIANTS,
       prep: 'remount',
-      mountArgs: { bindfs: ['-o', 'attr_timeout=0,entry_timeout=60'], nsview: ['--attr-timeout=0', '--entry-timeout=60'] },
+      mountArgs: {
+        bindfs: ['-o', 'attr_timeout=0,entry_timeout=60'],
+        nsview: ['--attr-timeout=0', '--entry-timeout=60'],
+      },
       command: (_v, t) => perlLoop(t, 'my @s = stat("big.bin") or die "stat: $!";'),
       expect: String(OP_LOOPS),
     },
@@ -211,7 +214,10 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
       unit: 's',
       variants: VARIANTS,
       prep: 'remount',
-      mountArgs: { bindfs: ['-o', 'attr_timeout=60,entry_timeout=0'], nsview: ['--attr-timeout=60', '--entry-timeout=0'] },
+      mountArgs: {
+        bindfs: ['-o', 'attr_timeout=60,entry_timeout=0'],
+        nsview: ['--attr-timeout=60', '--entry-timeout=0'],
+      },
       command: (_v, t) => perlLoop(t, 'my @s = stat("big.bin") or die "stat: $!";'),
       expect: String(OP_LOOPS),
     },
@@ -221,7 +227,8 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
       unit: 's',
       variants: VARIANTS,
       prep: 'remount',
-      command: (_v, t) => perlLoop(t, 'my $fd = POSIX::open("big.bin", O_RDONLY) // die "open: $!"; POSIX::close($fd);'),
+      command: (_v, t) =>
+        perlLoop(t, 'my $fd = POSIX::open("big.bin", O_RDONLY) // die "open: $!"; POSIX::close($fd);'),
       expect: String(OP_LOOPS),
     },
     {
@@ -247,7 +254,8 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
       noOutputCheck: true,
       timeoutMs: 60_000,
       // Other namespaces on the machine may die between ls's readdir and its lstat.
-      tolerate: (rc, stderr) => rc === 1 && stderr.split('\n').every((l) => l === '' || /No such file or directory/.test(l)),
+      tolerate: (rc, stderr) =>
+        rc === 1 && stderr.split('\n').every((l) => l === '' || /No such file or directory/.test(l)),
     },
     {
       // The listing alone (names, as `ls` without a terminal prints them): what nsview itself
@@ -266,9 +274,29 @@ export function makeWorkloads(m: Manifest, mem?: { entries: number }): Workload[
 }
 
 /** Run by default, in this order. */
-export const DEFAULT_WORKLOADS = ['cold-walk', 'warm-walk', 'ls-lR', 'grep', 'tar', 'seq-read', 'par-walk', 'par-grep', 'topdir', 'topdir-ls'] as const;
+export const DEFAULT_WORKLOADS = [
+  'cold-walk',
+  'warm-walk',
+  'ls-lR',
+  'grep',
+  'tar',
+  'seq-read',
+  'par-walk',
+  'par-grep',
+  'topdir',
+  'topdir-ls',
+] as const;
 /** --quick's default (CI form, about two minutes): no ls -lR, no names-only top directory. */
-export const QUICK_WORKLOADS = ['cold-walk', 'warm-walk', 'grep', 'tar', 'seq-read', 'par-walk', 'par-grep', 'topdir'] as const;
+export const QUICK_WORKLOADS = [
+  'cold-walk',
+  'warm-walk',
+  'grep',
+  'tar',
+  'seq-read',
+  'par-walk',
+  'par-grep',
+  'topdir',
+] as const;
 /** Only when asked for with --workload (they profile one operation, or take long). */
 export const EXTRA_WORKLOADS = ['op-getattr', 'op-lookup', 'op-open', 'mem-1m'] as const;
 export const WORKLOAD_NAMES = [...DEFAULT_WORKLOADS, ...EXTRA_WORKLOADS] as const;

@@ -14,7 +14,10 @@ import { writeFileSync } from 'node:fs';
 const outIdx = process.argv.indexOf('--out');
 const outFile = outIdx > 0 ? process.argv[outIdx + 1] : undefined;
 
-let passed = 0, failed = 0, skipped = 0, seen = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  seen = 0;
 const trailer = { pass: undefined, fail: undefined, skip: undefined };
 const ansi = /\x1b\[[0-9;]*[A-Za-z]/g;
 

@@ -56,7 +56,7 @@ if (phase === 'before' && root) {
 
 // Our own ancestry is never killed.
 const protect = new Set();
-for (let p = process.pid; p > 1; ) {
+for (let p = process.pid; p > 1;) {
   protect.add(p);
   try {
     const s = readFileSync(`/proc/${p}/stat`, 'utf8');
@@ -168,7 +168,8 @@ for (const dir of targets) {
         }
       }
       const r = spawnSync('umount', ['-l', m.mountPoint], { timeout: 10_000, stdio: 'ignore' });
-      if (round === 0) note(dir, `detached ${m.fsType} mount ${m.mountPoint}${r.status === 0 ? '' : ' (umount failed)'}`);
+      if (round === 0)
+        note(dir, `detached ${m.fsType} mount ${m.mountPoint}${r.status === 0 ? '' : ' (umount failed)'}`);
     }
   }
 }

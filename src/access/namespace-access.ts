@@ -196,7 +196,9 @@ export class NamespaceAccess {
    * held roots are stat'ed, namespaces with a process get their root opened on the way (and kept).
    * Namespaces without a process are left out: a listing must not start sandboxes.
    */
-  async statRootsForListing(nss: Iterable<MountNamespace>): Promise<Map<bigint, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
+  async statRootsForListing(
+    nss: Iterable<MountNamespace>,
+  ): Promise<Map<bigint, { stat: Uint8Array; xattrNames?: Uint8Array }>> {
     const items: StatRootItem[] = [];
     const tried = new Map<number, { pid: number; tid: number }>();
     /** Results come back by inode number; within one snapshot a number has one namespace. */
@@ -235,7 +237,12 @@ export class NamespaceAccess {
     for (const r of results) {
       const ns = byInode.get(r.nsInode);
       if (r.opened) {
-        if (!ns || this.handles.has(ns.id) || this.acquiring.has(ns.id) || this.handles.size + this.acquiring.size >= this.maxRoots) {
+        if (
+          !ns ||
+          this.handles.has(ns.id) ||
+          this.acquiring.has(ns.id) ||
+          this.handles.size + this.acquiring.size >= this.maxRoots
+        ) {
           fs.close(r.opened.rootFd, () => {});
           fs.close(r.opened.guardFd, () => {});
         } else {
@@ -279,7 +286,8 @@ export class NamespaceAccess {
     for (let i = 0; ; i++) {
       const h = await this.acquire(ns);
       if (this.handles.get(h.id) === h || i >= 3) {
-        if (this.handles.get(h.id) !== h) throw new NsviewError(E.EMFILE, `namespace ${ns.inode}: its root was evicted while acquired`);
+        if (this.handles.get(h.id) !== h)
+          throw new NsviewError(E.EMFILE, `namespace ${ns.inode}: its root was evicted while acquired`);
         return h;
       }
     }
@@ -320,7 +328,10 @@ export class NamespaceAccess {
     let lastErr: unknown;
     for (const c of this.candidates(ns).slice(0, MAX_CANDIDATES)) {
       try {
-        const r = await this.workers.openTaskRoot({ pid: c.pid, tid: c.tid, nsInode: ns.inode, nsId: kernelId(ns), self: false }, ns.inode);
+        const r = await this.workers.openTaskRoot(
+          { pid: c.pid, tid: c.tid, nsInode: ns.inode, nsId: kernelId(ns), self: false },
+          ns.inode,
+        );
         return this.remember(ns, r, viaTask(c));
       } catch (err) {
         lastErr = err;
@@ -335,7 +346,16 @@ export class NamespaceAccess {
   }
 
   private remember(ns: MountNamespace, r: RootRef, via: string, sandbox?: SandboxTask): RootHandle {
-    const h: RootHandle = { id: ns.id, nsInode: ns.inode, ref: refOf(r), via, sandbox, inflight: 0, pins: 0, lastUsed: Date.now() };
+    const h: RootHandle = {
+      id: ns.id,
+      nsInode: ns.inode,
+      ref: refOf(r),
+      via,
+      sandbox,
+      inflight: 0,
+      pins: 0,
+      lastUsed: Date.now(),
+    };
     this.handles.set(ns.id, h);
     return h;
   }
@@ -347,7 +367,9 @@ export class NamespaceAccess {
     if (ref.length === 1) return SandboxTask.start({ rootFd: -1, path: last, nsInode: ns.inode, nsId });
     const outer = this.namespaceOfRef(ref.slice(0, -1));
     if (!outer) throw new NsviewError(E.ENOENT, `no namespace for ${formatRef(ref.slice(0, -1))}`);
-    return this.withRoot(outer, (root) => SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode, nsId }));
+    return this.withRoot(outer, (root) =>
+      SandboxTask.start({ rootFd: root.rootFd, path: last, nsInode: ns.inode, nsId }),
+    );
   }
 
   private namespaceOfRef(ref: NamespaceRef): MountNamespace | undefined {
@@ -381,13 +403,19 @@ export class NamespaceAccess {
       try {
         this.makeRoomForSandbox(ns.inode);
         this.startingSandboxes++;
-        const task = await (ref.length === 0
-          ? SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId })
-          : this.startSandbox(ns, ref)
+        const task = await (
+          ref.length === 0
+            ? SandboxTask.start({ rootFd: -1, path: '', nsInode: ns.inode, nsId })
+            : this.startSandbox(ns, ref)
         ).finally(() => this.startingSandboxes--);
         try {
-          const r = await this.workers.openTaskRoot({ pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true }, ns.inode);
-          this.events.onEvent(`sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.length === 0 ? `its id ${nsId}` : formatRef(ref)})`);
+          const r = await this.workers.openTaskRoot(
+            { pid: process.pid, tid: task.tid, nsInode: ns.inode, nsId, self: true },
+            ns.inode,
+          );
+          this.events.onEvent(
+            `sandbox started for namespace ${ns.inode} (thread ${task.tid}, via ${ref.length === 0 ? `its id ${nsId}` : formatRef(ref)})`,
+          );
           return this.remember(ns, r, `sandbox thread ${task.tid}`, task);
         } catch (err) {
           task.release();

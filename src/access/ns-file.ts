@@ -53,7 +53,11 @@ function openNsPath(rootFd: number, path: string): number {
   // in it without following a symlink, crossing into the pin mounted there.
   const dirFd = resolveInRoot(rootFd, Buffer.from(cut < 0 ? '' : rel.slice(0, cut), 'latin1'), { followLast: true });
   try {
-    return openTree(dirFd, cpath(Buffer.from(base, 'latin1')), OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC | AT.SYMLINK_NOFOLLOW);
+    return openTree(
+      dirFd,
+      cpath(Buffer.from(base, 'latin1')),
+      OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC | AT.SYMLINK_NOFOLLOW,
+    );
   } catch (err) {
     if (!openTreeUnsupported(err)) throw err;
     return resolveInRoot(rootFd, Buffer.from(rel, 'latin1'), { followLast: true });

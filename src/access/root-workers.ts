@@ -18,7 +18,8 @@ export interface OpenTaskRootRequest {
 }
 
 /** One namespace of a statRoots batch: a held root, or a task whose root to open. */
-export type StatRootItem = { nsInode: number; rootFd: number } | { nsInode: number; nsId?: bigint; pid: number; tid: number };
+export type StatRootItem =
+  { nsInode: number; rootFd: number } | { nsInode: number; nsId?: bigint; pid: number; tid: number };
 
 export interface StatRootResult {
   nsInode: number;

@@ -14,7 +14,10 @@ export class SandboxTask {
    * is -1, else resolved inside that root) and must have inode `nsInode` (and id `nsId`, when
    * given; `path` '' then opens the namespace by that id).
    */
-  static start(ref: { rootFd: number; path: string; nsInode: number; nsId?: bigint }, timeoutMs = 10_000): Promise<SandboxTask> {
+  static start(
+    ref: { rootFd: number; path: string; nsInode: number; nsId?: bigint },
+    timeoutMs = 10_000,
+  ): Promise<SandboxTask> {
     const release = new SharedArrayBuffer(4);
     let worker: Worker;
     try {
@@ -24,7 +27,9 @@ export class SandboxTask {
       });
     } catch (err) {
       // No thread to be had now (pids.max, RLIMIT_NPROC): this namespace waits, the daemon lives.
-      return Promise.reject(new NsviewError(E.EAGAIN, `cannot start a sandbox thread: ${err instanceof Error ? err.message : String(err)}`));
+      return Promise.reject(
+        new NsviewError(E.EAGAIN, `cannot start a sandbox thread: ${err instanceof Error ? err.message : String(err)}`),
+      );
     }
     worker.unref();
     return new Promise((resolve, reject) => {

@@ -33,7 +33,14 @@ function nsLinkOf(taskFd: number): string {
  * checked, and held until the root is checked: a held namespace cannot die, so its number cannot
  * go to another namespace while the `mnt:[N]` link texts are compared.
  */
-export function openTaskRoot(pid: number, tid: number, nsInode: number, self: boolean, noSync = false, nsId?: bigint): OpenedRoot {
+export function openTaskRoot(
+  pid: number,
+  tid: number,
+  nsInode: number,
+  self: boolean,
+  noSync = false,
+  nsId?: bigint,
+): OpenedRoot {
   const base = self ? `/proc/self/task/${tid}` : tid === pid ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
   const guardFd = openat(AT.FDCWD, cpath(base), O.PATH | O.DIRECTORY | O.CLOEXEC);
   let rootFd = -1;
@@ -44,7 +51,8 @@ export function openTaskRoot(pid: number, tid: number, nsInode: number, self: bo
     if (nsId !== undefined) {
       // A procfs ns link is always an nsfs file: opening it for reading never blocks.
       nsFd = openat(guardFd, NS_MNT, O.RDONLY | O.CLOEXEC | O.NOCTTY | O.NONBLOCK);
-      if (mountNamespaceId(nsFd) !== nsId) throw new NsviewError(E.ESRCH, `${base} is in another namespace with that number`);
+      if (mountNamespaceId(nsFd) !== nsId)
+        throw new NsviewError(E.ESRCH, `${base} is in another namespace with that number`);
     }
     rootFd = openat(guardFd, ROOT, O.PATH | O.DIRECTORY | O.CLOEXEC);
     const rootStat = statxOfFd(rootFd, noSync);
@@ -88,7 +96,7 @@ function isNamespaceRootMount(taskFd: number, rootFd: number): boolean {
   const fd = openat(taskFd, MOUNTINFO, O.RDONLY | O.CLOEXEC);
   let text = '';
   try {
-    for (let n; (n = pread(fd, mountinfoBuf, mountinfoBuf.length, text.length)) > 0; ) {
+    for (let n; (n = pread(fd, mountinfoBuf, mountinfoBuf.length, text.length)) > 0;) {
       text += mountinfoBuf.toString('latin1', 0, n);
     }
   } finally {

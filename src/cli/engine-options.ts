@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { EngineOverrides } from '../engines/index.js';
 import { UsageError } from './exit-codes.js';
 
-const ENGINE_ROOT_FORMS = 'docker=SOCKET[,EXEC_ROOT], podman-api=SOCKET, storage=GRAPHROOT[,RUNROOT], containerd=SOCKET,STATE';
+const ENGINE_ROOT_FORMS =
+  'docker=SOCKET[,EXEC_ROOT], podman-api=SOCKET, storage=GRAPHROOT[,RUNROOT], containerd=SOCKET,STATE';
 
 function usage(spec: string, why: string): never {
   throw new UsageError(`--engine-root ${spec}: ${why} (one of ${ENGINE_ROOT_FORMS})`);

@@ -28,7 +28,8 @@ export interface ListedContainer {
 
 function listed(c: ContainerInfo): ListedContainer {
   const out: ListedContainer = { engine: c.engine, id: c.id, name: c.name, image: c.image, sandbox: c.sandbox };
-  for (const k of ['engineNamespace', 'pod', 'podNamespace', 'podUid', 'containerName'] as const) if (c[k] !== undefined) out[k] = c[k];
+  for (const k of ['engineNamespace', 'pod', 'podNamespace', 'podUid', 'containerName'] as const)
+    if (c[k] !== undefined) out[k] = c[k];
   return out;
 }
 
@@ -46,12 +47,16 @@ function containerColumn(cs: readonly ContainerInfo[] | undefined): string {
   if (!cs || cs.length === 0) return '-';
   return cs
     .map((c) => {
-      const tags = [...(c.sandbox ? ['sandbox'] : []), ...(c.pod !== undefined ? [`pod=${c.podNamespace !== undefined ? `${columnText(c.podNamespace)}/` : ''}${columnText(c.pod)}`] : [])];
+      const tags = [
+        ...(c.sandbox ? ['sandbox'] : []),
+        ...(c.pod !== undefined
+          ? [`pod=${c.podNamespace !== undefined ? `${columnText(c.podNamespace)}/` : ''}${columnText(c.pod)}`]
+          : []),
+      ];
       return `${c.engine}/${columnText(c.name)}${tags.length ? `[${tags.join(',')}]` : ''}`;
     })
     .join(',');
 }
-
 
 /**
  * Sandbox threads of running nsview daemons: they hold namespaces only because a daemon is
@@ -80,7 +85,10 @@ export async function runList(json: boolean, engines: EngineOverrides | false): 
     engines === false ? new Map<number, ContainerInfo[]>() : containersOnce(engines, ENGINE_DEADLINE_MS),
   ]);
   if (json) {
-    const rows = snapshotToListJson(snap).map((r) => ({ ...r, containers: (containers.get(r.inode) ?? []).map(listed) }));
+    const rows = snapshotToListJson(snap).map((r) => ({
+      ...r,
+      containers: (containers.get(r.inode) ?? []).map(listed),
+    }));
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
@@ -90,6 +98,8 @@ export async function runList(json: boolean, engines: EngineOverrides | false): 
     const line = describeNamespace(ns);
     const head = `mnt:[${ns.inode}]${ns.idSource === 'kernel' ? ` id=${ns.id}` : ''} ${ns.source.padEnd(9)}`;
     const column = containerColumn(containers.get(ns.inode));
-    process.stdout.write(line.startsWith(head) ? `${head} ${column}${line.slice(head.length)}\n` : `${line} ${column}\n`);
+    process.stdout.write(
+      line.startsWith(head) ? `${head} ${column}${line.slice(head.length)}\n` : `${line} ${column}\n`,
+    );
   }
 }

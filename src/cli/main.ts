@@ -96,7 +96,9 @@ async function mountCommand(a: Parsed, argv: string[]): Promise<void> {
   const readyFd = num('ready-fd');
   const log = createLogger(verbose);
   const refusal = optionCombinationError({
-    pseudo: a.pseudo === true, allowOther: a['allow-other'] === true, readWrite: a.rw === true,
+    pseudo: a.pseudo === true,
+    allowOther: a['allow-other'] === true,
+    readWrite: a.rw === true,
     symlinks: String(value(a, spec('symlinks'))),
   });
   if (refusal !== undefined) throw new UsageError(refusal);

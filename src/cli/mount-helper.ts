@@ -100,7 +100,8 @@ export function parseHelperArgs(argv: readonly string[]): HelperInvocation {
     }
   }
   const mountpoint = positional[1];
-  if (positional.length !== 2 || mountpoint === undefined) throw new UsageError('usage: mount.fuse.nsview SOURCE MOUNTPOINT [-o OPTIONS]');
+  if (positional.length !== 2 || mountpoint === undefined)
+    throw new UsageError('usage: mount.fuse.nsview SOURCE MOUNTPOINT [-o OPTIONS]');
   const args = ['mount', mountpoint, ...options.flatMap((o) => mountOptionsToArgs(o))];
   return { args: fake ? undefined : args };
 }

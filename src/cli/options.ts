@@ -45,14 +45,15 @@ function engineOptions(): OptionSpec[] {
       describe:
         'an engine to take container names from instead of the ones found (repeatable): docker=SOCKET[,EXEC_ROOT], podman-api=SOCKET, storage=GRAPHROOT[,RUNROOT], containerd=SOCKET,STATE',
       manual:
-        'Given for a kind, it replaces what nsview finds for that kind (config files, running daemons\' command lines, defaults: docs/engines.md). storage is containers/storage of Podman or CRI-O (--root, --runroot).',
+        "Given for a kind, it replaces what nsview finds for that kind (config files, running daemons' command lines, defaults: docs/engines.md). storage is containers/storage of Podman or CRI-O (--root, --runroot).",
       noMountOption: true,
     },
     {
       name: 'engines',
       kind: 'flag',
       default: true,
-      describe: 'name containers from their engines (--no-engines: no by-container/, by-pod/ names; no engine is contacted)',
+      describe:
+        'name containers from their engines (--no-engines: no by-container/, by-pod/ names; no engine is contacted)',
       noMountOption: true,
     },
   ];
@@ -85,7 +86,7 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     default: false,
     describe: "let non-root users in (the kernel then checks the files' own modes and owners)",
     manual:
-      'Always turns on default_permissions with POSIX ACLs (FUSE_POSIX_ACL): the kernel checks modes, owners and ACL entries as it would natively. Cannot be combined with --pseudo: procfs decides who may read a process\'s cwd, root, exe and ns links by who reads them, which through the view is the daemon.',
+      "Always turns on default_permissions with POSIX ACLs (FUSE_POSIX_ACL): the kernel checks modes, owners and ACL entries as it would natively. Cannot be combined with --pseudo: procfs decides who may read a process's cwd, root, exe and ns links by who reads them, which through the view is the daemon.",
   },
   {
     name: 'pseudo',
@@ -101,7 +102,7 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     default: false,
     describe: 'allow running programs from the view (mounted noexec otherwise)',
     manual:
-      'Containers\' binaries are data to look at, not programs for the host: without this the view is mounted noexec, so no container can plant something a host user runs by accident.',
+      "Containers' binaries are data to look at, not programs for the host: without this the view is mounted noexec, so no container can plant something a host user runs by accident.",
   },
   {
     name: 'passthrough',
@@ -115,8 +116,10 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     name: 'rw',
     kind: 'flag',
     default: false,
-    describe: 'read-write: forward writes into namespaces (needs --symlinks rewrite; pseudo filesystems stay read-only)',
-    manual: 'Refused together with --symlinks raw: a raw absolute link followed on the host would send writes to the host.',
+    describe:
+      'read-write: forward writes into namespaces (needs --symlinks rewrite; pseudo filesystems stay read-only)',
+    manual:
+      'Refused together with --symlinks raw: a raw absolute link followed on the host would send writes to the host.',
   },
   {
     name: 'nonempty',
@@ -187,7 +190,8 @@ export const MOUNT_OPTIONS: readonly OptionSpec[] = [
     max: 100000,
     arg: 'N',
     describe: 'namespace roots held open at once (2 fds each; least recently used go first)',
-    manual: 'Beyond it, with every held root in use, a new namespace answers EMFILE; the host namespace keeps a small reserve.',
+    manual:
+      'Beyond it, with every held root in use, a new namespace answers EMFILE; the host namespace keeps a small reserve.',
   },
   {
     name: 'busy-poll',

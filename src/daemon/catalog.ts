@@ -6,7 +6,12 @@
  */
 import { DiscoveryWorker } from '../discovery/index.js';
 import { namespaceByInode, type DiscoverySnapshot, type MountNamespace } from '../discovery/model.js';
-import { forEachMountNamespace, isMountNamespaceAlive, namespaceIdSupport, type MountNamespaceIdentity } from '../sys/namespace-id.js';
+import {
+  forEachMountNamespace,
+  isMountNamespaceAlive,
+  namespaceIdSupport,
+  type MountNamespaceIdentity,
+} from '../sys/namespace-id.js';
 import type { NamespaceCatalog } from '../vfs/view.js';
 import type { Logger } from './log.js';
 
@@ -140,7 +145,15 @@ export class DiscoveryCatalog implements NamespaceCatalog {
 
   private remember(found: { id: bigint; inode: number } | undefined): MountNamespace | undefined {
     if (!found) return undefined;
-    const ns: MountNamespace = { id: found.id, idSource: 'kernel', inode: found.inode, source: 'direct', pids: [], threads: [], refs: [] };
+    const ns: MountNamespace = {
+      id: found.id,
+      idSource: 'kernel',
+      inode: found.inode,
+      source: 'direct',
+      pids: [],
+      threads: [],
+      refs: [],
+    };
     this.direct.set(ns.id, ns);
     this.directSince.set(ns.id, performance.now());
     this.log.info(`namespace ${ns.inode} found directly, id ${ns.id}`);
@@ -183,7 +196,9 @@ export class DiscoveryCatalog implements NamespaceCatalog {
     }
     for (const id of appeared) {
       const ns = next.namespaces.get(id)!;
-      this.log.info(`namespace ${ns.inode} appeared (${ns.source}${ns.pids.length ? `, pid ${ns.pids[0]}` : ''})${idText(ns)}`);
+      this.log.info(
+        `namespace ${ns.inode} appeared (${ns.source}${ns.pids.length ? `, pid ${ns.pids[0]}` : ''})${idText(ns)}`,
+      );
     }
     for (const id of vanished) {
       const ns = before.get(id)!;

@@ -54,7 +54,10 @@ export class EngineNames implements ContainerNameSource {
 
   /** The registry for the engines discovery finds (or `overrides` names). */
   static create(overrides: EngineOverrides, changed: (replaced: number[]) => void, log: Logger): EngineNames {
-    const registry = new EngineRegistry([], { discover: () => discoverEngineSources(overrides), log: (m) => log.info(m) });
+    const registry = new EngineRegistry([], {
+      discover: () => discoverEngineSources(overrides),
+      log: (m) => log.info(m),
+    });
     return new EngineNames(registry, changed, log);
   }
 
@@ -133,11 +136,14 @@ export class EngineNames implements ContainerNameSource {
     this.byNs = byNs;
     this.mappedGeneration = generation;
     this.unmapped = unmapped;
-    for (const ns of replaced) this.log.info(`namespace ${ns} was replaced by another container's namespace of the same inode number`);
+    for (const ns of replaced)
+      this.log.info(`namespace ${ns} was replaced by another container's namespace of the same inode number`);
     if (sameIndex(before, index) && replaced.length === 0) return;
     this.index = index;
     if (before.byContainer.size + index.byContainer.size > 0 || mapped.length > 0) {
-      this.log.info(`engines: ${mapped.length} containers named (${[...index.byEngine].map(([e, m]) => `${e} ${m.size}`).join(', ') || 'none'} names)`);
+      this.log.info(
+        `engines: ${mapped.length} containers named (${[...index.byEngine].map(([e, m]) => `${e} ${m.size}`).join(', ') || 'none'} names)`,
+      );
     }
     this.changed(replaced);
   }
@@ -171,8 +177,14 @@ function sameIndex(a: NameIndex, b: NameIndex): boolean {
  * daemon): every engine found is listed once, each within `deadlineMs`; an engine that does not
  * answer in time contributes nothing.
  */
-export async function containersOnce(overrides: EngineOverrides, deadlineMs: number): Promise<Map<number, ContainerInfo[]>> {
-  const registry = new EngineRegistry([], { discover: () => discoverEngineSources(overrides, { requestTimeoutMs: deadlineMs }), timeoutMs: deadlineMs });
+export async function containersOnce(
+  overrides: EngineOverrides,
+  deadlineMs: number,
+): Promise<Map<number, ContainerInfo[]>> {
+  const registry = new EngineRegistry([], {
+    discover: () => discoverEngineSources(overrides, { requestTimeoutMs: deadlineMs }),
+    timeoutMs: deadlineMs,
+  });
   try {
     await registry.start();
   } finally {

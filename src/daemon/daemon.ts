@@ -17,7 +17,15 @@ import { kernelDev } from '../sys/dev.js';
 import { DiscoveryCatalog } from './catalog.js';
 import { EngineNames } from './container-names.js';
 import type { EngineOverrides } from '../engines/index.js';
-import { PreflightError, checkFuseDevice, checkOptionCombination, checkKernel, checkMountpoint, checkOpenat2, checkPrivileges } from './preflight.js';
+import {
+  PreflightError,
+  checkFuseDevice,
+  checkOptionCombination,
+  checkKernel,
+  checkMountpoint,
+  checkOpenat2,
+  checkPrivileges,
+} from './preflight.js';
 import type { Logger } from './log.js';
 
 /** How long shutdown waits for the engine loops to end after the unmount. */
@@ -73,7 +81,8 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
     existing = findMount(opts.mountpoint);
   } catch (err) {
     if (errnoOf(err) !== E.ENOENT) throw err;
-    if (!opts.isDefaultMountpoint) throw new PreflightError(`mountpoint ${opts.mountpoint} does not exist (create it with mkdir -p)`);
+    if (!opts.isDefaultMountpoint)
+      throw new PreflightError(`mountpoint ${opts.mountpoint} does not exist (create it with mkdir -p)`);
     // The default mountpoint is nsview's own: create it, parents included.
     fs.mkdirSync(opts.mountpoint, { recursive: true, mode: 0o755 });
   }
@@ -85,11 +94,16 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   const io = new IoPool({ size: opts.workers, opTimeoutMs: opts.opTimeoutMs, onEvent: (m) => log.warn(m) });
   await io.ready();
   let catalogRef: DiscoveryCatalog | undefined;
-  const access = new NamespaceAccess(rootWorkersOf(io), opts.idleReleaseMs, {
-    onEvent: (m) => log.info(m),
-    confirmAlive: async (id) => (await catalogRef?.isAlive(id)) ?? true,
-    onDead: (id) => view?.namespaceDied(id),
-  }, opts.maxRoots);
+  const access = new NamespaceAccess(
+    rootWorkersOf(io),
+    opts.idleReleaseMs,
+    {
+      onEvent: (m) => log.info(m),
+      confirmAlive: async (id) => (await catalogRef?.isAlive(id)) ?? true,
+      onDead: (id) => view?.namespaceDied(id),
+    },
+    opts.maxRoots,
+  );
   let view: NamespaceView | undefined;
   // Names arrive as the engines answer: the mount never waits for an engine.
   const names = opts.engines === false ? undefined : EngineNames.create(opts.engines, () => view?.namesChanged(), log);
@@ -108,15 +122,21 @@ export async function startDaemon(opts: DaemonOptions, log: Logger): Promise<Run
   );
   catalogRef = catalog;
   access.update(catalog.current());
-  view = new NamespaceView(catalog, access, io, {
-    symlinks: opts.symlinks,
-    pseudo: opts.pseudo,
-    readWrite: opts.readWrite,
-    attrTimeoutMs: opts.attrTimeoutMs,
-    entryTimeoutMs: opts.entryTimeoutMs,
-    topTimeoutMs: Math.min(opts.attrTimeoutMs, 1000),
-    trace: (op, detail) => log.trace(`${op} ${detail}`),
-  }, names);
+  view = new NamespaceView(
+    catalog,
+    access,
+    io,
+    {
+      symlinks: opts.symlinks,
+      pseudo: opts.pseudo,
+      readWrite: opts.readWrite,
+      attrTimeoutMs: opts.attrTimeoutMs,
+      entryTimeoutMs: opts.entryTimeoutMs,
+      topTimeoutMs: Math.min(opts.attrTimeoutMs, 1000),
+      trace: (op, detail) => log.trace(`${op} ${detail}`),
+    },
+    names,
+  );
   names?.start();
 
   let session: FuseSession;

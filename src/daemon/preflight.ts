@@ -131,13 +131,23 @@ export const PSEUDO_ALLOW_OTHER =
 export const RW_RAW_SYMLINKS = '--rw needs --symlinks rewrite: a raw absolute link would send writes to the host';
 
 /** The one-line refusal of an unsafe option combination, or undefined: the CLI and the daemon both ask here. */
-export function optionCombinationError(opts: { pseudo: boolean; allowOther: boolean; readWrite: boolean; symlinks: string }): string | undefined {
+export function optionCombinationError(opts: {
+  pseudo: boolean;
+  allowOther: boolean;
+  readWrite: boolean;
+  symlinks: string;
+}): string | undefined {
   if (opts.pseudo && opts.allowOther) return PSEUDO_ALLOW_OTHER;
   if (opts.readWrite && opts.symlinks === 'raw') return RW_RAW_SYMLINKS;
   return undefined;
 }
 
-export function checkOptionCombination(opts: { pseudo: boolean; allowOther: boolean; readWrite: boolean; symlinks: string }): void {
+export function checkOptionCombination(opts: {
+  pseudo: boolean;
+  allowOther: boolean;
+  readWrite: boolean;
+  symlinks: string;
+}): void {
   const refusal = optionCombinationError(opts);
   if (refusal !== undefined) throw new PreflightError(refusal);
 }

@@ -7,7 +7,14 @@ import { promises as fsp, closeSync, fstatSync, openSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { NS_GET_USERNS, O, close, ioctlInt } from '../sys/libc.js';
 import { parseMountinfo } from '../sys/mountinfo.js';
-import { numberKey, type DiscoverySnapshot, type MountNamespace, type NamespaceRef, type NamespaceSource, type TaskRef } from './model.js';
+import {
+  numberKey,
+  type DiscoverySnapshot,
+  type MountNamespace,
+  type NamespaceRef,
+  type NamespaceSource,
+  type TaskRef,
+} from './model.js';
 import { forEachMountNamespace, mountNamespaceId, namespaceIdSupport } from '../sys/namespace-id.js';
 import { mountNamespacePins, nsviewMountDevices } from './mountinfo.js';
 import { kernelDev } from '../sys/dev.js';
@@ -190,7 +197,12 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
   const selfPid = opts.selfPid ?? process.pid;
   const ignoreTids = opts.ignoreTids ?? new Set<number>();
   const counters = newCounters();
-  const r = new ProcReader(procRoot, new Gate(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY)), counters, opts.sync ?? false);
+  const r = new ProcReader(
+    procRoot,
+    new Gate(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY)),
+    counters,
+    opts.sync ?? false,
+  );
 
   const [scan, ownNs] = await Promise.all([
     scanProcfs(r, {
@@ -237,7 +249,8 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
     for (const pid of a.pids.slice(0, MAX_MOUNTINFO_TRIES)) {
       if (pid !== selfPid || a.inode !== ownNs) candidates.push(task(`${procRoot}/${pid}`));
     }
-    for (const t of a.threads.slice(0, MAX_MOUNTINFO_TRIES)) candidates.push(task(`${procRoot}/${t.pid}/task/${t.tid}`));
+    for (const t of a.threads.slice(0, MAX_MOUNTINFO_TRIES))
+      candidates.push(task(`${procRoot}/${t.pid}/task/${t.tid}`));
     for (const [mountinfo, nsLink] of candidates) {
       mountinfoReads++;
       const text = await r.readBytes(mountinfo);
@@ -250,7 +263,8 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
         return await opts.readMountinfo(toNamespace(a, procRoot));
       } catch (err) {
         counters.errors++;
-        if (counters.errorSamples.length < 8) counters.errorSamples.push(`readMountinfo mnt:[${a.inode}]: ${String(err)}`);
+        if (counters.errorSamples.length < 8)
+          counters.errorSamples.push(`readMountinfo mnt:[${a.inode}]: ${String(err)}`);
         return undefined;
       }
     }
@@ -308,7 +322,9 @@ export async function discover(opts: DiscoverOptions = {}): Promise<DiscoverySna
             ? `${procRoot}/${a.threads[0]!.pid}/task/${a.threads[0]!.tid}/ns/mnt`
             : undefined;
       if (link === undefined) return;
-      const got = r.sync ? r.now(link, () => readIdentitySync(link, a.inode, owner)) : await r.limited(link, () => readIdentity(link, a.inode, owner));
+      const got = r.sync
+        ? r.now(link, () => readIdentitySync(link, a.inode, owner))
+        : await r.limited(link, () => readIdentity(link, a.inode, owner));
       if (got?.ownerUserNs !== undefined) a.ownerUserNs = got.ownerUserNs;
       if (got?.id !== undefined) ids.set(a.inode, got.id);
     }),

@@ -30,6 +30,7 @@ port.on('message', (req: PassRequest) => {
     },
   }).then(
     (snapshot) => port.postMessage({ id: req.id, snapshot } satisfies PassResponse),
-    (err: unknown) => port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) } satisfies PassResponse),
+    (err: unknown) =>
+      port.postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) } satisfies PassResponse),
   );
 });

@@ -118,11 +118,17 @@ export class ContainersStorageSource implements EngineSource {
     this.running = live;
     signal.throwIfAborted();
 
-    const sandboxIds = new Set(running.map((r) => r.annotations['io.kubernetes.cri-o.SandboxID']).filter((s): s is string => !!s));
+    const sandboxIds = new Set(
+      running.map((r) => r.annotations['io.kubernetes.cri-o.SandboxID']).filter((s): s is string => !!s),
+    );
     const out: ContainerInfo[] = [];
     for (const { rec, rs, annotations } of running) {
       const engine: EngineKind | undefined =
-        annotations['io.container.manager'] === 'libpod' ? 'podman' : Object.keys(annotations).some((k) => k.startsWith('io.kubernetes.cri-o.')) ? 'cri-o' : undefined;
+        annotations['io.container.manager'] === 'libpod'
+          ? 'podman'
+          : Object.keys(annotations).some((k) => k.startsWith('io.kubernetes.cri-o.'))
+            ? 'cri-o'
+            : undefined;
       if (!engine) continue; // a runtime user of this storage nsview cannot name (buildah, ...)
       const k8s = engine === 'cri-o' ? podIdentity({}, annotations) : undefined;
       out.push({

@@ -118,10 +118,15 @@ export class DockerSource implements EngineSource {
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
     const open = (): void => {
       if (stopped) return;
-      close = unixStreamLines(this.opts.socket, `/events?filters=${filters}`, () => onChange(), () => {
-        // Daemon gone or restarted: the poll loop notices; reopen later.
-        if (!stopped) retry = setTimeout(open, 1000);
-      });
+      close = unixStreamLines(
+        this.opts.socket,
+        `/events?filters=${filters}`,
+        () => onChange(),
+        () => {
+          // Daemon gone or restarted: the poll loop notices; reopen later.
+          if (!stopped) retry = setTimeout(open, 1000);
+        },
+      );
     };
     open();
     return () => {

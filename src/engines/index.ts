@@ -6,13 +6,25 @@
 export { ENGINE_KINDS } from './model.js';
 export type { ContainerInfo, EngineKind, EngineSource, EngineStatus, EngineHealth, ListOptions } from './model.js';
 export { encodePathComponent, decodePathComponent } from './path-name.js';
-export { containerMntns, readForContainer, mapContainersToMntns, readPidStart, parseStatStart } from './proc-identity.js';
+export {
+  containerMntns,
+  readForContainer,
+  mapContainersToMntns,
+  readPidStart,
+  parseStatStart,
+} from './proc-identity.js';
 export type { MappedContainer } from './proc-identity.js';
 export { EngineRegistry } from './registry.js';
 export type { RegistryOptions, EngineSnapshot } from './registry.js';
 export { buildNameIndex } from './name-index.js';
 export type { NameIndex } from './name-index.js';
-export { discoverEngineLocations, DOCKER_DEFAULTS, STORAGE_DEFAULTS, CONTAINERD_DEFAULTS, PODMAN_API_DEFAULT } from './locations.js';
+export {
+  discoverEngineLocations,
+  DOCKER_DEFAULTS,
+  STORAGE_DEFAULTS,
+  CONTAINERD_DEFAULTS,
+  PODMAN_API_DEFAULT,
+} from './locations.js';
 export type { EngineLocations, EngineOverrides, PodmanApiLocation } from './locations.js';
 export { PodmanApiSource } from './podman-api.js';
 export type { PodmanApiOptions } from './podman-api.js';

@@ -44,7 +44,11 @@ export interface EngineLocations {
 export const DOCKER_DEFAULTS = { socket: '/run/docker.sock', execRoot: '/run/docker', dataRoot: '/var/lib/docker' };
 export const STORAGE_DEFAULTS = { graphroot: '/var/lib/containers/storage', runroot: '/run/containers/storage' };
 export const PODMAN_API_DEFAULT = '/run/podman/podman.sock';
-export const CONTAINERD_DEFAULTS = { socket: '/run/containerd/containerd.sock', state: '/run/containerd', root: '/var/lib/containerd' };
+export const CONTAINERD_DEFAULTS = {
+  socket: '/run/containerd/containerd.sock',
+  state: '/run/containerd',
+  root: '/var/lib/containerd',
+};
 
 /** Value of `--name V` / `--name=V` (any of `names`) in argv; the last one wins, as with flag parsers. */
 export function flagValue(argv: readonly string[], names: readonly string[]): string | undefined {
@@ -100,7 +104,8 @@ export function tomlStrings(text: string): Map<string, string> {
       continue;
     }
     const kv = /^([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*(#.*)?$/.exec(line);
-    if (kv) out.set(section ? `${section}.${kv[1]}` : kv[1]!, kv[2] !== undefined ? kv[2].replace(/\\(.)/g, '$1') : kv[3]!);
+    if (kv)
+      out.set(section ? `${section}.${kv[1]}` : kv[1]!, kv[2] !== undefined ? kv[2].replace(/\\(.)/g, '$1') : kv[3]!);
   }
   return out;
 }
@@ -152,14 +157,21 @@ export async function engineProcesses(): Promise<Proc[]> {
     } catch {
       /* gone, or not ours to see: relative paths stay relative to / */
     }
-    out.push({ pid: Number(p), comm, cwd, argv: cmdline.split('\0').filter((a, i, all) => i < all.length - 1 || a !== '') });
+    out.push({
+      pid: Number(p),
+      comm,
+      cwd,
+      argv: cmdline.split('\0').filter((a, i, all) => i < all.length - 1 || a !== ''),
+    });
   }
   return out;
 }
 
 async function dockerFromConfig(file: string): Promise<Partial<DockerLocation> & { dataRoot?: string }> {
   const cfg = asObject(parseJson((await readText(file)) ?? ''));
-  const host = (asArray(cfg?.['hosts']) ?? []).map((h) => (typeof h === 'string' ? unixPath(h) : undefined)).find((h) => h !== undefined);
+  const host = (asArray(cfg?.['hosts']) ?? [])
+    .map((h) => (typeof h === 'string' ? unixPath(h) : undefined))
+    .find((h) => h !== undefined);
   return { socket: host, execRoot: str(cfg, 'exec-root'), dataRoot: str(cfg, 'data-root') ?? str(cfg, 'graph') };
 }
 
@@ -179,9 +191,22 @@ export async function discoverEngineLocations(overrides: EngineOverrides = {}): 
   // Docker: each running dockerd, else the configured (or default) one if its socket exists.
   const docker = new Map<string, DockerLocation>();
   for (const p of procs.filter((q) => q.comm === 'dockerd')) {
-    const cfg = await dockerFromConfig(procPath(p, flagValue(p.argv, ['--config-file'])) ?? path.join(etc, 'docker/daemon.json'));
-    const socket = procPath(p, flagValues(p.argv, ['-H', '--host']).map(unixPath).find((s) => s !== undefined)) ?? cfg.socket ?? DOCKER_DEFAULTS.socket;
-    docker.set(socket, { socket, execRoot: procPath(p, flagValue(p.argv, ['--exec-root'])) ?? cfg.execRoot ?? DOCKER_DEFAULTS.execRoot });
+    const cfg = await dockerFromConfig(
+      procPath(p, flagValue(p.argv, ['--config-file'])) ?? path.join(etc, 'docker/daemon.json'),
+    );
+    const socket =
+      procPath(
+        p,
+        flagValues(p.argv, ['-H', '--host'])
+          .map(unixPath)
+          .find((s) => s !== undefined),
+      ) ??
+      cfg.socket ??
+      DOCKER_DEFAULTS.socket;
+    docker.set(socket, {
+      socket,
+      execRoot: procPath(p, flagValue(p.argv, ['--exec-root'])) ?? cfg.execRoot ?? DOCKER_DEFAULTS.execRoot,
+    });
   }
   if (docker.size === 0) {
     const cfg = await dockerFromConfig(path.join(etc, 'docker/daemon.json'));
@@ -193,7 +218,9 @@ export async function discoverEngineLocations(overrides: EngineOverrides = {}): 
   // view of a container both report), else the configured one.
   const containerd = new Map<string, ContainerdLocation>();
   for (const p of procs.filter((q) => q.comm === 'containerd')) {
-    const cfg = await containerdFromConfig(procPath(p, flagValue(p.argv, ['--config', '-c'])) ?? path.join(etc, 'containerd/config.toml'));
+    const cfg = await containerdFromConfig(
+      procPath(p, flagValue(p.argv, ['--config', '-c'])) ?? path.join(etc, 'containerd/config.toml'),
+    );
     const addr = unixPath(flagValue(p.argv, ['--address', '-a']) ?? cfg.socket ?? CONTAINERD_DEFAULTS.socket);
     const socket = procPath(p, addr);
     const state = procPath(p, flagValue(p.argv, ['--state'])) ?? cfg.state ?? CONTAINERD_DEFAULTS.state;

@@ -38,14 +38,17 @@ export class PodmanApiSource implements EngineSource {
   }
 
   private async fetch(signal: AbortSignal): Promise<Entry[]> {
-    const listed = asArray(await unixGetJson(this.opts.socket, LIST, { timeoutMs: this.opts.requestTimeoutMs ?? 2000, signal }));
+    const listed = asArray(
+      await unixGetJson(this.opts.socket, LIST, { timeoutMs: this.opts.requestTimeoutMs ?? 2000, signal }),
+    );
     if (!listed) throw new NsviewError(E.EBADMSG, `${this.opts.socket}: container list is not an array`);
     const out: Entry[] = [];
     for (const e of listed) {
       const c = asObject(e);
       const id = str(c, 'Id');
       const pid = num(c, 'Pid');
-      if (!c || !id || !/^[0-9a-f]{12,128}$/.test(id) || pid === undefined || pid <= 0 || str(c, 'State') !== 'running') continue;
+      if (!c || !id || !/^[0-9a-f]{12,128}$/.test(id) || pid === undefined || pid <= 0 || str(c, 'State') !== 'running')
+        continue;
       const names = asArray(c['Names'])?.filter((n): n is string => typeof n === 'string');
       const podName = str(c, 'PodName');
       out.push({
@@ -99,9 +102,14 @@ export class PodmanApiSource implements EngineSource {
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
     const open = (): void => {
       if (stopped) return;
-      close = unixStreamLines(this.opts.socket, `/v4.0.0/libpod/events?stream=true&filters=${filters}`, () => onChange(), () => {
-        if (!stopped) retry = setTimeout(open, 1000);
-      });
+      close = unixStreamLines(
+        this.opts.socket,
+        `/v4.0.0/libpod/events?stream=true&filters=${filters}`,
+        () => onChange(),
+        () => {
+          if (!stopped) retry = setTimeout(open, 1000);
+        },
+      );
     };
     open();
     return () => {

@@ -47,7 +47,10 @@ async function readMntnsInode(pid: number): Promise<number | undefined> {
  * process, accepted only if the process before and after the read is the one the engine reported
  * (same PID and start time); undefined otherwise.
  */
-export async function readForContainer<T>(c: Pick<ContainerInfo, 'pid' | 'pidStart'>, read: (pid: number) => Promise<T | undefined>): Promise<T | undefined> {
+export async function readForContainer<T>(
+  c: Pick<ContainerInfo, 'pid' | 'pidStart'>,
+  read: (pid: number) => Promise<T | undefined>,
+): Promise<T | undefined> {
   if ((await readPidStart(c.pid)) !== c.pidStart) return undefined;
   const value = await read(c.pid);
   if (value === undefined) return undefined;
@@ -71,7 +74,10 @@ export interface MappedContainer {
 }
 
 /** containerMntns for many containers (bounded concurrency); dead or reused PIDs are left out. */
-export async function mapContainersToMntns(containers: readonly ContainerInfo[], concurrency = 16): Promise<MappedContainer[]> {
+export async function mapContainersToMntns(
+  containers: readonly ContainerInfo[],
+  concurrency = 16,
+): Promise<MappedContainer[]> {
   const out: (MappedContainer | undefined)[] = new Array(containers.length);
   let next = 0;
   const worker = async (): Promise<void> => {

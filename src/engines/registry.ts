@@ -226,13 +226,21 @@ export class EngineRegistry {
       const recovered = st.status.health !== 'ok' && st.status.error !== 'not listed yet';
       st.containers = list;
       st.staleSince = undefined;
-      st.status = { key: st.source.key, kind: st.source.kind, health: 'ok', containers: list.length, lastListMs: Date.now() - started, lastOkAt: Date.now() };
+      st.status = {
+        key: st.source.key,
+        kind: st.source.kind,
+        health: 'ok',
+        containers: list.length,
+        lastListMs: Date.now() - started,
+        lastOkAt: Date.now(),
+      };
       if (recovered) this.opts.log?.(`engines: ${st.source.key}: up, ${list.length} containers`);
     } catch (e) {
       const errno = errnoOf(e);
       const timedOut = errno === E.ETIMEDOUT;
       const message = e instanceof Error ? e.message : String(e);
-      if (st.status.health === 'ok') this.opts.log?.(`engines: ${st.source.key}: ${timedOut ? 'timeout' : 'down'}: ${message}`);
+      if (st.status.health === 'ok')
+        this.opts.log?.(`engines: ${st.source.key}: ${timedOut ? 'timeout' : 'down'}: ${message}`);
       const now = Date.now();
       if (timedOut) {
         st.staleSince ??= now;
@@ -240,7 +248,13 @@ export class EngineRegistry {
       } else {
         st.containers = [];
       }
-      st.status = { ...st.status, health: timedOut ? 'timeout' : 'down', error: message, containers: st.containers.length, lastListMs: now - started };
+      st.status = {
+        ...st.status,
+        health: timedOut ? 'timeout' : 'down',
+        error: message,
+        containers: st.containers.length,
+        lastListMs: now - started,
+      };
     } finally {
       clearTimeout(timer);
       if (st.abort === abort) st.abort = undefined;
@@ -278,7 +292,15 @@ export class EngineRegistry {
 /** One container as two sources of the same engine see it: fields one of them lacks are filled in. */
 function mergeViews(a: ContainerInfo, b: ContainerInfo): ContainerInfo {
   const out: ContainerInfo = { ...b, ...a, sandbox: a.sandbox || b.sandbox };
-  for (const k of ['labels', 'annotations', 'pod', 'podNamespace', 'podUid', 'containerName', 'engineNamespace'] as const) {
+  for (const k of [
+    'labels',
+    'annotations',
+    'pod',
+    'podNamespace',
+    'podUid',
+    'containerName',
+    'engineNamespace',
+  ] as const) {
     if (a[k] === undefined && b[k] !== undefined) Object.assign(out, { [k]: b[k] });
   }
   if (!a.image && b.image) out.image = b.image;

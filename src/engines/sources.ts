@@ -21,6 +21,9 @@ export function sourcesFor(locs: EngineLocations, opts: SourceOptions = {}): Eng
 }
 
 /** discoverEngineLocations + sourcesFor: what `EngineRegistry`'s `discover` option wants. */
-export async function discoverEngineSources(overrides: EngineOverrides = {}, opts: SourceOptions = {}): Promise<EngineSource[]> {
+export async function discoverEngineSources(
+  overrides: EngineOverrides = {},
+  opts: SourceOptions = {},
+): Promise<EngineSource[]> {
   return sourcesFor(await discoverEngineLocations(overrides), opts);
 }

@@ -32,31 +32,34 @@ export function unixGetJson(socketPath: string, path: string, opts: UnixGetOptio
       req.destroy();
       reject(new NsviewError(errno, `${socketPath} GET ${path}: ${msg}`));
     };
-    const req = request({ socketPath, path, method: 'GET', headers: { Host: 'engine', Accept: 'application/json' } }, (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (b: Buffer) => {
-        size += b.length;
-        if (size > MAX_BODY) fail(E.EFBIG, 'response too large');
-        else chunks.push(b);
-      });
-      res.on('error', (e) => fail(errnoOf(e), e.message));
-      res.on('end', () => {
-        if (settled) return;
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status >= 300) {
-          fail(status === 404 ? E.ENOENT : E.EIO, `HTTP ${status}`);
-          return;
-        }
-        const body = parseJson(Buffer.concat(chunks).toString('utf8'));
-        if (body === undefined) {
-          fail(E.EBADMSG, 'body is not JSON');
-          return;
-        }
-        finish();
-        resolve(body);
-      });
-    });
+    const req = request(
+      { socketPath, path, method: 'GET', headers: { Host: 'engine', Accept: 'application/json' } },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (b: Buffer) => {
+          size += b.length;
+          if (size > MAX_BODY) fail(E.EFBIG, 'response too large');
+          else chunks.push(b);
+        });
+        res.on('error', (e) => fail(errnoOf(e), e.message));
+        res.on('end', () => {
+          if (settled) return;
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            fail(status === 404 ? E.ENOENT : E.EIO, `HTTP ${status}`);
+            return;
+          }
+          const body = parseJson(Buffer.concat(chunks).toString('utf8'));
+          if (body === undefined) {
+            fail(E.EBADMSG, 'body is not JSON');
+            return;
+          }
+          finish();
+          resolve(body);
+        });
+      },
+    );
     const timer = setTimeout(() => fail(E.ETIMEDOUT, `no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
     req.on('error', (e) => fail(errnoOf(e), e.message));
     if (opts.signal) {
@@ -72,7 +75,12 @@ export function unixGetJson(socketPath: string, path: string, opts: UnixGetOptio
  * the body. Returns a function that closes it. `onEnd` is called once when the stream ends or
  * fails (not after close()).
  */
-export function unixStreamLines(socketPath: string, path: string, onLine: (line: string) => void, onEnd: (err?: Error) => void): () => void {
+export function unixStreamLines(
+  socketPath: string,
+  path: string,
+  onLine: (line: string) => void,
+  onEnd: (err?: Error) => void,
+): () => void {
   let closed = false;
   let ended = false;
   const end = (err?: Error): void => {
@@ -118,7 +126,10 @@ export function unixStreamLines(socketPath: string, path: string, onLine: (line:
  * Whether something accepts connections on the socket: a daemon killed with SIGKILL leaves its
  * socket file behind, and connecting to it fails at once with ECONNREFUSED. Resolves, never rejects.
  */
-export function probeUnixSocket(socketPath: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; errno: number; message: string }> {
+export function probeUnixSocket(
+  socketPath: string,
+  timeoutMs: number,
+): Promise<{ ok: true } | { ok: false; errno: number; message: string }> {
   return new Promise((resolve) => {
     const sock = connect({ path: socketPath });
     const done = (r: { ok: true } | { ok: false; errno: number; message: string }): void => {
@@ -126,7 +137,10 @@ export function probeUnixSocket(socketPath: string, timeoutMs: number): Promise<
       sock.destroy();
       resolve(r);
     };
-    const timer = setTimeout(() => done({ ok: false, errno: E.ETIMEDOUT, message: `connect ${socketPath}: no answer within ${timeoutMs} ms` }), timeoutMs);
+    const timer = setTimeout(
+      () => done({ ok: false, errno: E.ETIMEDOUT, message: `connect ${socketPath}: no answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     sock.once('connect', () => done({ ok: true }));
     sock.once('error', (e) => done({ ok: false, errno: errnoOf(e), message: `connect ${socketPath}: ${e.message}` }));
   });

@@ -9,13 +9,42 @@
 import type { Attr, AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';
 import { E, NsviewError } from '../sys/errors.js';
 import {
-  ACCESS_IN_SIZE, ATTR_OUT_SIZE, Attr as A, AttrOut, BATCH_FORGET_IN_SIZE, DIRENT_SIZE,
-  DIRENTPLUS_SIZE, ENTRY_OUT_SIZE, EntryOut, FOPEN, FORGET_IN_SIZE, FORGET_ONE_SIZE,
-  FUSE_GETATTR_FH, GETATTR_IN_SIZE, GETXATTR_IN_SIZE, GETXATTR_OUT_SIZE, IN_HEADER_SIZE,
-  INIT_IN_MIN_SIZE, INIT_OUT_SIZE, INTERRUPT_IN_SIZE, IOCTL_IN_SIZE, IOCTL_OUT_SIZE, LSEEK_IN_SIZE,
-  LSEEK_OUT_SIZE, InHeader, InitOut, KSTATFS_SIZE,
-  NOTIFY_INVAL_ENTRY_SIZE, NOTIFY_INVAL_INODE_SIZE, Notify, OPEN_IN_SIZE, OPEN_OUT_SIZE,
-  OUT_HEADER_SIZE, READ_IN_SIZE, RELEASE_IN_SIZE, direntAlign,
+  ACCESS_IN_SIZE,
+  ATTR_OUT_SIZE,
+  Attr as A,
+  AttrOut,
+  BATCH_FORGET_IN_SIZE,
+  DIRENT_SIZE,
+  DIRENTPLUS_SIZE,
+  ENTRY_OUT_SIZE,
+  EntryOut,
+  FOPEN,
+  FORGET_IN_SIZE,
+  FORGET_ONE_SIZE,
+  FUSE_GETATTR_FH,
+  GETATTR_IN_SIZE,
+  GETXATTR_IN_SIZE,
+  GETXATTR_OUT_SIZE,
+  IN_HEADER_SIZE,
+  INIT_IN_MIN_SIZE,
+  INIT_OUT_SIZE,
+  INTERRUPT_IN_SIZE,
+  IOCTL_IN_SIZE,
+  IOCTL_OUT_SIZE,
+  LSEEK_IN_SIZE,
+  LSEEK_OUT_SIZE,
+  InHeader,
+  InitOut,
+  KSTATFS_SIZE,
+  NOTIFY_INVAL_ENTRY_SIZE,
+  NOTIFY_INVAL_INODE_SIZE,
+  Notify,
+  OPEN_IN_SIZE,
+  OPEN_OUT_SIZE,
+  OUT_HEADER_SIZE,
+  READ_IN_SIZE,
+  RELEASE_IN_SIZE,
+  direntAlign,
 } from './protocol.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +141,11 @@ export function decodeBatchForgetIn(buf: Buffer, start: number, end: number): Fo
   need(start, end, BATCH_FORGET_IN_SIZE, 'fuse_batch_forget_in');
   const count = buf.readUInt32LE(start);
   const out: ForgetOne[] = [];
-  for (let i = 0, p = start + BATCH_FORGET_IN_SIZE; i < count && p + FORGET_ONE_SIZE <= end; i++, p += FORGET_ONE_SIZE) {
+  for (
+    let i = 0, p = start + BATCH_FORGET_IN_SIZE;
+    i < count && p + FORGET_ONE_SIZE <= end;
+    i++, p += FORGET_ONE_SIZE
+  ) {
     out.push({ nodeid: buf.readBigUInt64LE(p), nlookup: buf.readBigUInt64LE(p + 8) });
   }
   return out;
@@ -207,7 +240,11 @@ export interface LseekIn {
 
 export function decodeLseekIn(buf: Buffer, start: number, end: number): LseekIn {
   need(start, end, LSEEK_IN_SIZE, 'fuse_lseek_in');
-  return { fh: buf.readBigUInt64LE(start), offset: buf.readBigInt64LE(start + 8), whence: buf.readUInt32LE(start + 16) };
+  return {
+    fh: buf.readBigUInt64LE(start),
+    offset: buf.readBigInt64LE(start + 8),
+    whence: buf.readUInt32LE(start + 16),
+  };
 }
 
 /**
@@ -406,7 +443,11 @@ export interface PackResult {
  * with nodeid 0: the kernel does not instantiate them and so would never forget them.
  */
 export function packDirents(
-  buf: Buffer, start: number, limit: number, entries: readonly DirEntry[], plus: boolean,
+  buf: Buffer,
+  start: number,
+  limit: number,
+  entries: readonly DirEntry[],
+  plus: boolean,
 ): PackResult {
   let off = start;
   let count = 0;
@@ -473,7 +514,6 @@ export function encodeInvalInode(nodeid: bigint): Buffer {
   buf.writeBigInt64LE(0n, OUT_HEADER_SIZE + 16);
   return buf;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Requests that modify (read-write sessions)
@@ -603,7 +643,11 @@ export function decodeWriteIn(buf: Buffer, start: number, end: number): WriteIn 
   const size = buf.readUInt32LE(start + 16);
   need(start + WRITE_IN_SIZE, end, size, 'write data');
   const at = start + WRITE_IN_SIZE;
-  return { fh: buf.readBigUInt64LE(start), offset: buf.readBigUInt64LE(start + 8), data: Buffer.from(buf.subarray(at, at + size)) };
+  return {
+    fh: buf.readBigUInt64LE(start),
+    offset: buf.readBigUInt64LE(start + 8),
+    data: Buffer.from(buf.subarray(at, at + size)),
+  };
 }
 
 /** fuse_fsync_in { fh, fsync_flags, padding }: flag 1 = fdatasync. */
@@ -634,8 +678,10 @@ export interface FallocateIn {
 export function decodeFallocateIn(buf: Buffer, start: number, end: number): FallocateIn {
   need(start, end, 32, 'fuse_fallocate_in');
   return {
-    fh: buf.readBigUInt64LE(start), offset: buf.readBigUInt64LE(start + 8),
-    length: buf.readBigUInt64LE(start + 16), mode: buf.readUInt32LE(start + 24),
+    fh: buf.readBigUInt64LE(start),
+    offset: buf.readBigUInt64LE(start + 8),
+    length: buf.readBigUInt64LE(start + 16),
+    mode: buf.readUInt32LE(start + 24),
   };
 }
 

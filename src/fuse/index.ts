@@ -146,7 +146,8 @@ function positiveInt(v: number | undefined, dflt: number, what: string): number 
  */
 export async function mountFuse(ops: FuseOperations, options: MountOptions): Promise<MountedSession> {
   if (!/^[A-Za-z0-9_+-]+$/.test(options.subtype)) throw new NsviewError(E.EINVAL, `bad subtype "${options.subtype}"`);
-  if (options.fsname === '' || /[\s,]/.test(options.fsname)) throw new NsviewError(E.EINVAL, `bad fsname "${options.fsname}"`);
+  if (options.fsname === '' || /[\s,]/.test(options.fsname))
+    throw new NsviewError(E.EINVAL, `bad fsname "${options.fsname}"`);
   const maxInFlight = positiveInt(options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 'maxInFlight');
   const readers = positiveInt(options.readers, DEFAULT_READERS, 'readers');
   const maxRead = Math.min(positiveInt(options.maxRead, MAX_IO, 'maxRead'), MAX_IO);
@@ -158,7 +159,9 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
   let mount: MountInfo;
   try {
     mount = mountDevice({
-      fd, mountpoint, maxRead,
+      fd,
+      mountpoint,
+      maxRead,
       fsname: options.fsname,
       subtype: options.subtype,
       readOnly: options.readOnly,
@@ -171,7 +174,18 @@ export async function mountFuse(ops: FuseOperations, options: MountOptions): Pro
     throw e;
   }
 
-  const server = new FuseServer(fd, ops, { readOnly: options.readOnly, maxInFlight, readers, pollDevice: options.pollDevice, busyPollUs, cacheSymlinks: options.cacheSymlinks ?? true, posixAcl: options.posixAcl ?? false, passthrough: options.passthrough ?? false, onTrace: options.onTrace, onError });
+  const server = new FuseServer(fd, ops, {
+    readOnly: options.readOnly,
+    maxInFlight,
+    readers,
+    pollDevice: options.pollDevice,
+    busyPollUs,
+    cacheSymlinks: options.cacheSymlinks ?? true,
+    posixAcl: options.posixAcl ?? false,
+    passthrough: options.passthrough ?? false,
+    onTrace: options.onTrace,
+    onError,
+  });
   server.start();
   let init: InitInfo;
   try {

@@ -5,8 +5,14 @@
  */
 import type { InitIn, InitReply } from './codec.js';
 import {
-  FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR_VERSION, INIT_FLAG_NAMES, Init,
-  MAX_IO, MAX_PAGES, PASSTHROUGH_MAX_STACK_DEPTH,
+  FUSE_KERNEL_MINOR_VERSION,
+  FUSE_KERNEL_VERSION,
+  FUSE_MIN_MINOR_VERSION,
+  INIT_FLAG_NAMES,
+  Init,
+  MAX_IO,
+  MAX_PAGES,
+  PASSTHROUGH_MAX_STACK_DEPTH,
 } from './protocol.js';
 import { E, NsviewError } from '../sys/errors.js';
 
@@ -22,8 +28,15 @@ export interface InitInfo {
 
 /** Flags we ask for, each only if the kernel offers it. */
 const WANTED_INIT_FLAGS =
-  Init.ASYNC_READ | Init.PARALLEL_DIROPS | Init.DO_READDIRPLUS | Init.MAX_PAGES |
-  Init.CACHE_SYMLINKS | Init.AUTO_INVAL_DATA | Init.BIG_WRITES | Init.INIT_EXT | Init.POSIX_ACL;
+  Init.ASYNC_READ |
+  Init.PARALLEL_DIROPS |
+  Init.DO_READDIRPLUS |
+  Init.MAX_PAGES |
+  Init.CACHE_SYMLINKS |
+  Init.AUTO_INVAL_DATA |
+  Init.BIG_WRITES |
+  Init.INIT_EXT |
+  Init.POSIX_ACL;
 
 /** Kernel limits for background requests (readahead, release): libfuse's defaults, scaled up a bit. */
 const MAX_BACKGROUND = 16;
@@ -50,7 +63,10 @@ export function negotiateInit(init: InitIn, wishes: InitWishes): InitOutcome {
     return { kind: 'offer-version', major: FUSE_KERNEL_VERSION, minor: FUSE_KERNEL_MINOR_VERSION };
   }
   if (init.major < FUSE_KERNEL_VERSION || init.minor < FUSE_MIN_MINOR_VERSION) {
-    return { kind: 'refuse', error: new NsviewError(E.EPROTO, `kernel FUSE protocol ${init.major}.${init.minor} is too old`) };
+    return {
+      kind: 'refuse',
+      error: new NsviewError(E.EPROTO, `kernel FUSE protocol ${init.major}.${init.minor} is too old`),
+    };
   }
   const minor = Math.min(init.minor, FUSE_KERNEL_MINOR_VERSION);
   let flags = init.flags & WANTED_INIT_FLAGS;

@@ -84,7 +84,9 @@ export function findMount(mountpoint: string): MountInfo | undefined {
 }
 
 export function isFuse(m: MountInfo): boolean {
-  return m.fstype === 'fuse' || m.fstype.startsWith('fuse.') || m.fstype === 'fuseblk' || m.fstype.startsWith('fuseblk.');
+  return (
+    m.fstype === 'fuse' || m.fstype.startsWith('fuse.') || m.fstype === 'fuseblk' || m.fstype.startsWith('fuseblk.')
+  );
 }
 
 /** fusectl names a connection by the kernel's internal dev_t (MKDEV: major << 20 | minor). */
@@ -195,8 +197,7 @@ export function abortConnection(m: Pick<MountInfo, 'major' | 'minor'>): boolean 
 /** What a statfs(2) on a FUSE mount from another process says about its server. */
 export type Liveness = 'alive' | 'dead' | 'unresponsive';
 
-const PROBE_SCRIPT =
-  "require('fs').statfs(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'OK'))";
+const PROBE_SCRIPT = "require('fs').statfs(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'OK'))";
 
 /**
  * statfs(2) always reaches the server (no cache answers it). It runs in a child process: if the

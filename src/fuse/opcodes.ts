@@ -11,11 +11,34 @@
  * Write support, for instance, means turning `unimplemented(...)` rows into handler rows.
  */
 import {
-  type InHeader, type InitIn, decodeAccessIn, decodeBatchForgetIn, decodeForgetIn,
-  decodeGetattrIn, decodeGetxattrIn, decodeInitIn, decodeInterruptIn, decodeIoctlIn, decodeListxattrIn,
-  decodeLseekIn, decodeNameIn, decodeOpenIn, decodeReadIn, decodeReleaseIn, decodeCreateIn, decodeFallocateIn,
-  decodeFsyncIn, decodeLinkIn, decodeMkdirIn, decodeMknodIn, decodeRename2In,
-  decodeRenameIn, decodeSetattrIn, decodeSetxattrIn, decodeSymlinkIn, decodeWriteIn,
+  type InHeader,
+  type InitIn,
+  decodeAccessIn,
+  decodeBatchForgetIn,
+  decodeForgetIn,
+  decodeGetattrIn,
+  decodeGetxattrIn,
+  decodeInitIn,
+  decodeInterruptIn,
+  decodeIoctlIn,
+  decodeListxattrIn,
+  decodeLseekIn,
+  decodeNameIn,
+  decodeOpenIn,
+  decodeReadIn,
+  decodeReleaseIn,
+  decodeCreateIn,
+  decodeFallocateIn,
+  decodeFsyncIn,
+  decodeLinkIn,
+  decodeMkdirIn,
+  decodeMknodIn,
+  decodeRename2In,
+  decodeRenameIn,
+  decodeSetattrIn,
+  decodeSetxattrIn,
+  decodeSymlinkIn,
+  decodeWriteIn,
 } from './codec.js';
 import { FUSE_IOCTL_DIR, FUSE_IOCTL_UNRESTRICTED, O_ACCMODE } from './protocol.js';
 import type { ReplyWriter } from './reply.js';
@@ -106,13 +129,19 @@ class BoundCall<A, R> implements Call {
 
 function handler<A, R>(opcode: number, name: string, spec: HandlerSpec<A, R>): HandlerRow {
   return {
-    kind: 'handler', opcode, name, modifies: spec.modifies === true, noReply: false,
+    kind: 'handler',
+    opcode,
+    name,
+    modifies: spec.modifies === true,
+    noReply: false,
     decode: (buf, start, end) => new BoundCall(spec, spec.decode(buf, start, end)),
   };
 }
 
 function engine(
-  opcode: number, name: string, how: { noReply?: boolean },
+  opcode: number,
+  name: string,
+  how: { noReply?: boolean },
   answer: (engine: Engine, h: InHeader, buf: Buffer, start: number, end: number) => void,
 ): EngineRow {
   return { kind: 'engine', opcode, name, modifies: false, noReply: how.noReply ?? false, answer };
@@ -121,7 +150,11 @@ function engine(
 /** No handler yet: ENOSYS (the kernel then stops sending most of these), EROFS if it modifies. */
 function unimplemented(opcode: number, name: string, modifies: 'modifies' | 'reads'): EngineRow {
   return {
-    kind: 'engine', opcode, name, modifies: modifies === 'modifies', noReply: false,
+    kind: 'engine',
+    opcode,
+    name,
+    modifies: modifies === 'modifies',
+    noReply: false,
     answer: (s, h) => s.reply(h.unique, E.ENOSYS),
   };
 }
@@ -145,23 +178,30 @@ const nothingToSync = (s: Engine, h: InHeader): void => s.reply(h.unique, s.read
 /** Every opcode of include/uapi/linux/fuse.h up to protocol 7.45, in opcode order. */
 const ROWS: readonly OpcodeRow[] = [
   handler(1, 'LOOKUP', {
-    modifies: false, decode: decodeNameIn, traceName: (a) => a.name,
+    modifies: false,
+    decode: decodeNameIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => ops.lookup(ctx, nodeid, a.name),
     reply: (w, req, entry) => w.entry(req, entry),
   }),
-  engine(2, 'FORGET', { noReply: true }, (s, h, buf, start, end) => s.forget(h.nodeid, decodeForgetIn(buf, start, end).nlookup)),
+  engine(2, 'FORGET', { noReply: true }, (s, h, buf, start, end) =>
+    s.forget(h.nodeid, decodeForgetIn(buf, start, end).nlookup),
+  ),
   handler(3, 'GETATTR', {
-    modifies: false, decode: decodeGetattrIn,
+    modifies: false,
+    decode: decodeGetattrIn,
     call: (ops, ctx, nodeid, a) => ops.getattr(ctx, nodeid, a.fh),
     reply: (w, req, r) => w.attr(req, r),
   }),
   handler(4, 'SETATTR', {
-    modifies: true, decode: decodeSetattrIn,
+    modifies: true,
+    decode: decodeSetattrIn,
     call: (ops, ctx, nodeid, a) => offered(ops.setattr).call(ops, ctx, nodeid, a),
     reply: (w, req, r) => w.attr(req, r),
   }),
   handler(5, 'READLINK', {
-    modifies: false, decode: noBody,
+    modifies: false,
+    decode: noBody,
     call: (ops, ctx, nodeid) => ops.readlink(ctx, nodeid),
     reply: (w, req, target) => {
       if (Buffer.isBuffer(target) && target.length > READLINK_MAX) w.error(req, E.ENAMETOOLONG);
@@ -169,37 +209,51 @@ const ROWS: readonly OpcodeRow[] = [
     },
   }),
   handler(6, 'SYMLINK', {
-    modifies: true, decode: decodeSymlinkIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeSymlinkIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.symlink).call(ops, ctx, nodeid, a.name, a.target),
     reply: (w, req, entry) => w.entry(req, entry),
   }),
   handler(8, 'MKNOD', {
-    modifies: true, decode: decodeMknodIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeMknodIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.mknod).call(ops, ctx, nodeid, a.name, a.mode, a.rdev),
     reply: (w, req, entry) => w.entry(req, entry),
   }),
   handler(9, 'MKDIR', {
-    modifies: true, decode: decodeMkdirIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeMkdirIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.mkdir).call(ops, ctx, nodeid, a.name, a.mode),
     reply: (w, req, entry) => w.entry(req, entry),
   }),
   handler(10, 'UNLINK', {
-    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeNameIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.unlink).call(ops, ctx, nodeid, a.name),
     reply: (w, req) => w.empty(req),
   }),
   handler(11, 'RMDIR', {
-    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeNameIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.rmdir).call(ops, ctx, nodeid, a.name),
     reply: (w, req) => w.empty(req),
   }),
   handler(12, 'RENAME', {
-    modifies: true, decode: decodeRenameIn, traceName: (a) => a.oldName,
+    modifies: true,
+    decode: decodeRenameIn,
+    traceName: (a) => a.oldName,
     call: (ops, ctx, nodeid, a) => offered(ops.rename).call(ops, ctx, nodeid, a.oldName, a.newdir, a.newName, 0),
     reply: (w, req) => w.empty(req),
   }),
   handler(13, 'LINK', {
-    modifies: true, decode: decodeLinkIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeLinkIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.link).call(ops, ctx, a.oldnodeid, nodeid, a.name),
     reply: (w, req, entry) => w.entry(req, entry),
   }),
@@ -210,7 +264,8 @@ const ROWS: readonly OpcodeRow[] = [
     reply: (w, req, r) => w.open(req, r),
   }),
   handler(15, 'READ', {
-    modifies: false, decode: decodeReadIn,
+    modifies: false,
+    decode: decodeReadIn,
     call: (ops, ctx, nodeid, a) => ops.read(ctx, nodeid, a.fh, a.offset, a.size),
     reply: (w, req, data, a) => {
       if (data === REPLIED) w.delegated(req);
@@ -218,42 +273,53 @@ const ROWS: readonly OpcodeRow[] = [
     },
   }),
   handler(16, 'WRITE', {
-    modifies: true, decode: decodeWriteIn,
+    modifies: true,
+    decode: decodeWriteIn,
     call: (ops, ctx, nodeid, a) => offered(ops.write).call(ops, ctx, nodeid, a.fh, a.offset, a.data),
     reply: (w, req, n) => w.written(req, n),
   }),
   handler(17, 'STATFS', {
-    modifies: false, decode: noBody,
+    modifies: false,
+    decode: noBody,
     call: (ops, ctx, nodeid) => ops.statfs(ctx, nodeid),
     reply: (w, req, s) => w.statfs(req, s),
   }),
   handler(18, 'RELEASE', {
-    modifies: false, decode: decodeReleaseIn,
+    modifies: false,
+    decode: decodeReleaseIn,
     call: (ops, ctx, nodeid, a) => ops.release(ctx, nodeid, a.fh),
     reply: (w, req) => w.empty(req),
   }),
   handler(20, 'FSYNC', {
-    modifies: false, decode: decodeFsyncIn,
+    modifies: false,
+    decode: decodeFsyncIn,
     call: (ops, ctx, nodeid, a) => (ops.fsync ? ops.fsync(ctx, nodeid, a.fh, a.dataOnly) : Promise.resolve()),
     reply: (w, req) => w.empty(req),
   }),
   handler(21, 'SETXATTR', {
-    modifies: true, decode: decodeSetxattrIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeSetxattrIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.setxattr).call(ops, ctx, nodeid, a.name, a.value, a.flags),
     reply: (w, req) => w.empty(req),
   }),
   handler(22, 'GETXATTR', {
-    modifies: false, decode: decodeGetxattrIn, traceName: (a) => a.name,
+    modifies: false,
+    decode: decodeGetxattrIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => ops.getxattr(ctx, nodeid, a.name),
     reply: (w, req, value, a) => w.xattr(req, value, a.size),
   }),
   handler(23, 'LISTXATTR', {
-    modifies: false, decode: decodeListxattrIn,
+    modifies: false,
+    decode: decodeListxattrIn,
     call: (ops, ctx, nodeid) => ops.listxattr(ctx, nodeid),
     reply: (w, req, names, a) => w.xattr(req, names, a.size),
   }),
   handler(24, 'REMOVEXATTR', {
-    modifies: true, decode: decodeNameIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeNameIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.removexattr).call(ops, ctx, nodeid, a.name),
     reply: (w, req) => w.empty(req),
   }),
@@ -263,17 +329,20 @@ const ROWS: readonly OpcodeRow[] = [
   engine(25, 'FLUSH', {}, (s, h) => s.reply(h.unique, s.readOnly ? E.ENOSYS : 0)),
   engine(26, 'INIT', {}, (s, h, buf, start, end) => s.init(h.unique, decodeInitIn(buf, start, end))),
   handler(27, 'OPENDIR', {
-    modifies: false, decode: decodeOpenIn,
+    modifies: false,
+    decode: decodeOpenIn,
     call: (ops, ctx, nodeid, a) => ops.opendir(ctx, nodeid, a.flags),
     reply: (w, req, r) => w.open(req, r),
   }),
   handler(28, 'READDIR', {
-    modifies: false, decode: decodeReadIn,
+    modifies: false,
+    decode: decodeReadIn,
     call: (ops, ctx, nodeid, a) => ops.readdir(ctx, nodeid, a.fh, a.offset, false),
     reply: (w, req, list, a) => w.dirents(req, list, false, a.size),
   }),
   handler(29, 'RELEASEDIR', {
-    modifies: false, decode: decodeReleaseIn,
+    modifies: false,
+    decode: decodeReleaseIn,
     call: (ops, ctx, nodeid, a) => ops.releasedir(ctx, nodeid, a.fh),
     reply: (w, req) => w.empty(req),
   }),
@@ -282,17 +351,22 @@ const ROWS: readonly OpcodeRow[] = [
   unimplemented(32, 'SETLK', 'modifies'),
   unimplemented(33, 'SETLKW', 'modifies'),
   handler(34, 'ACCESS', {
-    modifies: false, decode: decodeAccessIn,
+    modifies: false,
+    decode: decodeAccessIn,
     call: (ops, ctx, nodeid, a) => ops.access(ctx, nodeid, a.mask),
     reply: (w, req) => w.empty(req),
   }),
   handler(35, 'CREATE', {
-    modifies: true, decode: decodeCreateIn, traceName: (a) => a.name,
+    modifies: true,
+    decode: decodeCreateIn,
+    traceName: (a) => a.name,
     call: (ops, ctx, nodeid, a) => offered(ops.create).call(ops, ctx, nodeid, a.name, a.mode, a.flags),
     reply: (w, req, r) => w.created(req, r.entry, r.open),
   }),
   // Answered only when its target is unknown (EAGAIN, see admission.ts); no reply otherwise.
-  engine(36, 'INTERRUPT', { noReply: true }, (s, h, buf, start, end) => s.interrupt(decodeInterruptIn(buf, start, end).unique, h.unique)),
+  engine(36, 'INTERRUPT', { noReply: true }, (s, h, buf, start, end) =>
+    s.interrupt(decodeInterruptIn(buf, start, end).unique, h.unique),
+  ),
   unimplemented(37, 'BMAP', 'reads'),
   // Only fuseblk and virtiofs send it; the device reports ENODEV after.
   engine(38, 'DESTROY', {}, (s, h) => {
@@ -302,7 +376,8 @@ const ROWS: readonly OpcodeRow[] = [
   // Answered by the handler for what it serves (read-only requests); anything else ENOTTY. A
   // filesystem without the handler answers ENOSYS, which the kernel turns into ENOTTY itself.
   handler(39, 'IOCTL', {
-    modifies: false, decode: decodeIoctlIn,
+    modifies: false,
+    decode: decodeIoctlIn,
     call: (ops, ctx, nodeid, a) => {
       if (!ops.ioctl) return Promise.reject(new NsviewError(E.ENOSYS));
       // Only CUSE sets it: the server could then ask for arbitrary memory of the caller.
@@ -317,24 +392,29 @@ const ROWS: readonly OpcodeRow[] = [
     for (const f of decodeBatchForgetIn(buf, start, end)) s.forget(f.nodeid, f.nlookup);
   }),
   handler(43, 'FALLOCATE', {
-    modifies: true, decode: decodeFallocateIn,
+    modifies: true,
+    decode: decodeFallocateIn,
     call: (ops, ctx, nodeid, a) => offered(ops.fallocate).call(ops, ctx, nodeid, a.fh, a.offset, a.length, a.mode),
     reply: (w, req) => w.empty(req),
   }),
   handler(44, 'READDIRPLUS', {
-    modifies: false, decode: decodeReadIn,
+    modifies: false,
+    decode: decodeReadIn,
     call: (ops, ctx, nodeid, a) => ops.readdir(ctx, nodeid, a.fh, a.offset, true),
     reply: (w, req, list, a) => w.dirents(req, list, true, a.size),
   }),
   handler(45, 'RENAME2', {
-    modifies: true, decode: decodeRename2In, traceName: (a) => a.oldName,
+    modifies: true,
+    decode: decodeRename2In,
+    traceName: (a) => a.oldName,
     call: (ops, ctx, nodeid, a) => offered(ops.rename).call(ops, ctx, nodeid, a.oldName, a.newdir, a.newName, a.flags),
     reply: (w, req) => w.empty(req),
   }),
   // SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). ENOSYS makes the
   // kernel stop asking and treat every file as all data (fc->no_lseek).
   handler(46, 'LSEEK', {
-    modifies: false, decode: decodeLseekIn,
+    modifies: false,
+    decode: decodeLseekIn,
     call: (ops, ctx, nodeid, a) =>
       ops.lseek ? ops.lseek(ctx, nodeid, a.fh, a.offset, a.whence) : Promise.reject(new NsviewError(E.ENOSYS)),
     reply: (w, req, offset) => w.lseek(req, offset),

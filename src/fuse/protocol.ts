@@ -77,7 +77,16 @@ export const READ_BUFFER_SIZE = MAX_IO + 4096;
 
 /** Struct sizes and field offsets. */
 export const IN_HEADER_SIZE = 40; // fuse_in_header
-export const InHeader = { len: 0, opcode: 4, unique: 8, nodeid: 16, uid: 24, gid: 28, pid: 32, totalExtlen: 36 } as const;
+export const InHeader = {
+  len: 0,
+  opcode: 4,
+  unique: 8,
+  nodeid: 16,
+  uid: 24,
+  gid: 28,
+  pid: 32,
+  totalExtlen: 36,
+} as const;
 
 export const OUT_HEADER_SIZE = 16; // fuse_out_header { len, error, unique }
 
@@ -104,12 +113,34 @@ export const GETXATTR_IN_SIZE = 8; // fuse_getxattr_in { size, padding }, then t
 
 export const ATTR_SIZE = 88; // fuse_attr
 export const Attr = {
-  ino: 0, size: 8, blocks: 16, atime: 24, mtime: 32, ctime: 40, atimensec: 48, mtimensec: 52,
-  ctimensec: 56, mode: 60, nlink: 64, uid: 68, gid: 72, rdev: 76, blksize: 80, flags: 84,
+  ino: 0,
+  size: 8,
+  blocks: 16,
+  atime: 24,
+  mtime: 32,
+  ctime: 40,
+  atimensec: 48,
+  mtimensec: 52,
+  ctimensec: 56,
+  mode: 60,
+  nlink: 64,
+  uid: 68,
+  gid: 72,
+  rdev: 76,
+  blksize: 80,
+  flags: 84,
 } as const;
 
 export const ENTRY_OUT_SIZE = 40 + ATTR_SIZE; // fuse_entry_out = 128
-export const EntryOut = { nodeid: 0, generation: 8, entryValid: 16, attrValid: 24, entryValidNsec: 32, attrValidNsec: 36, attr: 40 } as const;
+export const EntryOut = {
+  nodeid: 0,
+  generation: 8,
+  entryValid: 16,
+  attrValid: 24,
+  entryValidNsec: 32,
+  attrValidNsec: 36,
+  attr: 40,
+} as const;
 
 export const ATTR_OUT_SIZE = 16 + ATTR_SIZE; // fuse_attr_out = 104
 export const AttrOut = { attrValid: 0, attrValidNsec: 8, attr: 16 } as const;
@@ -120,8 +151,18 @@ export const GETXATTR_OUT_SIZE = 8; // fuse_getxattr_out { size, padding }
 
 export const INIT_OUT_SIZE = 64; // fuse_init_out since 7.23
 export const InitOut = {
-  major: 0, minor: 4, maxReadahead: 8, flags: 12, maxBackground: 16, congestionThreshold: 18,
-  maxWrite: 20, timeGran: 24, maxPages: 28, mapAlignment: 30, flags2: 32, maxStackDepth: 36,
+  major: 0,
+  minor: 4,
+  maxReadahead: 8,
+  flags: 12,
+  maxBackground: 16,
+  congestionThreshold: 18,
+  maxWrite: 20,
+  timeGran: 24,
+  maxPages: 28,
+  mapAlignment: 30,
+  flags2: 32,
+  maxStackDepth: 36,
   requestTimeout: 40,
 } as const;
 

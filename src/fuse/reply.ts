@@ -12,8 +12,19 @@
  */
 import fs from 'node:fs';
 import {
-  type InitReply, lookupsNotDelivered, packDirents, writeAttrOut, writeEntryOut, writeGetxattrOut,
-  writeInitOut, writeIoctlOut, writeLseekOut, writeOpenOut, writeOutHeader, writeStatfs, writeWriteOut,
+  type InitReply,
+  lookupsNotDelivered,
+  packDirents,
+  writeAttrOut,
+  writeEntryOut,
+  writeGetxattrOut,
+  writeInitOut,
+  writeIoctlOut,
+  writeLseekOut,
+  writeOpenOut,
+  writeOutHeader,
+  writeStatfs,
+  writeWriteOut,
 } from './codec.js';
 import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, MAX_IO, OUT_HEADER_SIZE } from './protocol.js';
 import type { AttrReply, DirEntry, Entry, OpenReply, StatFs } from './types.js';

@@ -28,7 +28,6 @@ import { Request } from './request.js';
 import type { BackingFiles, FuseOperations } from './types.js';
 import { E, NsviewError, errnoOf } from '../sys/errors.js';
 
-
 export interface ServerOptions {
   readOnly: boolean;
   /** Concurrent handler invocations; further requests wait in a FIFO. */
@@ -130,18 +129,22 @@ export class FuseServer implements Engine {
 
   /** Start reading. Call after mount(2): before it, the device refuses reads (EPERM). */
   start(): void {
-    this.reader = startDeviceReader(this.fd, {
-      poll: this.opts.pollDevice !== false,
-      busyPollUs: this.opts.busyPollUs ?? 0,
-      readers: this.opts.readers,
-    }, {
-      onRequest: (buf, n) => this.onRequest(buf, n),
-      onEnd: (errno) => {
-        if (errno !== E.ENODEV) this.report(new NsviewError(errno, 'reading /dev/fuse'), 'read');
-        this.stop();
+    this.reader = startDeviceReader(
+      this.fd,
+      {
+        poll: this.opts.pollDevice !== false,
+        busyPollUs: this.opts.busyPollUs ?? 0,
+        readers: this.opts.readers,
       },
-      onIdle: () => this.closeIfDrained(),
-    });
+      {
+        onRequest: (buf, n) => this.onRequest(buf, n),
+        onEnd: (errno) => {
+          if (errno !== E.ENODEV) this.report(new NsviewError(errno, 'reading /dev/fuse'), 'read');
+          this.stop();
+        },
+        onIdle: () => this.closeIfDrained(),
+      },
+    );
   }
 
   /**
@@ -256,7 +259,11 @@ export class FuseServer implements Engine {
   }
 
   init(unique: bigint, init: InitIn): void {
-    const outcome = negotiateInit(init, { cacheSymlinks: this.opts.cacheSymlinks, posixAcl: this.opts.posixAcl, passthrough: this.opts.passthrough });
+    const outcome = negotiateInit(init, {
+      cacheSymlinks: this.opts.cacheSymlinks,
+      posixAcl: this.opts.posixAcl,
+      passthrough: this.opts.passthrough,
+    });
     switch (outcome.kind) {
       case 'offer-version':
         this.replies.initVersion(unique);

@@ -167,7 +167,15 @@ export interface FuseOperations {
    * the output, sent as exactly `outSize` bytes (cut or zero-padded). Answer ENOTTY for an ioctl
    * not served. Without it: ENOSYS, which the kernel reports to the caller as ENOTTY.
    */
-  ioctl?(ctx: RequestContext, nodeid: bigint, fh: bigint, cmd: number, dir: boolean, inSize: number, outSize: number): Promise<Buffer>;
+  ioctl?(
+    ctx: RequestContext,
+    nodeid: bigint,
+    fh: bigint,
+    cmd: number,
+    dir: boolean,
+    inSize: number,
+    outSize: number,
+  ): Promise<Buffer>;
   /** The kernel said goodbye (FUSE_DESTROY) or the device closed. */
   destroy?(): void;
   /**
@@ -187,14 +195,34 @@ export interface FuseOperations {
   unlink?(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void>;
   rmdir?(ctx: RequestContext, parent: bigint, name: Buffer): Promise<void>;
   /** `flags`: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2). */
-  rename?(ctx: RequestContext, parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): Promise<void>;
-  create?(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }>;
+  rename?(
+    ctx: RequestContext,
+    parent: bigint,
+    name: Buffer,
+    newParent: bigint,
+    newName: Buffer,
+    flags: number,
+  ): Promise<void>;
+  create?(
+    ctx: RequestContext,
+    parent: bigint,
+    name: Buffer,
+    mode: number,
+    flags: number,
+  ): Promise<{ entry: Entry; open: OpenReply }>;
   setattr?(ctx: RequestContext, nodeid: bigint, attrs: SetattrRequest): Promise<AttrReply>;
   /** Bytes written. */
   write?(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, data: Buffer): Promise<number>;
   fsync?(ctx: RequestContext, nodeid: bigint, fh: bigint, dataOnly: boolean): Promise<void>;
   flush?(ctx: RequestContext, nodeid: bigint, fh: bigint): Promise<void>;
-  fallocate?(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, length: bigint, mode: number): Promise<void>;
+  fallocate?(
+    ctx: RequestContext,
+    nodeid: bigint,
+    fh: bigint,
+    offset: bigint,
+    length: bigint,
+    mode: number,
+  ): Promise<void>;
   setxattr?(ctx: RequestContext, nodeid: bigint, name: Buffer, value: Buffer, flags: number): Promise<void>;
   removexattr?(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<void>;
 }

@@ -104,7 +104,8 @@ function decodeDents(fd: number, dents: Buffer, end: boolean): DirChunk {
     nameChunks.push(name);
     nameLen += name.length;
     nameEnds[i] = nameLen;
-    const isDots = (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
+    const isDots =
+      (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
     if (!isDots) {
       try {
         // The name is followed by its NUL in the getdents record: pass it in place.

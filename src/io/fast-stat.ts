@@ -68,7 +68,11 @@ export class FastStat {
   }
 
   /** The non-blocking walk and stat; the fd is the caller's on success, closed otherwise. */
-  private openCached(root: RootRef, path: InRootPath, linksRewritten: boolean): (StatResult & { fd: number }) | undefined {
+  private openCached(
+    root: RootRef,
+    path: InRootPath,
+    linksRewritten: boolean,
+  ): (StatResult & { fd: number }) | undefined {
     if (!guardHolds(root) || path.length > 3072) return undefined;
     let fd: number;
     try {
@@ -96,4 +100,3 @@ export class FastStat {
     return { stat: out, fsType, fd };
   }
 }
-

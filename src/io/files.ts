@@ -25,7 +25,13 @@ import type { OpenResult, ReplyFrame } from './protocol.js';
 export function statPath(root: RootRef, path: Buffer, links?: LinkView): StatResult {
   checkGuard(root);
   const result = statInRoot(root.rootFd, path);
-  if (links) sizeLinkAsShown(root.rootFd, path, Buffer.from(result.stat.buffer, result.stat.byteOffset, result.stat.byteLength), links);
+  if (links)
+    sizeLinkAsShown(
+      root.rootFd,
+      path,
+      Buffer.from(result.stat.buffer, result.stat.byteOffset, result.stat.byteLength),
+      links,
+    );
   return result;
 }
 
@@ -45,7 +51,14 @@ export function readViewLink(root: RootRef, path: Buffer, links: LinkView): Uint
  * Resolve `path`, check it is still the file (dev, ino) of the type wanted, and reopen it with
  * `reopen` (given the O_PATH fd, which is closed here).
  */
-export function reopenChecked(root: RootRef, path: Buffer, dev: number, ino: bigint, wantDir: boolean, reopen: (pathFd: number) => number): OpenResult {
+export function reopenChecked(
+  root: RootRef,
+  path: Buffer,
+  dev: number,
+  ino: bigint,
+  wantDir: boolean,
+  reopen: (pathFd: number) => number,
+): OpenResult {
   checkGuard(root);
   const pathFd = resolveInRoot(root.rootFd, path, { nodePath: true });
   try {

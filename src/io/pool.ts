@@ -157,7 +157,12 @@ export class IoPool {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new NsviewError(E.EINTR, `${req.op} interrupted`));
     if (this.overBudget(key)) {
-      return Promise.reject(new NsviewError(E.ETIMEDOUT, `${req.op}: namespace ${key} has workers stuck and the pool's budget of stuck workers is spent`));
+      return Promise.reject(
+        new NsviewError(
+          E.ETIMEDOUT,
+          `${req.op}: namespace ${key} has workers stuck and the pool's budget of stuck workers is spent`,
+        ),
+      );
     }
     if (this.slots.length === 0 && this.missing > 0) {
       return Promise.reject(new NsviewError(E.EAGAIN, `${req.op}: no io worker (threads cannot be created)`));
@@ -219,7 +224,8 @@ export class IoPool {
       );
       const free = this.slots.some((sl) => !sl.busy && sl.tid !== 0);
       const extras = this.slots.filter((sl) => sl.extra).length;
-      const slot = starved && !free && extras < MAX_EXTRA_WORKERS && this.stuckTotal < MAX_STUCK_TOTAL ? this.spawn() : undefined;
+      const slot =
+        starved && !free && extras < MAX_EXTRA_WORKERS && this.stuckTotal < MAX_STUCK_TOTAL ? this.spawn() : undefined;
       if (slot) {
         slot.extra = true;
         this.slots.push(slot);
@@ -357,7 +363,9 @@ export class IoPool {
     const slot = p.slot;
     if (!slot || slot.busy !== p) return;
     if (p.answered) {
-      this.opts.onEvent?.(`EINTR: ${describe(p)} (interrupted, still running after ${ABORT_GRACE_MS} ms); worker ${slot.tid} written off`);
+      this.opts.onEvent?.(
+        `EINTR: ${describe(p)} (interrupted, still running after ${ABORT_GRACE_MS} ms); worker ${slot.tid} written off`,
+      );
     } else {
       this.opts.onEvent?.(
         `ETIMEDOUT: ${describe(p)} (no answer in ${this.opts.opTimeoutMs} ms); worker ${slot.tid} written off`,
@@ -402,7 +410,12 @@ export class IoPool {
     if (this.stuckTotal >= MAX_STUCK_TOTAL) {
       for (const q of this.queue.filter((x) => this.overBudget(x.key))) {
         this.queue.splice(this.queue.indexOf(q), 1);
-        this.settle(q, { id: q.id, ok: false, errno: E.ETIMEDOUT, message: `${q.req.op}: namespace ${q.key} has workers stuck` });
+        this.settle(q, {
+          id: q.id,
+          ok: false,
+          errno: E.ETIMEDOUT,
+          message: `${q.req.op}: namespace ${q.key} has workers stuck`,
+        });
       }
     }
     this.pump();
@@ -415,7 +428,9 @@ export class IoPool {
       return;
     }
     this.run({ op: 'closeAll', fds }).catch((err: unknown) =>
-      this.opts.onEvent?.(`closing ${fds.length} fds of an abandoned request: ${err instanceof Error ? err.message : String(err)}`),
+      this.opts.onEvent?.(
+        `closing ${fds.length} fds of an abandoned request: ${err instanceof Error ? err.message : String(err)}`,
+      ),
     );
   }
 
@@ -453,7 +468,8 @@ export class IoPool {
     }
     // Nothing can run: requests waiting for a worker are refused rather than left to time out.
     if (this.slots.length === 0) {
-      for (const p of this.queue.splice(0)) this.settle(p, { id: p.id, ok: false, errno: E.EAGAIN, message: `${p.req.op}: no io worker` });
+      for (const p of this.queue.splice(0))
+        this.settle(p, { id: p.id, ok: false, errno: E.EAGAIN, message: `${p.req.op}: no io worker` });
     }
   }
 
@@ -471,7 +487,8 @@ export class IoPool {
     this.closed = true;
     if (this.growTimer) clearTimeout(this.growTimer);
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
-    for (const p of this.queue.splice(0)) this.settle(p, { id: p.id, ok: false, errno: E.ENOTCONN, message: 'io pool closed' });
+    for (const p of this.queue.splice(0))
+      this.settle(p, { id: p.id, ok: false, errno: E.ENOTCONN, message: 'io pool closed' });
     // A worker blocked in the kernel cannot be joined; terminate() would wait for it, so only
     // the idle ones are awaited. Stuck ones end with the process.
     const idle = this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate());

@@ -33,8 +33,14 @@ export interface IoOps {
   /** A read-only file attribute ioctl (sys/file-flags.ts) on an open regular file. */
   fileAttr: { req: { fd: number; which: FileAttrRequest }; res: Uint8Array };
   /** The same for a directory, opened and closed for it (if still dev, ino). */
-  dirAttr: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; which: FileAttrRequest }; res: Uint8Array };
-  openDirAndRead: { req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView }; res: OpenDirResult };
+  dirAttr: {
+    req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; which: FileAttrRequest };
+    res: Uint8Array;
+  };
+  openDirAndRead: {
+    req: { root: RootRef; path: InRootPath; dev: number; ino: bigint; links?: LinkView };
+    res: OpenDirResult;
+  };
   readDir: { req: { root: RootRef; path: InRootPath; fd: number; offset: bigint; links?: LinkView }; res: DirChunk };
   closeAll: { req: { fds: number[] }; res: void };
   /** Reopen for reading the file an O_PATH fd holds, closing that fd; the new fd. */
@@ -146,8 +152,7 @@ export interface XattrResult {
  * for the pool to close when nobody waits for the answer any more (timed out, aborted).
  */
 export type IoResponse =
-  | { id: number; ok: true; value: unknown; fds: number[] }
-  | { id: number; ok: false; errno: number; message: string };
+  { id: number; ok: true; value: unknown; fds: number[] } | { id: number; ok: false; errno: number; message: string };
 
 /** Pool -> worker. */
 export interface IoMessage {

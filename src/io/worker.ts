@@ -8,15 +8,39 @@ import { gettid } from '../sys/libc.js';
 import { NsviewError, errnoOf } from '../sys/errors.js';
 import { openTaskRoot } from '../access/task-root.js';
 import { pathBytes } from '../resolve/names.js';
-import { closeAll, fstatFd, openFile, readLink, readReply, readViewLink, reopenHeld, seekFile, statPath } from './files.js';
+import {
+  closeAll,
+  fstatFd,
+  openFile,
+  readLink,
+  readReply,
+  readViewLink,
+  reopenHeld,
+  seekFile,
+  statPath,
+} from './files.js';
 import { dirAttrAt, fileAttrOfFd } from './file-attrs.js';
 import { openDirAndRead, readDir } from './directories.js';
 import { getXattr, listXattr } from './xattrs.js';
 import { statfsPath } from './statfs.js';
 import { statRoots } from './roots.js';
 import {
-  allocate, createIn, linkIn, mkdirIn, mknodIn, removeXattr, renameIn, reopenForWriting, setattrNode,
-  setXattr, symlinkIn, syncFd, unlinkIn, writeAt, type DirRef, openNodeFd,
+  allocate,
+  createIn,
+  linkIn,
+  mkdirIn,
+  mknodIn,
+  removeXattr,
+  renameIn,
+  reopenForWriting,
+  setattrNode,
+  setXattr,
+  symlinkIn,
+  syncFd,
+  unlinkIn,
+  writeAt,
+  type DirRef,
+  openNodeFd,
 } from './writes.js';
 import { unshare, CLONE } from '../sys/libc.js';
 import { umask } from '../sys/write-calls.js';
@@ -109,7 +133,11 @@ const handlers: Handlers = {
     return { value: r, transfer: chunkBuffers(r.first), fds: [r.fd] };
   },
   readDir: (req) => {
-    const r = readDir(req.fd, req.offset, req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined);
+    const r = readDir(
+      req.fd,
+      req.offset,
+      req.links ? { root: req.root, path: b(req.path), links: req.links } : undefined,
+    );
     return { value: r, transfer: chunkBuffers(r) };
   },
   closeAll: (req) => ({ value: closeAll(req.fds) }),

@@ -23,8 +23,25 @@
  */
 import { AT, O, RESOLVE, close, cpath, openat2 } from '../sys/libc.js';
 import {
-  AT_REMOVEDIR, KEEP_ID, UTIME, fallocate, fchmod, fchmodat2, fchownat, fsync, ftruncate, linkat,
-  mkdirat, mknodat, pwrite, removexattrat, renameat2, setxattrat, symlinkat, unlinkat, utimensat,
+  AT_REMOVEDIR,
+  KEEP_ID,
+  UTIME,
+  fallocate,
+  fchmod,
+  fchmodat2,
+  fchownat,
+  fsync,
+  ftruncate,
+  linkat,
+  mkdirat,
+  mknodat,
+  pwrite,
+  removexattrat,
+  renameat2,
+  setxattrat,
+  symlinkat,
+  unlinkat,
+  utimensat,
   type Timespec,
 } from '../sys/write-calls.js';
 import { NsviewError, E } from '../sys/errors.js';
@@ -47,7 +64,6 @@ export interface DirRef {
   ownDev: number;
 }
 
-
 const EMPTY = cpath('');
 /** Opening a name in a checked directory: that entry itself, never a symlink, never elsewhere. */
 const BENEATH = RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV;
@@ -58,7 +74,7 @@ function viewOf(rec: Uint8Array): StatxView {
 
 /** Refuse writes into filesystems that stay read-only whatever the mount says. */
 function assertWritableFs(fd: number, st: StatxView, ownDev: number): void {
-  if (ownDev !== 0 && st.dev === ownDev) throw new NsviewError(E.EROFS, 'nsview\'s own mount');
+  if (ownDev !== 0 && st.dev === ownDev) throw new NsviewError(E.EROFS, "nsview's own mount");
   if (isPseudoFs(fsMagicOf(fd))) throw new NsviewError(E.EROFS, 'a kernel pseudo filesystem');
 }
 
@@ -189,8 +205,14 @@ export function renameIn(from: DirRef, oldName: Buffer, to: DirRef, newName: Buf
 }
 
 /** open(2) flags a created or opened-for-writing file keeps (the rest are the kernel's or ours). */
-const KEPT_FLAGS = 0o3 /* O_ACCMODE */ | 0o2000 /* O_APPEND */ | 0o1000 /* O_TRUNC */ | 0o40000 /* O_DIRECT */ |
-  0o4010000 /* O_SYNC */ | 0o10000 /* O_DSYNC */ | O.NOATIME;
+const KEPT_FLAGS =
+  0o3 /* O_ACCMODE */ |
+  0o2000 /* O_APPEND */ |
+  0o1000 /* O_TRUNC */ |
+  0o40000 /* O_DIRECT */ |
+  0o4010000 /* O_SYNC */ |
+  0o10000 /* O_DSYNC */ |
+  O.NOATIME;
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 
@@ -231,10 +253,18 @@ export function reopenForWriting(pathFd: number, flags: number): number {
   return reopenFd(pathFd, flags & KEPT_FLAGS);
 }
 
-
 export const FATTR = {
-  MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, FH: 64, ATIME_NOW: 128, MTIME_NOW: 256,
-  CTIME: 1024, KILL_SUIDGID: 2048,
+  MODE: 1,
+  UID: 2,
+  GID: 4,
+  SIZE: 8,
+  ATIME: 16,
+  MTIME: 32,
+  FH: 64,
+  ATIME_NOW: 128,
+  MTIME_NOW: 256,
+  CTIME: 1024,
+  KILL_SUIDGID: 2048,
 } as const;
 
 /**
@@ -269,7 +299,13 @@ export function setattrNode(ref: DirRef, a: SetattrFields, openFd: number | unde
     if (a.valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
       const t = (set: number, now: number, v: Timespec): Timespec =>
         a.valid & now ? { sec: 0n, nsec: UTIME.NOW } : a.valid & set ? v : { sec: 0n, nsec: UTIME.OMIT };
-      utimensat(fd, EMPTY, t(FATTR.ATIME, FATTR.ATIME_NOW, a.atime), t(FATTR.MTIME, FATTR.MTIME_NOW, a.mtime), AT.EMPTY_PATH);
+      utimensat(
+        fd,
+        EMPTY,
+        t(FATTR.ATIME, FATTR.ATIME_NOW, a.atime),
+        t(FATTR.MTIME, FATTR.MTIME_NOW, a.mtime),
+        AT.EMPTY_PATH,
+      );
     }
     return statxOfFd(fd);
   } finally {

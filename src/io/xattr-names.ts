@@ -1,6 +1,6 @@
 /** Is `name` one of the NUL-terminated names in `list` (as listxattr returns them)? */
 export function hasXattrName(list: Uint8Array, name: Uint8Array): boolean {
-  for (let start = 0; start < list.length; ) {
+  for (let start = 0; start < list.length;) {
     let end = list.indexOf(0, start);
     if (end < 0) end = list.length;
     if (end - start === name.length && name.every((b, i) => list[start + i] === b)) return true;
@@ -19,7 +19,7 @@ export function isTrustedXattr(name: Uint8Array): boolean {
 /** `list` (NUL-terminated names) without its trusted.* names. */
 export function withoutTrustedXattrs(list: Uint8Array): Buffer {
   const kept: Uint8Array[] = [];
-  for (let start = 0; start < list.length; ) {
+  for (let start = 0; start < list.length;) {
     let end = list.indexOf(0, start);
     if (end < 0) end = list.length;
     if (!isTrustedXattr(list.subarray(start, end))) kept.push(list.subarray(start, Math.min(end + 1, list.length)));

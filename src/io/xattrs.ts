@@ -28,7 +28,12 @@ function copyOf(buf: Buffer, n: number): Uint8Array {
  * O_PATH fds, so the parent is resolved in-root and the last component is addressed relative to
  * it without following: one validated name cannot leave the parent.
  */
-function onFile<T>(root: RootRef, path: Buffer, viaAt: (dirfd: number, name: Buffer) => T, viaFd: (fd: number) => T): T {
+function onFile<T>(
+  root: RootRef,
+  path: Buffer,
+  viaAt: (dirfd: number, name: Buffer) => T,
+  viaFd: (fd: number) => T,
+): T {
   checkGuard(root);
   if (!xattratMissing) {
     const slash = path.lastIndexOf(0x2f);

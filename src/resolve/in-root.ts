@@ -62,7 +62,11 @@ function resolveLongNodePath(rootfd: number, path: Buffer, opts: ResolveOptions)
       }
       const cut = path.lastIndexOf(0x2f, start + SEGMENT_MAX);
       if (cut <= start) throw new NsviewError(E.ENAMETOOLONG, 'path component too long');
-      const next = resolveOnce(dirfd, path.subarray(start, cut), { nodePath: true, followLast: false, flags: O.PATH | O.DIRECTORY });
+      const next = resolveOnce(dirfd, path.subarray(start, cut), {
+        nodePath: true,
+        followLast: false,
+        flags: O.PATH | O.DIRECTORY,
+      });
       if (dirfd !== rootfd) close(dirfd);
       dirfd = next;
       start = cut + 1;

@@ -59,7 +59,12 @@ function endsWithSlash(b: Buffer): boolean {
  * container races to create it, nothing can climb out. A link that loops inside the container
  * points at itself, so it still loops (ELOOP) on the host.
  */
-export function viewLink(rootFd: number, path: Buffer, links: LinkView, budget: LinkBudget = { steps: LINK_STEPS }): Uint8Array {
+export function viewLink(
+  rootFd: number,
+  path: Buffer,
+  links: LinkView,
+  budget: LinkBudget = { steps: LINK_STEPS },
+): Uint8Array {
   const linkParts = components(path);
   const linkDir = linkParts.slice(0, -1);
   const first = Buffer.from(readLinkInRoot(rootFd, path));
@@ -140,7 +145,9 @@ export function viewLink(rootFd: number, path: Buffer, links: LinkView, budget: 
       }
       const opaque =
         st.isDir &&
-        ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) || st.dev === links.ownDev || (links.viewDevs?.includes(st.dev) ?? false));
+        ((st.isMountRoot && !links.pseudo && isPseudoFs(fsType)) ||
+          st.dev === links.ownDev ||
+          (links.viewDevs?.includes(st.dev) ?? false));
       if (opaque || (!st.isDir && pending.length > 0)) unresolved = true;
       if (!st.isDir && pending.length === 0 && mustBeDir) unresolved = true;
     }

@@ -154,7 +154,10 @@ export function getxattrat(dirfd: number, path: Buffer, flags: number, name: Buf
 
 /** listxattrat(2) (Linux 6.13+). */
 export function listxattrat(dirfd: number, path: Buffer, flags: number, list: Buffer): number {
-  return check(sys_listxattrat(SYS_listxattrat, dirfd, path, flags, list.length === 0 ? null : list, list.length), 'listxattrat');
+  return check(
+    sys_listxattrat(SYS_listxattrat, dirfd, path, flags, list.length === 0 ? null : list, list.length),
+    'listxattrat',
+  );
 }
 
 const XATTR_ARGS_SIZE = 16;

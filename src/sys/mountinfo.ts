@@ -36,7 +36,9 @@ export interface MountinfoEntry {
 
 /** Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` backslash). */
 export function unescapeMountinfo(s: string): string {
-  return s.includes('\\') ? s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8) & 0xff)) : s;
+  return s.includes('\\')
+    ? s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8) & 0xff))
+    : s;
 }
 
 /** A byte string (latin1) as text: UTF-8 decoded, U+FFFD where the bytes are not UTF-8. */

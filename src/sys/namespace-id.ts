@@ -86,7 +86,8 @@ const idBuf = Buffer.alloc(8);
 export function mountNamespaceId(nsFd: number): bigint {
   idBuf.fill(0);
   if (c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID, idBuf) < 0) {
-    if (koffi.errno() !== E.ENOTTY || c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID_LEGACY, idBuf) < 0) fail('NS_GET_MNTNS_ID');
+    if (koffi.errno() !== E.ENOTTY || c_ioctl_ptr(nsFd, NSFS_IOCTL.GET_MNTNS_ID_LEGACY, idBuf) < 0)
+      fail('NS_GET_MNTNS_ID');
   }
   return idBuf.readBigUInt64LE(0);
 }

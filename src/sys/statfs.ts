@@ -58,7 +58,17 @@ export interface Statfs {
 }
 
 // Offsets: type, bsize, blocks, bfree, bavail, files, ffree, fsid (2 x s32), namelen, frsize.
-const OFF = { type: 0, bsize: 8, blocks: 16, bfree: 24, bavail: 32, files: 40, ffree: 48, namelen: 64, frsize: 72 } as const;
+const OFF = {
+  type: 0,
+  bsize: 8,
+  blocks: 16,
+  bfree: 24,
+  bavail: 32,
+  files: 40,
+  ffree: 48,
+  namelen: 64,
+  frsize: 72,
+} as const;
 
 export function decodeStatfs(raw: Uint8Array): Statfs {
   const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);

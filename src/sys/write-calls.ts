@@ -127,7 +127,14 @@ export function umask(mask: number): number {
 
 const XATTR_ARGS_SIZE = 16;
 /** setxattrat(2) (Linux 6.13+): the xattr of `name` in `dirfd`, not followed with AT_SYMLINK_NOFOLLOW. */
-export function setxattrat(dirfd: number, name: Buffer, atFlags: number, attr: Buffer, value: Buffer, flags: number): void {
+export function setxattrat(
+  dirfd: number,
+  name: Buffer,
+  atFlags: number,
+  attr: Buffer,
+  value: Buffer,
+  flags: number,
+): void {
   // struct xattr_args { __aligned_u64 value; __u32 size; __u32 flags; }
   const args = Buffer.alloc(XATTR_ARGS_SIZE);
   args.writeBigUInt64LE(value.length === 0 ? 0n : BigInt(koffi.address(value) as bigint | number), 0);

@@ -58,7 +58,11 @@ export class ByPidDir implements NodeKind<Node>, FixedDir, CatalogListener {
       const snap = await this.vc.catalog.fresh(250);
       const pids = [...snap.pidToNamespace.keys()].sort((a, b) => a - b);
       return listEntries(
-        pids.map((pid) => ({ name: Buffer.from(String(pid)), ino: InodeNumbers.virtual(0x1_0000_0000n + BigInt(pid)), type: DT.LNK })),
+        pids.map((pid) => ({
+          name: Buffer.from(String(pid)),
+          ino: InodeNumbers.virtual(0x1_0000_0000n + BigInt(pid)),
+          type: DT.LNK,
+        })),
         BYPID_ID,
       );
     });

@@ -29,7 +29,9 @@ export class FdCloser {
     this.closeTimer = undefined;
     const fds = this.toClose.splice(0);
     if (fds.length === 0) return;
-    this.io.run({ op: 'closeAll', fds }, 0).catch((err) => this.trace?.('close', `${fds.length} fds: ${(err as Error).message}`));
+    this.io
+      .run({ op: 'closeAll', fds }, 0)
+      .catch((err) => this.trace?.('close', `${fds.length} fds: ${(err as Error).message}`));
   }
 
   /** Close a read or directory fd of namespace `nsInode` at once, then release its pin. */

@@ -40,7 +40,12 @@ export class Listings {
   private readonly lists = new Map<bigint, ListItem[]>();
 
   /** The entries after `offset` of directory `nodeid`; `compute` gives the whole listing. */
-  async serve(nodeid: bigint, offset: bigint, plus: boolean, compute: () => ListItem[] | Promise<ListItem[]>): Promise<DirEntry[]> {
+  async serve(
+    nodeid: bigint,
+    offset: bigint,
+    plus: boolean,
+    compute: () => ListItem[] | Promise<ListItem[]>,
+  ): Promise<DirEntry[]> {
     let list = offset === 0n ? undefined : this.lists.get(nodeid);
     if (!list) {
       list = await compute();

@@ -185,11 +185,21 @@ export class NameTree implements CatalogListener {
       const items: Array<Omit<ListItem, 'off'>> = [];
       for (const d of content?.dirs ?? []) {
         const path = [...dir.path, d];
-        items.push({ name: Buffer.from(d), ino: this.dirs.get(keyOf(path))?.id ?? listedIno(keyOf(path)), type: DT.DIR, entry: () => this.dirEntry(path) });
+        items.push({
+          name: Buffer.from(d),
+          ino: this.dirs.get(keyOf(path))?.id ?? listedIno(keyOf(path)),
+          type: DT.DIR,
+          entry: () => this.dirEntry(path),
+        });
       }
       for (const [name, ns] of [...(content?.links ?? NO_LINKS)].sort(([a], [b]) => (a < b ? -1 : 1))) {
         if (!alive.has(ns)) continue;
-        items.push({ name: Buffer.from(name), ino: listedIno(`${dir.key}\0${name}`), type: DT.LNK, entry: () => this.links.entry(dir.key, dir.path.length, name, ns) });
+        items.push({
+          name: Buffer.from(name),
+          ino: listedIno(`${dir.key}\0${name}`),
+          type: DT.LNK,
+          entry: () => this.links.entry(dir.key, dir.path.length, name, ns),
+        });
       }
       return listEntries(items, dir.id);
     });

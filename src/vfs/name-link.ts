@@ -36,7 +36,14 @@ export class NameLinks implements NodeKind<NameLinkNode> {
     const key = `${dirKey}\0${name}\0${nsInode}`;
     let node = this.byKey.get(key);
     if (!node) {
-      node = { id: BigInt(this.vc.nodes.newId()), kind: this, key, nsInode, target: namespaceLinkTarget(depth, nsInode), nlookup: 0 };
+      node = {
+        id: BigInt(this.vc.nodes.newId()),
+        kind: this,
+        key,
+        nsInode,
+        target: namespaceLinkTarget(depth, nsInode),
+        nlookup: 0,
+      };
       this.byKey.set(key, node);
       this.vc.nodes.add(node);
     }

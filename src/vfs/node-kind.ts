@@ -60,7 +60,13 @@ export interface NodeKind<N extends Node> {
   mkdir?(ctx: RequestContext, dir: N, name: Buffer, mode: number): Promise<Entry>;
   mknod?(ctx: RequestContext, dir: N, name: Buffer, mode: number, rdev: number): Promise<Entry>;
   symlink?(ctx: RequestContext, dir: N, name: Buffer, target: Buffer): Promise<Entry>;
-  create?(ctx: RequestContext, dir: N, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }>;
+  create?(
+    ctx: RequestContext,
+    dir: N,
+    name: Buffer,
+    mode: number,
+    flags: number,
+  ): Promise<{ entry: Entry; open: OpenReply }>;
   /** A hard link to `node` as `name` in `dir`; `dir` may be of another kind (then EXDEV). */
   link?(ctx: RequestContext, node: N, dir: Node, name: Buffer): Promise<Entry>;
   unlink?(ctx: RequestContext, dir: N, name: Buffer, isDir: boolean): Promise<void>;

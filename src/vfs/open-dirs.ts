@@ -53,20 +53,36 @@ export class OpenDirs {
   }
 
   /** The chunk holding the entries after `offset`, reading or reopening as needed. */
-  private async dirChunk(n: RealNode, offset: bigint, signal: AbortSignal | undefined): Promise<{ c: DirCursor; start: number }> {
+  private async dirChunk(
+    n: RealNode,
+    offset: bigint,
+    signal: AbortSignal | undefined,
+  ): Promise<{ c: DirCursor; start: number }> {
     const vc = this.vc;
     vc.live(n.binding, E.ESTALE);
     let c = offset === 0n ? undefined : this.cursors.get(n.id);
     if (!c) {
-      const { value: r, unpin } = await this.openPinned(n, (root) => ({
-        op: 'openDirAndRead',
-        root,
-        path: n.path,
-        dev: n.dev,
-        ino: n.ino,
-        links: vc.linkView(this.links),
-      }), signal);
-      c = { nodeid: n.id, binding: n.binding, nsInode: n.nsInode, fd: r.fd, chunk: { from: 0n, data: r.first }, lastUsed: performance.now(), unpin };
+      const { value: r, unpin } = await this.openPinned(
+        n,
+        (root) => ({
+          op: 'openDirAndRead',
+          root,
+          path: n.path,
+          dev: n.dev,
+          ino: n.ino,
+          links: vc.linkView(this.links),
+        }),
+        signal,
+      );
+      c = {
+        nodeid: n.id,
+        binding: n.binding,
+        nsInode: n.nsInode,
+        fd: r.fd,
+        chunk: { from: 0n, data: r.first },
+        lastUsed: performance.now(),
+        unpin,
+      };
       this.cursors.put(c);
       if (!n.binding.alive) {
         // Died while the directory was opened: its fd goes now, nothing of it is served.
@@ -80,7 +96,12 @@ export class OpenDirs {
       const cur = c;
       const data = await vc.inRoot(
         n.binding,
-        (root) => vc.io.run({ op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView(this.links) }, n.nsInode, { signal }),
+        (root) =>
+          vc.io.run(
+            { op: 'readDir', root, path: n.path, fd: cur.fd, offset: from, links: vc.linkView(this.links) },
+            n.nsInode,
+            { signal },
+          ),
         E.ESTALE,
         signal,
       );

@@ -156,7 +156,10 @@ export class OpenFiles {
     const unpin = await vc.roots.pin(vc.namespace(b));
     try {
       const r = await vc.inRoot(b, (root) =>
-        vc.io.run({ op: 'openForWriting', node: { root, path: n.path, dev: n.dev, ino: n.ino, ownDev: vc.ownDev }, flags }, n.nsInode),
+        vc.io.run(
+          { op: 'openForWriting', node: { root, path: n.path, dev: n.dev, ino: n.ino, ownDev: vc.ownDev }, flags },
+          n.nsInode,
+        ),
       );
       return this.adopt(b, n.nsInode, n.id, r.fd, unpin);
     } catch (err) {
@@ -173,7 +176,15 @@ export class OpenFiles {
    * caching too.
    */
   adopt(b: NamespaceBinding, nsInode: number, nodeId: bigint, fd: number, unpin: () => void): OpenReply {
-    const f: OpenFile = { binding: b, nsInode, pseudo: false, nodeId, unpin, opened: Promise.resolve(fd), writable: true };
+    const f: OpenFile = {
+      binding: b,
+      nsInode,
+      pseudo: false,
+      nodeId,
+      unpin,
+      opened: Promise.resolve(fd),
+      writable: true,
+    };
     if (!b.alive) {
       this.closeFds(f);
       throw new NsviewError(E.ENOENT, `namespace ${b.inode} is gone`);
@@ -267,7 +278,9 @@ export class OpenFiles {
     this.vc.live(f.binding, E.ESTALE);
     // The reopen is shared by every read of the handle: an interrupt only stops waiting for it.
     const fd = await abortable(this.fileFd(f), ctx.signal);
-    const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode, { signal: ctx.signal });
+    const written = await this.vc.io.run({ op: 'readReply', fd, offset, size, reply: ctx.delegateReply() }, f.nsInode, {
+      signal: ctx.signal,
+    });
     if (written !== 0 && written !== E.ENOENT) {
       const why = `the device refused the reply: ${errnoName(written)}`;
       this.vc.opts.trace?.('read', why);
@@ -313,7 +326,10 @@ export class OpenFiles {
       f.pathFd = undefined;
       f.unpin();
     } else if (f.opened !== undefined) {
-      f.opened.then((fd) => this.closer.closeLater(fd, f.nsInode, f.unpin), () => f.unpin());
+      f.opened.then(
+        (fd) => this.closer.closeLater(fd, f.nsInode, f.unpin),
+        () => f.unpin(),
+      );
     } else {
       f.unpin();
     }
@@ -337,7 +353,10 @@ export class OpenFiles {
       this.vc.session?.backing?.close(io.backingId);
     } catch (err) {
       // Only a connection already gone refuses: its ids went with it.
-      this.vc.opts.trace?.('release', `backing id ${io.backingId}: ${err instanceof Error ? err.message : String(err)}`);
+      this.vc.opts.trace?.(
+        'release',
+        `backing id ${io.backingId}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 

@@ -159,7 +159,19 @@ export class RealNodes {
       node = undefined;
     }
     if (!node) {
-      node = new RealNodeRecord(this.kind, this.table.newId(), binding, dir === undefined ? via : undefined, dir, dir === undefined ? '' : name, dev, ino, type, opaque, onPseudo);
+      node = new RealNodeRecord(
+        this.kind,
+        this.table.newId(),
+        binding,
+        dir === undefined ? via : undefined,
+        dir,
+        dir === undefined ? '' : name,
+        dev,
+        ino,
+        type,
+        opaque,
+        onPseudo,
+      );
       if (dir === undefined) this.roots.set(key, node);
       else (dir.children ??= new Map()).set(node.name, node);
       this.table.add(node);
@@ -223,7 +235,8 @@ export class RealNodes {
    * symlink mode); a scan: only when a namespace died.
    */
   *idsOf(binding: NamespaceBinding): Iterable<bigint> {
-    for (const n of this.table.values()) if (n instanceof RealNodeRecord && n.kind === this.kind && n.binding === binding) yield n.id;
+    for (const n of this.table.values())
+      if (n instanceof RealNodeRecord && n.kind === this.kind && n.binding === binding) yield n.id;
   }
 
   /** Forget the roots of a dead namespace: a later lookup of its number finds another binding. */

@@ -42,7 +42,16 @@ function ownerOf(ctx: RequestContext): Owner | undefined {
 }
 
 /** What statfs answers where there is no filesystem to ask. */
-export const EMPTY_STATFS: StatFs = { blocks: 0n, bfree: 0n, bavail: 0n, files: 0n, ffree: 0n, bsize: 4096, namelen: 255, frsize: 4096 };
+export const EMPTY_STATFS: StatFs = {
+  blocks: 0n,
+  bfree: 0n,
+  bavail: 0n,
+  files: 0n,
+  ffree: 0n,
+  bsize: 4096,
+  namelen: 255,
+  frsize: 4096,
+};
 
 /**
  * trusted.* attributes are for CAP_SYS_ADMIN only: the kernel lists them to nobody else and answers
@@ -98,7 +107,11 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   /** Stat a node path (fast path first); ENOENT for what the view does not show (see hidden). */
-  private async statReal(b: NamespaceBinding, path: InRootPath, signal?: AbortSignal): Promise<{ st: StatxView; fsType: number }> {
+  private async statReal(
+    b: NamespaceBinding,
+    path: InRootPath,
+    signal?: AbortSignal,
+  ): Promise<{ st: StatxView; fsType: number }> {
     const vc = this.vc;
     vc.live(b);
     const held = vc.roots.peek(b.id);
@@ -109,7 +122,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
       st = new StatxView(Buffer.from(fast.stat.buffer));
       fsType = fast.fsType;
     } else {
-      const r = await vc.inRoot(b, (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode, { signal }), undefined, signal);
+      const r = await vc.inRoot(
+        b,
+        (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode, { signal }),
+        undefined,
+        signal,
+      );
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
       fsType = r.fsType;
       vc.fast.learn(st, fsType);
@@ -121,11 +139,20 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   /** The entry for `name` in directory `parent` (a namespace root: parent undefined, name ''). */
-  private entry(b: NamespaceBinding, parent: RealNode | undefined, name: string, st: StatxView, fsType: number, top: boolean, via: RootVia = 'ino'): Entry {
+  private entry(
+    b: NamespaceBinding,
+    parent: RealNode | undefined,
+    name: string,
+    st: StatxView,
+    fsType: number,
+    top: boolean,
+    via: RootVia = 'ino',
+  ): Entry {
     const opts = this.vc.opts;
     // fsType is 0 for entries of a listing, which never include mount roots: those are on their
     // directory's filesystem.
-    const onPseudo = fsType !== 0 ? isPseudoFs(fsType) : parent !== undefined && parent.onPseudo && parent.dev === st.dev;
+    const onPseudo =
+      fsType !== 0 ? isPseudoFs(fsType) : parent !== undefined && parent.onPseudo && parent.dev === st.dev;
     const node = this.nodes.lookup(b, parent, name, st.dev, st.ino, st.type, this.isOpaque(st, fsType), onPseudo, via);
     return {
       nodeid: node.id,
@@ -220,7 +247,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async statfs(ctx: RequestContext, n: RealNode): Promise<StatFs> {
     if (this.vc.fromSelf(ctx)) return EMPTY_STATFS;
-    const raw = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
+    const raw = await this.vc.inRoot(
+      n.binding,
+      (root) => this.vc.io.run({ op: 'statfs', root, path: n.path }, n.nsInode, { signal: ctx.signal }),
+      undefined,
+      ctx.signal,
+    );
     return decodeStatfs(raw);
   }
 
@@ -234,7 +266,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if (!mayReadTrusted(ctx) && isTrustedXattr(name)) throw new NsviewError(E.ENODATA);
     const known = this.xattrNames.get(n.id);
     if (known && !hasXattrName(known, name)) throw new NsviewError(E.ENODATA);
-    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
+    const r = await this.vc.inRoot(
+      n.binding,
+      (root) => this.vc.io.run({ op: 'getxattr', root, path: n.path, name }, n.nsInode, { signal: ctx.signal }),
+      undefined,
+      ctx.signal,
+    );
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, r.names);
     if (!r.value) throw new NsviewError(E.ENODATA);
@@ -243,7 +280,12 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
 
   async listxattr(ctx: RequestContext, n: RealNode): Promise<Buffer> {
     if (this.vc.fromSelf(ctx)) return Buffer.alloc(0);
-    const v = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode, { signal: ctx.signal }), undefined, ctx.signal);
+    const v = await this.vc.inRoot(
+      n.binding,
+      (root) => this.vc.io.run({ op: 'listxattr', root, path: n.path }, n.nsInode, { signal: ctx.signal }),
+      undefined,
+      ctx.signal,
+    );
     this.vc.live(n.binding);
     this.xattrNames.set(n.id, v);
     return mayReadTrusted(ctx) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : withoutTrustedXattrs(v);
@@ -260,7 +302,9 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     if (type === S_IFREG) return this.files.fileAttr(fh, which);
     if (type !== S_IFDIR) throw new NsviewError(E.ENOTTY);
     const { path, dev, ino } = n;
-    const r = await this.vc.inRoot(n.binding, (root) => this.vc.io.run({ op: 'dirAttr', root, path, dev, ino, which }, n.nsInode));
+    const r = await this.vc.inRoot(n.binding, (root) =>
+      this.vc.io.run({ op: 'dirAttr', root, path, dev, ino, which }, n.nsInode),
+    );
     this.vc.live(n.binding);
     return Buffer.from(r.buffer, r.byteOffset, r.byteLength);
   }
@@ -282,7 +326,8 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
   }
 
   private refuseRawWrites(): void {
-    if (this.links === 'raw') throw new NsviewError(E.EROFS, 'raw/ is read-only: its absolute links lead to host paths');
+    if (this.links === 'raw')
+      throw new NsviewError(E.EROFS, 'raw/ is read-only: its absolute links lead to host paths');
   }
 
   /** A directory new entries may go into: no pseudo filesystem or own mount (shown opaque). */
@@ -290,7 +335,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     this.refuseRawWrites();
     assertComponent(name);
     if (!this.isDirectory(dir)) throw new NsviewError(E.ENOTDIR);
-    if (dir.opaque) throw new NsviewError(E.EROFS, 'a kernel pseudo filesystem or nsview\'s own mount');
+    if (dir.opaque) throw new NsviewError(E.EROFS, "a kernel pseudo filesystem or nsview's own mount");
   }
 
   /** The entry of a file just made as `name` in `dir` (one kernel reference, as LOOKUP). */
@@ -325,7 +370,13 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     return this.made(dir, name, rec);
   }
 
-  async create(ctx: RequestContext, dir: RealNode, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }> {
+  async create(
+    ctx: RequestContext,
+    dir: RealNode,
+    name: Buffer,
+    mode: number,
+    flags: number,
+  ): Promise<{ entry: Entry; open: OpenReply }> {
     this.writableDir(dir, name);
     const vc = this.vc;
     const unpin = await vc.roots.pin(vc.namespace(dir.binding));
@@ -363,17 +414,33 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     this.nodes.removed(dir, name.toString('latin1'));
   }
 
-  async rename(ctx: RequestContext, dir: RealNode, name: Buffer, to: Node, newName: Buffer, flags: number): Promise<void> {
+  async rename(
+    ctx: RequestContext,
+    dir: RealNode,
+    name: Buffer,
+    to: Node,
+    newName: Buffer,
+    flags: number,
+  ): Promise<void> {
     this.refuseRawWrites();
     const target = this.sameNamespace(dir, to);
     this.writableDir(dir, name);
     this.writableDir(target, newName);
     await this.vc.inRoot(dir.binding, (root) =>
-      this.vc.io.run({ op: 'rename', from: this.ref(dir, root), oldName: name, to: this.ref(target, root), newName, flags }, dir.nsInode),
+      this.vc.io.run(
+        { op: 'rename', from: this.ref(dir, root), oldName: name, to: this.ref(target, root), newName, flags },
+        dir.nsInode,
+      ),
     );
     this.dirs.drop(dir.id);
     this.dirs.drop(target.id);
-    this.nodes.renamed(dir, name.toString('latin1'), target, newName.toString('latin1'), (flags & RENAME_EXCHANGE) !== 0);
+    this.nodes.renamed(
+      dir,
+      name.toString('latin1'),
+      target,
+      newName.toString('latin1'),
+      (flags & RENAME_EXCHANGE) !== 0,
+    );
   }
 
   async setattr(ctx: RequestContext, n: RealNode, a: SetattrRequest): Promise<AttrReply> {

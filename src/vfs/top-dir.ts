@@ -71,7 +71,12 @@ export class TopDir implements NodeKind<Node>, CatalogListener {
         type: DT.DIR,
         // A namespace that died since the listing was computed gets no entry (the kernel then
         // looks the name up, and finds whichever namespace has the number by then).
-        entry: st && (() => (this.vc.bindings.get(ns.id)?.alive === false ? undefined : this.tree.listedRootEntry(this.vc.binding(ns), st, xattrNames))),
+        entry:
+          st &&
+          (() =>
+            this.vc.bindings.get(ns.id)?.alive === false
+              ? undefined
+              : this.tree.listedRootEntry(this.vc.binding(ns), st, xattrNames)),
       });
     }
     return listEntries(items, this.node.id);

@@ -156,7 +156,12 @@ export class ViewContext {
   }
 
   /** `signal`: the request's, so an interrupted client stops waiting for a way in as well. */
-  inRoot<T>(b: NamespaceBinding, fn: (root: RootRef) => Promise<T>, errno: number = E.ENOENT, signal?: AbortSignal): Promise<T> {
+  inRoot<T>(
+    b: NamespaceBinding,
+    fn: (root: RootRef) => Promise<T>,
+    errno: number = E.ENOENT,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return this.roots.withRoot(
       this.namespace(b, errno),
       async (root) => {
@@ -182,7 +187,11 @@ export class ViewContext {
   /** What a symlink rewrite needs to know of the view (for the io workers). */
   rewriteView(): LinkView {
     const others = this.catalog.current().viewDevs?.filter((d) => d !== this.ownDev);
-    return { ownDev: this.ownDev, pseudo: this.opts.pseudo, ...(others && others.length > 0 ? { viewDevs: others } : {}) };
+    return {
+      ownDev: this.ownDev,
+      pseudo: this.opts.pseudo,
+      ...(others && others.length > 0 ? { viewDevs: others } : {}),
+    };
   }
 
   /** What workers need to size symlinks as a tree of `mode` shows them (undefined for raw links). */
@@ -191,7 +200,13 @@ export class ViewContext {
   }
 
   /** The entry of one of the view's own nodes, counted as one more kernel reference. */
-  virtualEntry(node: Node, kind: 'dir' | 'link', size = 0, mtime?: VirtualTime, timeoutMs = this.opts.topTimeoutMs): Entry {
+  virtualEntry(
+    node: Node,
+    kind: 'dir' | 'link',
+    size = 0,
+    mtime?: VirtualTime,
+    timeoutMs = this.opts.topTimeoutMs,
+  ): Entry {
     node.nlookup++;
     return {
       nodeid: node.id,

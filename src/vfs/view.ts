@@ -56,7 +56,7 @@ const W_OK = 2;
 /** How often the namespaces the kernel holds nodes of are checked for death. */
 const LIVENESS_SWEEP_MS = 100;
 const O_ACCMODE = 3;
-const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100 /* O_CREAT */;
+const O_WRITE_FLAGS = 0o1000 /* O_TRUNC */ | 0o2000 /* O_APPEND */ | 0o100; /* O_CREAT */
 
 export class NamespaceView implements FuseOperations {
   private readonly vc: ViewContext;
@@ -68,7 +68,13 @@ export class NamespaceView implements FuseOperations {
   private readonly listeners: CatalogListener[];
   private readonly livenessTimer: NodeJS.Timeout;
 
-  constructor(catalog: NamespaceCatalog, roots: NamespaceAccess, io: IoPool, opts: ViewOptions, names: ContainerNameSource = NO_CONTAINER_NAMES) {
+  constructor(
+    catalog: NamespaceCatalog,
+    roots: NamespaceAccess,
+    io: IoPool,
+    opts: ViewOptions,
+    names: ContainerNameSource = NO_CONTAINER_NAMES,
+  ) {
     const vc = (this.vc = new ViewContext(catalog, roots, io, opts));
     const closer = new FdCloser(io, opts.trace);
     const listings = new Listings();
@@ -174,7 +180,8 @@ export class NamespaceView implements FuseOperations {
 
   async open(ctx: RequestContext, nodeid: bigint, flags: number): Promise<OpenReply> {
     if (this.vc.fromSelf(ctx)) throw new NsviewError(E.ENOENT);
-    if (((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) && !this.vc.opts.readWrite) throw new NsviewError(E.EROFS);
+    if (((flags & O_ACCMODE) !== 0 || (flags & O_WRITE_FLAGS) !== 0) && !this.vc.opts.readWrite)
+      throw new NsviewError(E.EROFS);
     const n = this.node(nodeid);
     if (!n.kind.open) throw new NsviewError(E.EISDIR);
     return n.kind.open(ctx, n, flags);
@@ -209,7 +216,8 @@ export class NamespaceView implements FuseOperations {
 
   async access(ctx: RequestContext, nodeid: bigint, mask: number): Promise<void> {
     const n = this.node(nodeid);
-    if (mask & W_OK && !(this.vc.opts.readWrite && n.kind.setattr && n.kind.acceptsWrites !== false)) throw new NsviewError(E.EROFS);
+    if (mask & W_OK && !(this.vc.opts.readWrite && n.kind.setattr && n.kind.acceptsWrites !== false))
+      throw new NsviewError(E.EROFS);
   }
 
   async getxattr(ctx: RequestContext, nodeid: bigint, name: Buffer): Promise<Buffer> {
@@ -227,7 +235,15 @@ export class NamespaceView implements FuseOperations {
    * Only the read-only file attribute requests (lsattr, mtree flags); every other ioctl, and
    * above all every one that writes, is ENOTTY.
    */
-  async ioctl(ctx: RequestContext, nodeid: bigint, fh: bigint, cmd: number, dir: boolean, inSize: number, outSize: number): Promise<Buffer> {
+  async ioctl(
+    ctx: RequestContext,
+    nodeid: bigint,
+    fh: bigint,
+    cmd: number,
+    dir: boolean,
+    inSize: number,
+    outSize: number,
+  ): Promise<Buffer> {
     const which = fileAttrRequest(cmd);
     if (which === undefined || inSize !== 0) throw new NsviewError(E.ENOTTY);
     const n = this.node(nodeid);
@@ -272,7 +288,13 @@ export class NamespaceView implements FuseOperations {
     return d.kind.symlink(ctx, d, name, target);
   }
 
-  async create(ctx: RequestContext, parent: bigint, name: Buffer, mode: number, flags: number): Promise<{ entry: Entry; open: OpenReply }> {
+  async create(
+    ctx: RequestContext,
+    parent: bigint,
+    name: Buffer,
+    mode: number,
+    flags: number,
+  ): Promise<{ entry: Entry; open: OpenReply }> {
     const d = this.entryDir(ctx, parent);
     if (!d.kind.create) throw new NsviewError(E.EPERM);
     return d.kind.create(ctx, d, name, mode, flags);
@@ -297,7 +319,14 @@ export class NamespaceView implements FuseOperations {
     return d.kind.unlink(ctx, d, name, true);
   }
 
-  async rename(ctx: RequestContext, parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): Promise<void> {
+  async rename(
+    ctx: RequestContext,
+    parent: bigint,
+    name: Buffer,
+    newParent: bigint,
+    newName: Buffer,
+    flags: number,
+  ): Promise<void> {
     const d = this.entryDir(ctx, parent);
     const to = this.node(newParent);
     if (!d.kind.rename) throw new NsviewError(to.kind.rename ? E.EXDEV : E.EPERM);
@@ -330,7 +359,14 @@ export class NamespaceView implements FuseOperations {
     return this.files.fsync(fh, dataOnly);
   }
 
-  async fallocate(ctx: RequestContext, nodeid: bigint, fh: bigint, offset: bigint, length: bigint, mode: number): Promise<void> {
+  async fallocate(
+    ctx: RequestContext,
+    nodeid: bigint,
+    fh: bigint,
+    offset: bigint,
+    length: bigint,
+    mode: number,
+  ): Promise<void> {
     return this.files.fallocate(fh, offset, length, mode);
   }
 

@@ -18,7 +18,18 @@ import { tmpdir } from 'node:os';
 import { mkdir, readFile, readdir, readlink, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { spawnLongLived, type Spawned } from './namespaces.js';
-import { ownerToken, pidAlive, run, sh, shq, waitExit, waitFor, type RunOptions, type RunResult, type Teardown } from './proc.js';
+import {
+  ownerToken,
+  pidAlive,
+  run,
+  sh,
+  shq,
+  waitExit,
+  waitFor,
+  type RunOptions,
+  type RunResult,
+  type Teardown,
+} from './proc.js';
 import { makeRootfs } from './rootfs.js';
 import { OWNER_FILE, removeTree, TMP_PREFIX } from './tmp.js';
 import { unixGetJson } from '../../src/engines/unix-http.js';
@@ -82,7 +93,9 @@ export async function killShimsAndContainers(needle: string): Promise<number> {
       /* gone */
     }
   }
-  await waitFor('killed shims to exit', () => [...victims].every((v) => !pidAlive(v) || isZombie(v)), { timeoutMs: 10_000 }).catch(() => {});
+  await waitFor('killed shims to exit', () => [...victims].every((v) => !pidAlive(v) || isZombie(v)), {
+    timeoutMs: 10_000,
+  }).catch(() => {});
   return victims.size;
 }
 
@@ -135,16 +148,33 @@ export async function startDocker(scope: Teardown, dir: string): Promise<DockerE
   const started = Date.now();
   const d = spawnLongLived(
     [
-      'dockerd', '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', path.join(dir, 'docker.pid'),
-      '-H', `unix://${socket}`, '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
-      '--config-file', path.join(dir, 'daemon.json'), '--storage-driver', 'overlay2',
+      'dockerd',
+      '--data-root',
+      dataRoot,
+      '--exec-root',
+      execRoot,
+      '--pidfile',
+      path.join(dir, 'docker.pid'),
+      '-H',
+      `unix://${socket}`,
+      '--iptables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
+      '--bridge=none',
+      '--config-file',
+      path.join(dir, 'daemon.json'),
+      '--storage-driver',
+      'overlay2',
     ],
     { pdeathsig: 'TERM' },
   );
   const docker = (args: string[], opts?: RunOptions) => run(DOCKER_CLI, ['-H', `unix://${socket}`, ...args], opts);
   scope.teardown(async () => {
     if (d.child.exitCode === null && d.child.signalCode === null) {
-      await sh(`${DOCKER_CLI} -H unix://${shq(socket)} ps -aq | xargs -r ${DOCKER_CLI} -H unix://${shq(socket)} rm -f`, { check: false, timeoutMs: 60_000 });
+      await sh(
+        `${DOCKER_CLI} -H unix://${shq(socket)} ps -aq | xargs -r ${DOCKER_CLI} -H unix://${shq(socket)} rm -f`,
+        { check: false, timeoutMs: 60_000 },
+      );
     }
     await stopDaemon(d);
     await killShimsAndContainers(execRoot);
@@ -159,7 +189,12 @@ export async function startDocker(scope: Teardown, dir: string): Promise<DockerE
   });
   const startMs = Date.now() - started;
   return {
-    socket, execRoot, dataRoot, pid: d.child.pid!, docker, startMs,
+    socket,
+    execRoot,
+    dataRoot,
+    pid: d.child.pid!,
+    docker,
+    startMs,
     pidOf: async (name) => Number((await docker(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim()),
     killDaemon: async () => {
       d.child.kill('SIGKILL');
@@ -193,7 +228,10 @@ export async function startPodman(scope: Teardown, dir: string): Promise<PodmanE
       '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n',
   );
   const podman = (args: string[], opts?: RunOptions) =>
-    run('podman', ['--root', root, '--runroot', runroot, '--tmpdir', tmp, ...args], { ...opts, env: { CONTAINERS_CONF: conf, ...opts?.env } });
+    run('podman', ['--root', root, '--runroot', runroot, '--tmpdir', tmp, ...args], {
+      ...opts,
+      env: { CONTAINERS_CONF: conf, ...opts?.env },
+    });
   scope.teardown(async () => {
     await podman(['rm', '-af', '-t', '0'], { check: false, timeoutMs: 60_000 });
     await podman(['pod', 'rm', '-af', '-t', '0'], { check: false, timeoutMs: 60_000 });
@@ -213,14 +251,34 @@ export async function startPodman(scope: Teardown, dir: string): Promise<PodmanE
     podman,
     pidOf: async (name) => Number((await podman(['inspect', '-f', '{{.State.Pid}}', name])).stdout.trim()),
     startService: async () => {
-      service = spawnLongLived(['podman', '--root', root, '--runroot', runroot, '--tmpdir', tmp, 'system', 'service', '--time=0', `unix://${socket}`], {
-        pdeathsig: 'TERM',
-        env: { CONTAINERS_CONF: conf },
-      });
+      service = spawnLongLived(
+        [
+          'podman',
+          '--root',
+          root,
+          '--runroot',
+          runroot,
+          '--tmpdir',
+          tmp,
+          'system',
+          'service',
+          '--time=0',
+          `unix://${socket}`,
+        ],
+        {
+          pdeathsig: 'TERM',
+          env: { CONTAINERS_CONF: conf },
+        },
+      );
       const s = service;
       await waitFor(
         'podman API to serve',
-        async () => s.child.exitCode === null && (await unixGetJson(socket, '/v4.0.0/libpod/version', { timeoutMs: 2_000 }).then(() => true, () => false)),
+        async () =>
+          s.child.exitCode === null &&
+          (await unixGetJson(socket, '/v4.0.0/libpod/version', { timeoutMs: 2_000 }).then(
+            () => true,
+            () => false,
+          )),
         { timeoutMs: START_TIMEOUT_MS, intervalMs: 100 },
       ).catch((e: unknown) => {
         throw new Error(`${String(e)}\n${describe(s)}`);
@@ -238,7 +296,11 @@ export interface ContainerdEngine {
   pid: number;
   ctr(namespace: string, args: string[], opts?: RunOptions): Promise<RunResult>;
   /** `ctr run -d --rootfs ROOTFS ID sleep` with labels and annotations; returns the init PID. */
-  run(namespace: string, id: string, opts?: { annotations?: Record<string, string>; labels?: Record<string, string> }): Promise<number>;
+  run(
+    namespace: string,
+    id: string,
+    opts?: { annotations?: Record<string, string>; labels?: Record<string, string> },
+  ): Promise<number>;
   /** Kills and deletes a task and its container. */
   remove(namespace: string, id: string): Promise<void>;
   /** SIGKILLs the daemon (its shims and containers live on until teardown). */
@@ -277,7 +339,17 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
   const namespaces = new Set<string>();
   const remove = async (ns: string, id: string): Promise<void> => {
     await ctr(ns, ['task', 'kill', '-s', 'KILL', id], { check: false });
-    await waitFor(`task ${id} to stop`, async () => !/RUNNING/.test((await ctr(ns, ['task', 'ls'], { check: false })).stdout.split('\n').filter((l) => l.startsWith(`${id} `)).join('')), { timeoutMs: 10_000, intervalMs: 100 }).catch(() => {});
+    await waitFor(
+      `task ${id} to stop`,
+      async () =>
+        !/RUNNING/.test(
+          (await ctr(ns, ['task', 'ls'], { check: false })).stdout
+            .split('\n')
+            .filter((l) => l.startsWith(`${id} `))
+            .join(''),
+        ),
+      { timeoutMs: 10_000, intervalMs: 100 },
+    ).catch(() => {});
     await ctr(ns, ['task', 'rm', '-f', id], { check: false });
     await ctr(ns, ['container', 'rm', id], { check: false });
     made.delete(`${ns}/${id}`);
@@ -299,14 +371,21 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
   });
   await waitFor(
     'containerd to serve',
-    async () => d.child.exitCode === null && (await run('ctr', ['-a', socket, 'version'], { check: false, timeoutMs: 5_000 })).code === 0,
+    async () =>
+      d.child.exitCode === null &&
+      (await run('ctr', ['-a', socket, 'version'], { check: false, timeoutMs: 5_000 })).code === 0,
     { timeoutMs: START_TIMEOUT_MS, intervalMs: 50 },
   ).catch((e: unknown) => {
     throw new Error(`${String(e)}\n${describe(d)}`);
   });
   const startMs = Date.now() - started;
   return {
-    socket, state, pid: d.child.pid!, ctr, remove, startMs,
+    socket,
+    state,
+    pid: d.child.pid!,
+    ctr,
+    remove,
+    startMs,
     run: async (ns, id, opts = {}) => {
       // --rootfs is a switch: the positional image argument is then the rootfs directory.
       const args = ['run', '-d', '--rootfs'];
@@ -315,7 +394,9 @@ export async function startContainerd(scope: Teardown, dir: string, rootfs: stri
       made.add(`${ns}/${id}`);
       namespaces.add(ns);
       await ctr(ns, [...args, rootfs, id, '/bin/sleep', '999999']);
-      const pid = Number((await readFile(path.join(state, 'io.containerd.runtime.v2.task', ns, id, 'init.pid'), 'utf8')).trim());
+      const pid = Number(
+        (await readFile(path.join(state, 'io.containerd.runtime.v2.task', ns, id, 'init.pid'), 'utf8')).trim(),
+      );
       return pid;
     },
     killDaemon: async () => {
@@ -331,4 +412,3 @@ export async function mntnsOf(pid: number): Promise<number> {
   if (!m) throw new Error(`no mount namespace for pid ${pid}`);
   return Number(m[1]);
 }
-

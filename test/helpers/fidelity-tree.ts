@@ -225,8 +225,21 @@ export async function makeFidelityTree(dir: string, opts: FidelityOptions = {}):
 
 /** Fields snapshotTree can leave out (e.g. `dirsize`, which differs between filesystems). */
 export type SnapshotField =
-  | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'dirsize' | 'mtime' | 'mtimens' | 'nlink' | 'dirnlink'
-  | 'target' | 'rdev' | 'sha256' | 'xattrs' | 'hardlink';
+  | 'type'
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'size'
+  | 'dirsize'
+  | 'mtime'
+  | 'mtimens'
+  | 'nlink'
+  | 'dirnlink'
+  | 'target'
+  | 'rdev'
+  | 'sha256'
+  | 'xattrs'
+  | 'hardlink';
 
 export interface SnapshotOptions {
   /** Fields to leave out. Default: ['dirsize']. */
@@ -309,8 +322,12 @@ sys.stdout.write(''.join(line + '\n' for _, line in out))
  */
 export async function snapshotTree(dir: string, opts: SnapshotOptions = {}): Promise<string[]> {
   const omit = opts.omit ?? ['dirsize'];
-  const r = await run('python3', ['-c', SNAPSHOT_PY, dir, JSON.stringify(omit), opts.includeRoot === false ? '0' : '1'], {
-    timeoutMs: opts.timeoutMs ?? 60_000,
-  });
+  const r = await run(
+    'python3',
+    ['-c', SNAPSHOT_PY, dir, JSON.stringify(omit), opts.includeRoot === false ? '0' : '1'],
+    {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    },
+  );
   return r.stdout.split('\n').filter((l) => l !== '');
 }

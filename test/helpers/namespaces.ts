@@ -51,7 +51,10 @@ export interface Spawned {
  * Starts `argv` under `setpriv --pdeathsig <sig>` in a new process group, collecting output.
  * The returned pid is the one of the final program (setpriv, unshare and sh exec into it).
  */
-export function spawnLongLived(argv: string[], opts: { pdeathsig?: 'KILL' | 'TERM'; env?: NodeJS.ProcessEnv } = {}): Spawned {
+export function spawnLongLived(
+  argv: string[],
+  opts: { pdeathsig?: 'KILL' | 'TERM'; env?: NodeJS.ProcessEnv } = {},
+): Spawned {
   const child = spawn('setpriv', ['--pdeathsig', opts.pdeathsig ?? 'KILL', '--', ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -78,7 +81,13 @@ export function spawnLongLived(argv: string[], opts: { pdeathsig?: 'KILL' | 'TER
 
 async function waitReady(s: Spawned, re: RegExp, what: string): Promise<string> {
   try {
-    return await waitForLine(s.child, s.stdout, re, READY_TIMEOUT_MS, () => `${what}\nstdout: ${s.stdout.all()}\nstderr: ${s.stderr.all()}`);
+    return await waitForLine(
+      s.child,
+      s.stdout,
+      re,
+      READY_TIMEOUT_MS,
+      () => `${what}\nstdout: ${s.stdout.all()}\nstderr: ${s.stderr.all()}`,
+    );
   } catch (err) {
     await s.kill();
     throw err;
@@ -287,7 +296,18 @@ export async function makeNestedBindMountedNamespace(
   // come from per-CPU batches, so a namespace created on another CPU can look older: about one
   // try in seven failed. Creating both namespaces on one CPU (taskset) keeps the ids in order.
   const cpu = String(firstAllowedCpu());
-  const s = spawnLongLived(['taskset', '-c', cpu, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', `${pinInner} && exec sleep ${FOREVER}`]);
+  const s = spawnLongLived([
+    'taskset',
+    '-c',
+    cpu,
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    `${pinInner} && exec sleep ${FOREVER}`,
+  ]);
   let killed = false;
   const killOuter = async () => {
     if (killed) return;

@@ -11,7 +11,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import { spawnLongLived } from './namespaces.js';
-import { killGroup, run, waitExit, waitForLine, sleep, type RunOptions, type RunResult, type Teardown } from './proc.js';
+import {
+  killGroup,
+  run,
+  waitExit,
+  waitForLine,
+  sleep,
+  type RunOptions,
+  type RunResult,
+  type Teardown,
+} from './proc.js';
 import { detachMount, findMount, makeTempDir } from './tmp.js';
 import { removePidFile } from '../../src/cli/pidfile.js';
 
@@ -99,7 +108,8 @@ export async function startNsview(t: Teardown, opts: NsviewOptions = {}): Promis
   const deadline = Date.now() + MOUNT_TIMEOUT_MS;
   await waitForLine(proc, s.stderr, /mounted/, MOUNT_TIMEOUT_MS, describe);
   while (!(await findMount(mp))) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`nsview exited before its mount appeared\n${describe()}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`nsview exited before its mount appeared\n${describe()}`);
     if (Date.now() > deadline) throw new Error(`nsview said mounted but ${mp} is not in mountinfo\n${describe()}`);
     await sleep(25);
   }
@@ -144,4 +154,3 @@ async function stopDaemon(proc: ChildProcess, mountpoint: string): Promise<StopR
 export function runNsview(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return run(process.execPath, [NSVIEW_BIN, ...args], { check: false, ...opts });
 }
-

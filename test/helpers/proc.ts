@@ -76,9 +76,7 @@ export class CommandError extends Error {
       : result.signal
         ? `killed by ${result.signal}`
         : `exited with ${result.code}`;
-    super(
-      `command ${why}: ${command}\n--- stdout ---\n${tail(result.stdout)}\n--- stderr ---\n${tail(result.stderr)}`,
-    );
+    super(`command ${why}: ${command}\n--- stdout ---\n${tail(result.stdout)}\n--- stderr ---\n${tail(result.stderr)}`);
     this.name = 'CommandError';
   }
 }
@@ -296,7 +294,10 @@ export class LineWatcher {
 
   /** The first line (seen before or after this call) matching `re`. */
   waitLine(re: RegExp): Promise<string> {
-    const seen = this.text.split('\n').slice(0, -1).find((l) => re.test(l));
+    const seen = this.text
+      .split('\n')
+      .slice(0, -1)
+      .find((l) => re.test(l));
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve) => this.waiters.push({ re, resolve }));
   }
@@ -316,10 +317,21 @@ export async function waitForLine(
   let timer: NodeJS.Timeout | undefined;
   let onExit: (() => void) | undefined;
   const failure = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}\n${describe()}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}\n${describe()}`)),
+      timeoutMs,
+    );
     onExit = () =>
       // Let the last output arrive before deciding the line never came.
-      setTimeout(() => reject(new Error(`process exited (code ${child.exitCode}, signal ${child.signalCode}) before ${re}\n${describe()}`)), 100);
+      setTimeout(
+        () =>
+          reject(
+            new Error(
+              `process exited (code ${child.exitCode}, signal ${child.signalCode}) before ${re}\n${describe()}`,
+            ),
+          ),
+        100,
+      );
     if (child.exitCode !== null || child.signalCode !== null) onExit();
     else child.once('exit', onExit);
   });

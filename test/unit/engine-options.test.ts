@@ -9,7 +9,14 @@ import { allValues, engineOverrides } from '../../src/cli/engine-options.js';
 
 test('every form of --engine-root; several of one kind add up', (t) => {
   t.deepEqual(
-    engineOverrides(true, ['docker=/run/d.sock', 'docker=/x/d.sock,/x/exec', 'podman-api=/run/p.sock', 'storage=/g', 'storage=/g2,/r2', 'containerd=/c.sock,/c/state']),
+    engineOverrides(true, [
+      'docker=/run/d.sock',
+      'docker=/x/d.sock,/x/exec',
+      'podman-api=/run/p.sock',
+      'storage=/g',
+      'storage=/g2,/r2',
+      'containerd=/c.sock,/c/state',
+    ]),
     {
       docker: [{ socket: '/run/d.sock' }, { socket: '/x/d.sock', execRoot: '/x/exec' }],
       podmanApi: [{ socket: '/run/p.sock' }],
@@ -26,7 +33,16 @@ test('--no-engines: no engines at all, whatever --engine-root says', (t) => {
 });
 
 test('malformed values are usage errors (exit 2)', (t) => {
-  for (const bad of ['docker', '=/x', 'docker=', 'docker=/a,,/b', 'containerd=/only-socket', 'podman-api=/a,/b', 'docker=/a,/b,/c', 'lxc=/x']) {
+  for (const bad of [
+    'docker',
+    '=/x',
+    'docker=',
+    'docker=/a,,/b',
+    'containerd=/only-socket',
+    'podman-api=/a,/b',
+    'docker=/a,/b,/c',
+    'lxc=/x',
+  ]) {
     const e = t.throws(() => engineOverrides(true, [bad]), undefined, bad);
     t.is((e as Error & { exitCode?: number }).exitCode, 2, bad);
     t.true(e?.message.startsWith(`--engine-root ${bad}: `), e?.message);

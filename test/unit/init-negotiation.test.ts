@@ -22,7 +22,10 @@ test('POSIX ACL checks are asked for only when wished (with --allow-other)', (t)
   t.is(agreed({ cacheSymlinks: false, posixAcl: false }) & FUSE_POSIX_ACL, 0n);
   t.is(agreed({ cacheSymlinks: false, posixAcl: true }) & FUSE_POSIX_ACL, FUSE_POSIX_ACL);
   // ... and never when the kernel does not offer it.
-  const out = negotiateInit({ ...offer, flags: offer.flags & ~FUSE_POSIX_ACL }, { cacheSymlinks: false, posixAcl: true });
+  const out = negotiateInit(
+    { ...offer, flags: offer.flags & ~FUSE_POSIX_ACL },
+    { cacheSymlinks: false, posixAcl: true },
+  );
   t.true(out.kind === 'agree' && (out.reply.flags & FUSE_POSIX_ACL) === 0n);
 });
 

@@ -5,7 +5,15 @@
  */
 import test from 'ava';
 // The only nsview module this file uses.
-import { assertComponent, childOf, components, isComponent, isDot, isDotDot, pathBytes } from '../../src/resolve/names.js';
+import {
+  assertComponent,
+  childOf,
+  components,
+  isComponent,
+  isDot,
+  isDotDot,
+  pathBytes,
+} from '../../src/resolve/names.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -53,7 +61,7 @@ test('single components: what is refused and why', (t) => {
     // Listings filter with isComponent: a listed name is always one a lookup takes.
     t.is(isComponent(name), want === 'ok', `isComponent: ${label}`);
   }
-  t.false(isComponent(Buffer.alloc(600, 0x4c)), 'a hostile FUSE server\'s 600-byte name');
+  t.false(isComponent(Buffer.alloc(600, 0x4c)), "a hostile FUSE server's 600-byte name");
 });
 
 test('in-root paths are byte-exact latin1 strings: join and back', (t) => {

@@ -9,8 +9,18 @@ import { hasXattrName, isTrustedXattr, withoutTrustedXattrs } from '../../src/io
 const list = (...names: string[]) => Buffer.from(names.map((n) => `${n}\0`).join(''), 'latin1');
 
 test('trusted.* names are dropped, every other name kept byte for byte and in order', (t) => {
-  const all = list('user.a', 'trusted.overlay.opaque', 'security.selinux', 'trusted.x', 'system.posix_acl_access', 'user.trusted.not');
-  t.deepEqual(withoutTrustedXattrs(all), list('user.a', 'security.selinux', 'system.posix_acl_access', 'user.trusted.not'));
+  const all = list(
+    'user.a',
+    'trusted.overlay.opaque',
+    'security.selinux',
+    'trusted.x',
+    'system.posix_acl_access',
+    'user.trusted.not',
+  );
+  t.deepEqual(
+    withoutTrustedXattrs(all),
+    list('user.a', 'security.selinux', 'system.posix_acl_access', 'user.trusted.not'),
+  );
   t.deepEqual(withoutTrustedXattrs(list('trusted.only')), Buffer.alloc(0));
   t.deepEqual(withoutTrustedXattrs(Buffer.alloc(0)), Buffer.alloc(0));
   t.true(isTrustedXattr(Buffer.from('trusted.a')));
