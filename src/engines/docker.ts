@@ -14,7 +14,7 @@ import { asArray, asObject, num, obj, str, stringMap } from './json.js';
 import type { ContainerInfo, EngineSource, ListOptions } from './model.js';
 import { readRuntimeState } from './oci-state.js';
 import { readPidStart } from './proc-identity.js';
-import { unixGetJson, unixStreamLines } from './unix-http.js';
+import { followEvents, unixGetJson } from './unix-http.js';
 
 export interface DockerLocation {
   /** The API socket (unix path). */
@@ -112,28 +112,8 @@ export class DockerSource implements EngineSource {
   }
 
   watch(onChange: () => void): () => void {
-    let stopped = false;
-    let close: (() => void) | undefined;
-    let retry: NodeJS.Timeout | undefined;
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
-    const open = (): void => {
-      if (stopped) return;
-      close = unixStreamLines(
-        this.opts.socket,
-        `/events?filters=${filters}`,
-        () => onChange(),
-        () => {
-          // Daemon gone or restarted: the poll loop notices; reopen later.
-          if (!stopped) retry = setTimeout(open, 1000);
-        },
-      );
-    };
-    open();
-    return () => {
-      stopped = true;
-      clearTimeout(retry);
-      close?.();
-    };
+    return followEvents(this.opts.socket, `/events?filters=${filters}`, onChange);
   }
 }
 

@@ -10,7 +10,7 @@ import { E, NsviewError } from '../sys/errors.js';
 import { asArray, asObject, num, str, stringMap } from './json.js';
 import type { ContainerInfo, EngineSource, ListOptions } from './model.js';
 import { readPidStart } from './proc-identity.js';
-import { unixGetJson, unixStreamLines } from './unix-http.js';
+import { followEvents, unixGetJson } from './unix-http.js';
 
 export interface PodmanApiOptions {
   socket: string;
@@ -96,26 +96,7 @@ export class PodmanApiSource implements EngineSource {
   }
 
   watch(onChange: () => void): () => void {
-    let stopped = false;
-    let close: (() => void) | undefined;
-    let retry: NodeJS.Timeout | undefined;
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
-    const open = (): void => {
-      if (stopped) return;
-      close = unixStreamLines(
-        this.opts.socket,
-        `/v4.0.0/libpod/events?stream=true&filters=${filters}`,
-        () => onChange(),
-        () => {
-          if (!stopped) retry = setTimeout(open, 1000);
-        },
-      );
-    };
-    open();
-    return () => {
-      stopped = true;
-      clearTimeout(retry);
-      close?.();
-    };
+    return followEvents(this.opts.socket, `/v4.0.0/libpod/events?stream=true&filters=${filters}`, onChange);
   }
 }

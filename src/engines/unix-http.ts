@@ -145,3 +145,31 @@ export function probeUnixSocket(
     sock.once('error', (e) => done({ ok: false, errno: errnoOf(e), message: `connect ${socketPath}: ${e.message}` }));
   });
 }
+
+/**
+ * Follow an engine's event stream as a change hint: `onChange` for every event line, the stream
+ * reopened a second after it ends (the daemon restarted or went away; the registry's poll notices
+ * meanwhile). Returns a function that stops following.
+ */
+export function followEvents(socket: string, path: string, onChange: () => void): () => void {
+  let stopped = false;
+  let close: (() => void) | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const open = (): void => {
+    if (stopped) return;
+    close = unixStreamLines(
+      socket,
+      path,
+      () => onChange(),
+      () => {
+        if (!stopped) retry = setTimeout(open, 1000);
+      },
+    );
+  };
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    close?.();
+  };
+}
