@@ -10,6 +10,10 @@
  *   workers are refused at once, and the thread count stays bounded;
  * - after SIGCONT the stuck workers come back and the pool is whole again.
  * The op timeout is 60 s: what answers sooner was decided by the mechanism under test.
+ *
+ * Run apart from the default suite (`npm run test:budget`): once in a full run its ava worker
+ * stayed alive after the file's last hook (idle, every test passed) and held the suite; not yet
+ * explained. The pool's deadlines no longer keep a process alive, which may have been it.
  */
 import test from 'ava';
 import fs from 'node:fs';

@@ -178,7 +178,8 @@ export class IoPool {
         // as it crosses the thread boundary untyped.
         resolve: (v) => resolve(v as IoResult<K>),
         reject,
-        timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs),
+        // Deadlines never keep the process alive by themselves (a closed pool's stuck requests).
+        timer: setTimeout(() => this.timeout(p), this.opts.opTimeoutMs).unref(),
       };
       if (signal) {
         p.signal = signal;
@@ -392,7 +393,7 @@ export class IoPool {
     // quick, and replacing a worker costs a thread start), then is written off as at a timeout.
     this.answer(p, { id: p.id, ok: false, errno: E.EINTR, message: `${p.req.op} interrupted` });
     clearTimeout(p.timer);
-    p.timer = setTimeout(() => this.timeout(p), ABORT_GRACE_MS);
+    p.timer = setTimeout(() => this.timeout(p), ABORT_GRACE_MS).unref();
   }
 
   /**
@@ -489,6 +490,7 @@ export class IoPool {
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
     for (const p of this.queue.splice(0))
       this.settle(p, { id: p.id, ok: false, errno: E.ENOTCONN, message: 'io pool closed' });
+    for (const s of this.slots) if (s.busy) clearTimeout(s.busy.timer);
     // A worker blocked in the kernel cannot be joined; terminate() would wait for it, so only
     // the idle ones are awaited. Stuck ones end with the process.
     const idle = this.slots.filter((s) => !s.busy).map((s) => s.worker.terminate());
