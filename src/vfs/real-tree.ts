@@ -111,9 +111,10 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     b: NamespaceBinding,
     path: InRootPath,
     signal?: AbortSignal,
+    deadErrno: number = E.ENOENT,
   ): Promise<{ st: StatxView; fsType: number }> {
     const vc = this.vc;
-    vc.live(b);
+    vc.live(b, deadErrno);
     const held = vc.roots.peek(b.id);
     const fast = held && vc.fast.tryStat(held, path, this.links === 'rewrite');
     let st: StatxView;
@@ -125,7 +126,7 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
       const r = await vc.inRoot(
         b,
         (root) => vc.io.run({ op: 'stat', root, path, links: vc.linkView(this.links) }, b.inode, { signal }),
-        undefined,
+        deadErrno,
         signal,
       );
       st = new StatxView(Buffer.from(r.stat.buffer, r.stat.byteOffset, STATX_RECORD));
@@ -188,7 +189,10 @@ export class RealTree implements NodeKind<RealNode>, CatalogListener {
     assertComponent(name);
     if (p.opaque) throw new NsviewError(E.ENOENT);
     const component = name.toString('latin1');
-    const { st, fsType } = await this.statReal(p.binding, childOf(p.path, component), ctx.signal);
+    // A name under a directory of a dead namespace is ESTALE, not ENOENT: the kernel then walks
+    // the whole path again with revalidation, so a path through a cached /<N> that the kernel
+    // has not dropped yet reaches whatever namespace has N now instead of failing once.
+    const { st, fsType } = await this.statReal(p.binding, childOf(p.path, component), ctx.signal, E.ESTALE);
     return this.entry(p.binding, p, component, st, fsType, false);
   }
 
